@@ -1,0 +1,41 @@
+"""edgekit: on-device LLM inference toolkit.
+
+The public API (a test keeps ``__all__`` sorted and complete)::
+
+    import edgekit
+    with edgekit.load() as model:
+        print(model.chat("Say hi in French.", temperature=0).text)
+"""
+
+from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
+from edgekit.errors import EdgekitError
+from edgekit.models.lock import Lockfile, ModelEntry
+from edgekit.runtime.base import Backend, Capabilities
+from edgekit.runtime.session import ChatSession
+from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, GenerationParams, TokenSignal, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "ChatMessage",
+    "ChatSession",
+    "Chunk",
+    "Completion",
+    "Confidence",
+    "EdgekitError",
+    "GenerationParams",
+    "Lockfile",
+    "Model",
+    "ModelEntry",
+    "TokenSignal",
+    "Usage",
+    "__version__",
+    "list_models",
+    "load",
+    "lockfile",
+    "pull",
+    "remote",
+    "verify",
+]

@@ -1,0 +1,3 @@
+from edgekit.cli.app import main
+
+main()

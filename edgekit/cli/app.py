@@ -1,0 +1,57 @@
+"""Root of the CLI: command registration and the one place errors become messages and exit codes.
+
+Exit codes: 0 ok, 1 a check ran and failed, 2 usage or input error, 3 runtime failure, 130 interrupted.
+Tracebacks only with EDGEKIT_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from edgekit.cli import bench, chat, models, run
+from edgekit.cli.render import err, error_line
+from edgekit.config import Settings
+from edgekit.errors import EdgekitError
+
+app = typer.Typer(
+    name="edgekit",
+    help="On-device LLM toolkit: verified small models, local chat, benchmarks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("run")(run.run)
+app.command("chat")(chat.chat)
+app.command("pull")(models.pull)
+app.command("bench")(bench.bench)
+app.add_typer(models.app, name="models")
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = Settings.from_env().debug
+    try:
+        code = app(args=argv, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as e:
+        if debug:
+            raise
+        err.print(error_line(e), markup=False)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # usage errors: bad option, missing argument
+        e.show()
+        sys.exit(2)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence; details with EDGEKIT_DEBUG=1
+        if debug:
+            raise
+        err.print(f"error: unexpected {type(e).__name__}: {e} (hint: run again with EDGEKIT_DEBUG=1 and report it)",
+                  markup=False)
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,58 @@
+"""edgekit bench: edgekit's local path against raw llama-cpp-python, same model, same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import edgekit
+from edgekit.bench import run_bench
+from edgekit.cli.render import err, out, progress_bar
+from edgekit.cli.run import ModelOpt
+from edgekit.errors import InputError
+from edgekit.runtime.llamacpp import _default_threads
+
+
+def bench(
+    model: ModelOpt = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", help="Tokens generated per run.")] = 128,
+    runs: Annotated[int, typer.Option("--runs", help="Measured runs per side (after one warm-up).")] = 3,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads, same for both sides.")] = None,
+    n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window for both sides.")] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Prompt and generation tok/s, time to first token and peak RSS, with ratios to raw llama-cpp-python."""
+    if runs < 1 or max_tokens < 2:
+        raise InputError("--runs must be >= 1 and --max-tokens >= 2")
+    if model and Path(model).expanduser().exists():
+        path, name = Path(model).expanduser(), Path(model).name
+    else:
+        with progress_bar() as progress:
+            path = edgekit.pull(model, progress=progress)
+        name = model or edgekit.lockfile().default
+    if path.is_dir():
+        raise InputError(f"{name} is not a GGUF file; bench compares against raw llama-cpp-python")
+    if not as_json:
+        err.print(f"[dim]benchmarking {name}: raw llama-cpp-python, then edgekit ({runs} runs each)...[/dim]")
+    report = run_bench(path, model=name, threads=threads or _default_threads(), n_ctx=n_ctx,
+                       max_tokens=max_tokens, runs=runs)
+    if as_json:
+        out.print(json.dumps(report.to_dict(), indent=2), markup=False)
+        return
+    table = Table(title=f"{name} ({report.model_size_mb:.0f} MB, {report.threads} threads)", box=None)
+    for col in ("", "raw llama-cpp-python", "edgekit", "ratio / delta"):
+        table.add_column(col, justify="right")
+    r, e = report.raw, report.edgekit
+    table.add_row("prompt tok/s", f"{r.prompt_tok_s:.1f}", f"{e.prompt_tok_s:.1f}", f"{report.prompt_ratio:.3f}x")
+    table.add_row("generation tok/s", f"{r.gen_tok_s:.1f}", f"{e.gen_tok_s:.1f}", f"{report.gen_ratio:.3f}x")
+    table.add_row("time to first token", f"{r.ttft_ms:.1f} ms", f"{e.ttft_ms:.1f} ms", f"{report.ttft_overhead_ms:+.1f} ms")
+    table.add_row("peak RSS", f"{r.peak_rss_mb:.0f} MB", f"{e.peak_rss_mb:.0f} MB",
+                  f"model + {e.peak_rss_mb - report.model_size_mb:.0f} MB")
+    table.add_row("load", f"{r.load_s:.2f} s", f"{e.load_s:.2f} s", "")
+    out.print(table)
+    out.print(f"prompt {e.prompt_tokens} tokens, generated {e.gen_tokens}; greedy outputs "
+              + ("match" if report.same_output else "DIFFER"), markup=False)

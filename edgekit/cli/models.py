@@ -1,0 +1,87 @@
+"""edgekit pull / edgekit models: fetch, list, verify and add pinned models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import edgekit
+from edgekit.cli.render import err, out, progress_bar
+from edgekit.config import Settings
+from edgekit.errors import CheckFailedError, EdgekitError
+from edgekit.models.edit import add_local
+
+app = typer.Typer(help="List, verify and add models in models.lock.", no_args_is_help=True)
+
+
+def pull(
+    name: Annotated[str | None, typer.Argument(help="models.lock name [default: the lock's default]")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
+) -> None:
+    """Download a model from its pinned source and verify its sha256."""
+    with progress_bar() as progress:
+        path = edgekit.pull(name, force=force, progress=progress)
+    out.print(str(path), markup=False)
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show each model: format, role, size, whether it is cached and verified."""
+    rows = edgekit.list_models()
+    default = edgekit.lockfile().default
+    if as_json:
+        data = [{"name": s.entry.name, "format": s.entry.format, "role": s.entry.role, "size": s.entry.size,
+                 "license": s.entry.license, "cached": s.cached, "verified": s.verified, "path": str(s.path),
+                 "default": s.entry.name == default} for s in rows]
+        out.print(json.dumps(data, indent=2), markup=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "format", "role", "size", "cached", "verified", "license"):
+        table.add_column(col)
+    for s in rows:
+        mark = " (default)" if s.entry.name == default else ""
+        table.add_row(s.entry.name + mark, s.entry.format, s.entry.role, f"{s.entry.size / 1e6:,.1f} MB",
+                      "yes" if s.cached else "no", "yes" if s.verified else "no", s.entry.license)
+    out.print(table)
+
+
+@app.command("verify")
+def verify(name: Annotated[str | None, typer.Argument(help="Model to check [default: every cached model]")] = None) -> None:
+    """Re-hash cached models against models.lock; exit 1 if any differs."""
+    names = [name] if name else [s.entry.name for s in edgekit.list_models() if s.cached]
+    if not names:
+        out.print("no models are cached; run 'edgekit pull' first")
+        return
+    failed = 0
+    with progress_bar() as progress:
+        for n in names:
+            try:
+                edgekit.verify(n, progress=progress)
+                out.print(f"ok      {n}", markup=False)
+            except EdgekitError as e:
+                if name:
+                    raise
+                failed += 1
+                err.print(f"FAILED  {n}: {e.message}", markup=False)
+    if failed:
+        raise CheckFailedError(f"{failed} of {len(names)} models failed verification",
+                               "Run 'edgekit pull NAME --force' for each failed model.")
+
+
+@app.command("add")
+def add(
+    path: Annotated[Path, typer.Argument(help="A GGUF file, ONNX folder or Hugging Face folder.")],
+    name: Annotated[str, typer.Option("--name", help="Entry name in models.lock.")],
+    role: Annotated[str, typer.Option("--role", help="chat, escalation, encoder, ...")] = "chat",
+    license_: Annotated[str, typer.Option("--license", help="SPDX license id of the weights.")] = "unknown",
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an entry with the same name.")] = False,
+) -> None:
+    """Pin a local file in models.lock (sha256 and size computed; used in place)."""
+    lock_path = Settings.from_env().lock_path
+    with progress_bar() as progress:
+        entry = add_local(lock_path, path, name=name, role=role, license=license_, replace=replace, progress=progress)
+    out.print(f"added {entry.name} ({entry.format}, sha256 {entry.sha256[:16]}...) to {lock_path}", markup=False)

@@ -1,0 +1,58 @@
+"""Rendering helpers shared by commands: consoles, progress bars, error lines."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from edgekit.errors import EdgekitError, EncodingError
+from edgekit.models.verify import ProgressFn
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[ProgressFn]:
+    """A ProgressFn that draws one bar per stage on stderr (nothing when stderr is not a terminal)."""
+    if not err.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    bars = Progress(TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err, transient=True)
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def error_line(e: EdgekitError) -> str:
+    return f"error: {e.message} (hint: {e.hint})"
+
+
+def read_text_arg(value: str) -> str:
+    """A prompt argument: '-' reads stdin as strict UTF-8; other values must be valid UTF-8 too."""
+    if value == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise EncodingError(f"stdin is not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+    return value

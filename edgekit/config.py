@@ -1,0 +1,66 @@
+"""Settings and paths, read from ``EDGEKIT_*`` environment variables with platformdirs defaults.
+
+| variable | meaning | default |
+|---|---|---|
+| EDGEKIT_CACHE_DIR | where pulled models live | platformdirs user cache dir / models |
+| EDGEKIT_LOCK | the models.lock to use | ./models.lock if present, else the one shipped with edgekit |
+| EDGEKIT_OFFLINE | 1: never touch the network | 0 |
+| EDGEKIT_DEBUG | 1: show tracebacks in the CLI | 0 |
+| EDGEKIT_HF_ENDPOINT | Hugging Face hub base URL (HF_ENDPOINT also works) | https://huggingface.co |
+| EDGEKIT_REMOTE_URL | base URL of the OpenAI-compatible remote (..../v1) | unset |
+| EDGEKIT_REMOTE_API_KEY_ENV | name of the variable holding the remote API key | EDGEKIT_REMOTE_API_KEY |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "edgekit"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_lock_path() -> Path:
+    """./models.lock in the working directory wins (a project pins its own models); else the shipped one."""
+    local = Path.cwd() / "models.lock"
+    if local.is_file():
+        return local
+    shipped = resources.files("edgekit") / "_data" / "models.lock"
+    if shipped.is_file():
+        return Path(str(shipped))
+    # An editable install of a source checkout: the lock sits at the repository root.
+    return Path(__file__).resolve().parent.parent / "models.lock"
+
+
+@dataclass(frozen=True)
+class Settings:
+    cache_dir: Path
+    lock_path: Path
+    offline: bool
+    debug: bool
+    hf_endpoint: str
+    remote_url: str | None
+    remote_api_key_env: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        cache = os.environ.get("EDGEKIT_CACHE_DIR")
+        lock = os.environ.get("EDGEKIT_LOCK")
+        return cls(
+            cache_dir=Path(cache) if cache else Path(platformdirs.user_cache_dir(APP_NAME)) / "models",
+            lock_path=Path(lock) if lock else default_lock_path(),
+            offline=_flag("EDGEKIT_OFFLINE"),
+            debug=_flag("EDGEKIT_DEBUG"),
+            hf_endpoint=(
+                os.environ.get("EDGEKIT_HF_ENDPOINT") or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+            ).rstrip("/"),
+            remote_url=os.environ.get("EDGEKIT_REMOTE_URL") or None,
+            remote_api_key_env=os.environ.get("EDGEKIT_REMOTE_API_KEY_ENV") or "EDGEKIT_REMOTE_API_KEY",
+        )

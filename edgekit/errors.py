@@ -1,0 +1,156 @@
+"""The error tree. Every error says what went wrong and what to do next.
+
+The CLI maps each class to an exit code (see ``exit_code``): 2 for input and usage errors the user can
+fix by changing what they typed or pointed at, 3 for runtime failures, 1 for checks that ran and failed.
+Remote errors also say whether retrying can help.
+"""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Base of all edgekit errors: a one-line message plus a hint with the next step."""
+
+    exit_code = 3
+    default_hint = "Run again with EDGEKIT_DEBUG=1 for details."
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})"
+
+
+# --- input and usage (exit 2) -------------------------------------------------------------------
+
+
+class InputError(EdgekitError):
+    """Something the user gave is unusable as it is."""
+
+    exit_code = 2
+    default_hint = "Check the command's --help."
+
+
+class EmptyPromptError(InputError):
+    default_hint = "Give a non-empty prompt, or '-' to read it from stdin."
+
+
+class EncodingError(InputError):
+    default_hint = "Convert the input to UTF-8 (for example with iconv -t UTF-8)."
+
+
+class ContextOverflowError(InputError):
+    default_hint = "Shorten the prompt or history (/reset in chat), or load the model with a larger n_ctx."
+
+
+class UnknownModelError(InputError):
+    default_hint = "Run 'edgekit models list' to see the models in models.lock."
+
+
+class LockfileError(InputError):
+    default_hint = "Fix the field named above; see the models.lock section of the README."
+
+
+class ModelFileError(InputError):
+    """The file is not a model we can load (truncated, wrong format, broken tokenizer)."""
+
+    default_hint = "Re-download the file, or point at a complete GGUF or ONNX model folder."
+
+
+class TokenizerError(ModelFileError):
+    default_hint = "The model's tokenizer is broken; rebuild the file from its source, or use another model."
+
+
+# --- model store (exit 3 unless the user can fix it) ------------------------------------------
+
+
+class HashMismatchError(EdgekitError):
+    default_hint = "The file was corrupted or replaced; run 'edgekit pull NAME --force' to fetch it again."
+
+
+class OfflineError(EdgekitError):
+    default_hint = "Unset EDGEKIT_OFFLINE to allow downloads, or copy the file into the cache."
+
+
+class DownloadError(EdgekitError):
+    default_hint = "Check the network or the source in models.lock, then run 'edgekit pull' again; it resumes."
+
+
+class DiskFullError(DownloadError):
+    default_hint = "Free disk space or set EDGEKIT_CACHE_DIR to a larger disk, then pull again."
+
+
+# --- runtime (exit 3) ------------------------------------------------------------------------------
+
+
+class BackendError(EdgekitError):
+    default_hint = "Run again with EDGEKIT_DEBUG=1 for details."
+
+
+class MissingDependencyError(EdgekitError):
+    default_hint = "Install the extra named in the message."
+
+
+class RemoteError(EdgekitError):
+    """A remote OpenAI-compatible endpoint failed. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+    default_hint = "Check the endpoint URL and that the server is running."
+
+    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+class RemoteUnreachableError(RemoteError):
+    retryable = True
+    default_hint = "Check the endpoint URL (EDGEKIT_REMOTE_URL) and that the server is running."
+
+
+class RemoteTimeoutError(RemoteError):
+    retryable = True
+    default_hint = "The endpoint is slow or stuck; raise the timeout or try again later."
+
+
+class RemoteAuthError(RemoteError):
+    retryable = False
+    default_hint = "Set a valid key in the API-key environment variable (EDGEKIT_REMOTE_API_KEY by default)."
+
+
+class RemoteRateLimitError(RemoteError):
+    retryable = True
+    default_hint = "The endpoint is rate limiting; wait and retry, or lower the request rate."
+
+
+class RemoteServerError(RemoteError):
+    retryable = True
+    default_hint = "The endpoint failed on its side; retry later or check its logs."
+
+
+class RemoteProtocolError(RemoteError):
+    retryable = True
+    default_hint = "The endpoint's reply is not OpenAI-compatible; check the URL points at /v1."
+
+
+class RemoteRequestError(RemoteError):
+    """4xx other than auth and rate limits: our request was rejected as it stands."""
+
+    retryable = False
+    default_hint = "The endpoint rejected the request; check the model name and parameters."
+
+
+# --- checks (exit 1) -------------------------------------------------------------------------------
+
+
+class CheckFailedError(EdgekitError):
+    """A check ran and its verdict is 'fail' (for example a drift gate or a verification)."""
+
+    exit_code = 1
+    default_hint = "See the report above for what failed."
+
+
+def exit_code(error: BaseException) -> int:
+    """The CLI exit code for an exception: the error's own, or 3 for anything unexpected."""
+    return error.exit_code if isinstance(error, EdgekitError) else 3

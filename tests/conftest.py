@@ -1,0 +1,54 @@
+"""Shared fixtures. Model tests use the real default model from models.lock, pulled once per machine
+into the normal edgekit cache (like a user's first run), and loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import edgekit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repo_lock() -> Iterator[None]:
+    """Tests read the repository's models.lock, whatever the working directory."""
+    old = os.environ.get("EDGEKIT_LOCK")
+    os.environ["EDGEKIT_LOCK"] = str(ROOT / "models.lock")
+    yield
+    if old is None:
+        os.environ.pop("EDGEKIT_LOCK", None)
+    else:
+        os.environ["EDGEKIT_LOCK"] = old
+
+
+@pytest.fixture(scope="session")
+def default_model_path(_repo_lock: None) -> Path:
+    return edgekit.pull()
+
+
+@pytest.fixture(scope="session")
+def default_model(default_model_path: Path) -> Iterator[edgekit.Model]:
+    with edgekit.load(n_ctx=2048) as model:
+        yield model
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cache dir and a private copy of the lock, for tests that change either."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(cache))
+    lock = tmp_path / "models.lock"
+    lock.write_text((ROOT / "models.lock").read_text())
+    monkeypatch.setenv("EDGEKIT_LOCK", str(lock))
+    monkeypatch.delenv("EDGEKIT_OFFLINE", raising=False)
+    return tmp_path
+
+
+def edgekit_cmd() -> list[str]:
+    return [sys.executable, "-m", "edgekit"]

