@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from edgekit.cli import bench, chat, models, run
@@ -40,12 +39,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(error_line(e), markup=False)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:  # usage errors: bad option, missing argument
-        e.show()
+    except typer.TyperException as e:  # usage errors: bad option, missing argument (typer's own click)
+        e.show()  # type: ignore[attr-defined]
         sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence; details with EDGEKIT_DEBUG=1

@@ -216,32 +216,33 @@ class RemoteBackend(BackendBase):
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[Chunk]:
         url = self._endpoint("/chat/completions")
         body = self._body(messages, params, stream=True)
-        with (
-            self._guard(url),
-            self._client.stream("POST", url, json=body, headers={"Accept": "text/event-stream"}) as resp,
-        ):
-            self._check_status(resp, url)
-            ctype = resp.headers.get("content-type", "").lower()
-            if ctype.startswith("application/json"):
-                # A server that ignores "stream": true answers with one JSON completion.
-                resp.read()
-                comp = self._parse_completion(self._json(resp, url), url)
-                yield Chunk(comp.text, signals=comp.signals)
-                yield Chunk("", finish_reason=comp.finish_reason, usage=comp.usage)
-                return
-            if "html" in ctype:
-                self._fail(
-                    RemoteProtocolError, url, f"answered with an HTML page ({ctype}), not an event stream"
-                )
-            with self._guard(url, in_body=True):
-                yield from self._parse_stream(resp.iter_bytes(), url)
+        with self._guard(url):
+            resp = self._send("POST", url, body, accept="text/event-stream", stream=True)
+            try:
+                self._check_status(resp, url)
+                ctype = resp.headers.get("content-type", "").lower()
+                if ctype.startswith("application/json"):
+                    # A server that ignores "stream": true answers with one JSON completion.
+                    resp.read()
+                    comp = self._parse_completion(self._json(resp, url), url)
+                    yield Chunk(comp.text, signals=comp.signals)
+                    yield Chunk("", finish_reason=comp.finish_reason, usage=comp.usage)
+                    return
+                if "html" in ctype:
+                    self._fail(
+                        RemoteProtocolError, url, f"answered with an HTML page ({ctype}), not a stream"
+                    )
+                with self._guard(url, in_body=True):
+                    yield from self._parse_stream(resp.iter_bytes(), url)
+            finally:
+                resp.close()
 
     def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
         """One non-streaming request (``"stream": false``); for servers or proxies that cannot stream."""
         url = self._endpoint("/chat/completions")
         started = time.perf_counter()
         with self._guard(url):
-            resp = self._client.post(url, json=self._body(messages, params, stream=False))
+            resp = self._send("POST", url, self._body(messages, params, stream=False))
         self._check_status(resp, url)
         comp = self._parse_completion(self._json(resp, url), url)
         total = time.perf_counter() - started
@@ -254,7 +255,7 @@ class RemoteBackend(BackendBase):
         """The model ids the endpoint lists at ``/models`` (a cheap health check)."""
         url = self._endpoint("/models")
         with self._guard(url):
-            resp = self._client.get(url)
+            resp = self._send("GET", url)
         self._check_status(resp, url)
         obj = self._json(resp, url)
         data = obj.get("data")
@@ -265,6 +266,33 @@ class RemoteBackend(BackendBase):
         return [m["id"] for m in data]
 
     # --- request ----------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+        *,
+        accept: str | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send once, and once more if the connection died before any response came back.
+
+        A server may close a kept-alive connection just as httpx picks it from the pool (llama_cpp.server
+        does so right after a stream it aborted); the request then fails with no response at all, and in
+        that case it almost never reached the model, so one immediate retry on a fresh connection is what
+        clients (the OpenAI SDK included) do. Connect errors, timeouts and any failure after the response
+        started are not retried here: they are reported, with ``retryable`` set, for the caller to decide.
+        """
+        headers = {"Accept": accept} if accept else None
+        for attempt in (1, 2):
+            request = self._client.build_request(method, url, json=body, headers=headers)
+            try:
+                return self._client.send(request, stream=stream)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _body(
         self, messages: Sequence[ChatMessage], params: GenerationParams, *, stream: bool
@@ -484,7 +512,12 @@ class RemoteBackend(BackendBase):
                     hint=_CUT_HINT,
                 )
             if isinstance(exc, httpx.RemoteProtocolError):
-                self._fail(RemoteProtocolError, url, f"broke the HTTP protocol: {self._net_detail(exc)}")
+                self._fail(
+                    RemoteProtocolError,
+                    url,
+                    f"broke the HTTP protocol: {self._net_detail(exc)}",
+                    hint="The server dropped the connection without answering; check its logs, then retry.",
+                )
             self._fail(RemoteUnreachableError, url, f"could not be reached: {self._net_detail(exc)}")
         except httpx.HTTPError as exc:  # anything else httpx raises (decoding, stream consumed...)
             self._fail(RemoteProtocolError, url, f"failed: {self._net_detail(exc)}")

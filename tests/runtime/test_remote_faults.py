@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         fault = self.path.split("/")[1]
-        if fault == "ok":
+        if fault in ("ok", "keepalive"):
             self._send(200, json.dumps({"object": "list", "data": [{"id": "fake-model"}]}).encode())
         elif fault == "html":
             self._send(200, b"<html><body>It works!</body></html>", "text/html")
@@ -139,6 +139,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(_delta("one"))
             self._write_chunk(_delta(" two"))
             self.wfile.flush()
+        elif fault == "keepalive":
+            # What llama_cpp.server does when a stream fails after its 200: an empty, well-formed chunked
+            # body on a kept-alive connection, then the connection is dropped. Made deterministic here: the
+            # next request on this connection is read and left unanswered.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._write_chunk(b"")
+            self.connection.settimeout(5)
+            try:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+            except OSError:
+                pass
+            self.close_connection = True
         elif fault == "cuteof":  # body delimited by connection close: clean EOF, but no [DONE]
             self._start_sse(chunked=False)
             self.wfile.write(_delta("one") + _delta(" two"))
@@ -268,3 +284,13 @@ def test_unreachable_port() -> None:
         assert f"{url}/chat/completions" in info.value.message
         with pytest.raises(RemoteUnreachableError):
             b.models()
+
+
+def test_server_drops_the_kept_alive_connection_after_a_failed_stream(server: str) -> None:
+    err, got = _fails(server, "keepalive")
+    assert type(err) is RemoteProtocolError and "stream ended early" in err.message and got == []
+    with _backend(server, "keepalive") as b:
+        with pytest.raises(RemoteProtocolError):
+            list(b.stream(MSGS, PARAMS))
+        # the pooled connection is dead; the request is retried once on a fresh one
+        assert b.models() == ["fake-model"]

@@ -94,7 +94,10 @@ def llama_server(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", "2048",
-        "--n_threads", "2",
+        # One thread: on a small shared CI box, OpenMP threads that spin-wait against other work can make
+        # decoding a hundred times slower.
+        "--n_threads", "1",
+        "--n_threads_batch", "1",
         "--api_key", api_key,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -209,11 +212,3 @@ def test_wrong_api_key_is_an_auth_error(llama_server: LlamaServer, monkeypatch: 
         with pytest.raises(RemoteAuthError):
             list(b.stream(PROMPT, GenerationParams(max_tokens=3)))  # type: ignore[arg-type]
     assert os.environ[KEY_ENV] not in str(info.value)
-
-
-# TEMPORARY (remove before hand-off): lets this module run before tests/conftest.py defines the fixture.
-if os.environ.get("EDGEKIT_TEST_GGUF"):
-
-    @pytest.fixture(scope="session")
-    def default_model_path() -> Path:
-        return Path(os.environ["EDGEKIT_TEST_GGUF"])

@@ -630,3 +630,55 @@ def test_unsendable_key_is_input_error_without_the_key(monkeypatch: pytest.Monke
         RemoteBackend(BASE, "m")
     assert bad not in _all_text(info.value)
     assert "EDGEKIT_REMOTE_API_KEY" in info.value.message
+
+
+@pytest.mark.parametrize("exc_cls", [httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError])
+def test_connection_dropped_before_any_response_is_retried_once(exc_cls: type[httpx.TransportError]) -> None:
+    """A stale kept-alive connection fails with no response at all; one retry on a fresh one fixes it."""
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise exc_cls("Server disconnected without sending a response.", request=request)
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "m"}]})
+        return sse_response(STANDARD)
+
+    with backend(handler) as b:
+        assert b.chat(MSGS, PARAMS).text == "Hello wörld"
+        assert len(calls) == 2
+        calls.clear()
+        assert b.models() == ["m"]
+        assert len(calls) == 2
+    # the retry sends the same request
+    assert calls[0].content == calls[1].content
+
+
+@pytest.mark.parametrize(
+    "exc_cls", [httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout]
+)
+def test_connect_errors_and_timeouts_are_not_retried(exc_cls: type[httpx.TransportError]) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise exc_cls("nope", request=request)
+
+    fail(handler)
+    assert len(calls) == 1
+
+
+def test_errors_after_the_response_started_are_not_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def body() -> Iterator[bytes]:
+        yield sse(delta("partial"))
+        raise httpx.RemoteProtocolError("incomplete chunked read")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    assert type(fail(handler)) is RemoteProtocolError
+    assert len(calls) == 1

@@ -1,0 +1,88 @@
+"""The public API on the real default model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import edgekit
+from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError
+
+pytestmark = pytest.mark.model
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_chat_answers_with_usage_timings_and_signals(default_model: edgekit.Model) -> None:
+    reply = default_model.chat("Which city is the capital of France?", temperature=0, max_tokens=24)
+    assert "Paris" in reply.text
+    assert reply.backend == "llama.cpp" and reply.model == "smollm2-135m-instruct"
+    assert reply.usage.prompt_tokens > 5 and reply.usage.completion_tokens == len(reply.signals) > 0
+    assert all(0 < s.prob <= 1 and s.entropy >= 0 for s in reply.signals)  # type: ignore[operator]
+    assert "".join(s.text for s in reply.signals).strip() == reply.text.strip()
+    conf = reply.confidence
+    assert conf.min_prob is not None and conf.mean_prob is not None and 0 < conf.min_prob <= conf.mean_prob <= 1
+    assert reply.timings.ttft_s > 0 and reply.timings.total_s >= reply.timings.ttft_s
+
+
+def test_stream_matches_chat_when_greedy(default_model: edgekit.Model) -> None:
+    full = default_model.chat("List three fruits.", temperature=0, max_tokens=40)
+    chunks = list(default_model.chat("List three fruits.", temperature=0, max_tokens=40, stream=True))
+    assert "".join(c.text for c in chunks) == full.text
+    assert chunks[-1].finish_reason == full.finish_reason and chunks[-1].usage == full.usage
+    assert sum(1 for c in chunks if c.text) > 3, "text arrives in several pieces"
+
+
+def test_seed_makes_sampling_repeatable(default_model: edgekit.Model) -> None:
+    a = default_model.chat("Tell me a story about a cat.", temperature=1.0, seed=7, max_tokens=30).text
+    b = default_model.chat("Tell me a story about a cat.", temperature=1.0, seed=7, max_tokens=30).text
+    assert a == b
+
+
+def test_max_tokens_and_stop_strings(default_model: edgekit.Model) -> None:
+    short = default_model.chat("Write a long essay about rivers.", temperature=0, max_tokens=5)
+    assert short.finish_reason == "length" and short.usage.completion_tokens == 5
+    free = default_model.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=60).text
+    assert "," in free
+    stopped = default_model.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=60, stop=[","])
+    assert stopped.finish_reason == "stop" and "," not in stopped.text
+    assert free.startswith(stopped.text)
+
+
+def test_system_prompt_and_multi_turn_session(default_model: edgekit.Model) -> None:
+    session = edgekit.ChatSession(default_model, system="You are a helpful assistant.")
+    first = list(session.send("My name is Ada. Say hello to me.", temperature=0, max_tokens=30))
+    second = list(session.send("What is my name?", temperature=0, max_tokens=30))
+    u1, u2 = first[-1].usage, second[-1].usage
+    assert u1 and u2 and u1.completion_tokens > 0
+    # the second prompt carries the whole first exchange
+    assert u2.prompt_tokens > u1.prompt_tokens + u1.completion_tokens
+    assert session.history[1]["content"] == "".join(c.text for c in first)
+    assert [m["role"] for m in session.messages()] == ["system", "user", "assistant", "user", "assistant"]
+
+
+def test_interrupted_stream_keeps_the_backend_usable(default_model: edgekit.Model) -> None:
+    stream = default_model.chat("Write a poem about the sea.", temperature=0, max_tokens=100, stream=True)
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    assert "Paris" in default_model.chat("Which city is the capital of France?", temperature=0, max_tokens=20).text
+
+
+def test_bad_prompts_are_refused_before_generation(default_model: edgekit.Model) -> None:
+    with pytest.raises(EmptyPromptError):
+        default_model.chat("   ")
+    with pytest.raises(EncodingError):
+        default_model.chat("caf\udce9")  # a byte that was not UTF-8, as Python decodes it from argv
+    with pytest.raises(ContextOverflowError) as info:
+        default_model.chat("word " * 3000)
+    assert "context window is 2048" in info.value.message and info.value.exit_code == 2
+
+
+def test_readme_example_runs_as_written(default_model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Python API\n\n```python\n(.*?)\n```", readme, re.DOTALL)
+    assert code, "README has a Python API example"
+    exec(compile(code.group(1), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "Paris" in printed

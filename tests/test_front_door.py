@@ -1,0 +1,59 @@
+"""The front door stays honest: README commands, CI script, public API and CLI reference agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import edgekit
+from edgekit.cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", README, re.DOTALL)
+
+
+def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one() -> None:
+    quick = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)\n```", quick, re.DOTALL)
+    assert len(blocks) == 2 and all("\n" not in b for b in blocks)
+    assert "edgekit run" in blocks[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert blocks[1] in ci.splitlines(), ".ci/run must run the README's test command as written"
+
+
+def test_public_api_all_is_sorted_and_complete() -> None:
+    assert edgekit.__all__ == sorted(edgekit.__all__)
+    public = {n for n in vars(edgekit) if not n.startswith("_") and n not in {"api", "errors", "models", "runtime",
+                                                                                 "config", "cli", "bench"}}
+    assert public | {"__version__"} == set(edgekit.__all__)
+
+
+def _commands() -> dict[str, list[str]]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    found: dict[str, list[str]] = {}
+
+    def walk(cmd, prefix: str) -> None:  # type: ignore[no-untyped-def]
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, f"{prefix} {name}".strip())
+            return
+        found[prefix] = [o for p in cmd.params for o in p.opts if o.startswith("--")]
+
+    walk(group, "")
+    return found
+
+
+def test_cli_reference_lists_every_command_and_option() -> None:
+    ref = README.split("## CLI reference", 1)[1].split("\n## ", 1)[0]
+    for command, options in _commands().items():
+        row = next((line for line in ref.splitlines() if line.startswith(f"| `edgekit {command}")), None)
+        assert row, f"README's CLI reference lacks 'edgekit {command}'"
+        for opt in options:
+            assert opt in row, f"README's row for 'edgekit {command}' lacks {opt}"
