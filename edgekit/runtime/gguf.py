@@ -54,10 +54,12 @@ class GGUFInfo:
 
 
 class _Reader:
-    def __init__(self, f: BinaryIO, path: Path) -> None:
-        self.f, self.path = f, path
+    def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
+        self.f, self.path, self.size = f, path, size
 
     def take(self, n: int) -> bytes:
+        if n > self.size - self.f.tell():  # never ask read() for more than is left (a corrupt count)
+            raise ModelFileError(f"{self.path}: GGUF header is cut short (truncated file)")
         b = self.f.read(n)
         if len(b) != n:
             raise ModelFileError(f"{self.path}: GGUF header is cut short (truncated file)")
@@ -79,6 +81,8 @@ class _Reader:
             return self.string()
         if vtype == _ARRAY:
             etype, count = self.unpack("I"), self.unpack("Q")
+            if count > 1 << 30:
+                raise ModelFileError(f"{self.path}: corrupt GGUF header (array of {count} items)")
             if etype in _SCALARS:  # skip fixed-size arrays in one seek-like read
                 self.take(struct.calcsize(_SCALARS[etype]) * count)
                 return None
@@ -95,7 +99,7 @@ def read_gguf(path: Path) -> GGUFInfo:
     except OSError as e:
         raise ModelFileError(f"{path}: cannot open ({e.strerror})", "Check the path.") from None
     with f:
-        r = _Reader(f, path)
+        r = _Reader(f, path, size)
         if f.read(4) != MAGIC:
             raise ModelFileError(f"{path}: not a GGUF file (bad magic)",
                                  "Point at a .gguf model, or convert the model with 'edgekit quantize'.")

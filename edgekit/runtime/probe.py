@@ -25,7 +25,10 @@ PROBE_TEXTS = (
 
 
 def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
-    env = {**os.environ, "PYTHONFAULTHANDLER": "0"}
+    # Any non-empty PYTHONFAULTHANDLER (even "0") turns faulthandler on, and its dump would bury
+    # llama.cpp's "what(): ..." line; GGML_NO_BACKTRACE stops ggml attaching gdb to the dying child.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    env["GGML_NO_BACKTRACE"] = "1"
     try:
         proc = subprocess.run([sys.executable, "-m", "edgekit.runtime.probe", str(path)],
                               capture_output=True, text=True, timeout=timeout, env=env)
@@ -33,7 +36,7 @@ def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
         raise TokenizerError(f"{path}: tokenizer probe did not finish in {timeout:.0f} s") from None
     if proc.returncode == 0:
         return
-    last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1].strip()[:200]
     if proc.returncode < 0 or "terminate" in proc.stderr or "abort" in proc.stderr.lower():
         raise TokenizerError(f"{path}: the model's tokenizer crashed on ordinary text ({last})")
     if proc.returncode == 4:

@@ -24,10 +24,10 @@ from edgekit.errors import (
     RemoteUnreachableError,
 )
 from edgekit.runtime.remote import RemoteBackend
-from edgekit.runtime.types import GenerationParams, Usage
+from edgekit.runtime.types import ChatMessage, GenerationParams, Usage
 
 KEY = "sk-faults-7f3SECRETkeyXYZ"
-MSGS = [{"role": "user", "content": "hi"}]
+MSGS: list[ChatMessage] = [{"role": "user", "content": "hi"}]
 PARAMS = GenerationParams(max_tokens=8, temperature=0.0)
 TIMEOUT = 0.5  # read timeout the slow faults sleep past
 STALL = 10.0  # how long a slow fault would sleep if the test did not release it

@@ -21,13 +21,13 @@ import pytest
 
 from edgekit.errors import RemoteAuthError, RemoteError, RemoteProtocolError, RemoteRequestError
 from edgekit.runtime.remote import RemoteBackend
-from edgekit.runtime.types import GenerationParams
+from edgekit.runtime.types import ChatMessage, GenerationParams
 
 pytestmark = pytest.mark.model
 
 START_DEADLINE_S = 180.0
 KEY_ENV = "EDGEKIT_TEST_LLAMA_SERVER_KEY"
-PROMPT = [{"role": "user", "content": "Name three colours of the rainbow."}]
+PROMPT: list[ChatMessage] = [{"role": "user", "content": "Name three colours of the rainbow."}]
 
 
 @dataclass
@@ -135,7 +135,7 @@ def test_models_lists_the_served_model(remote: RemoteBackend, llama_server: Llam
 def test_chat_collects_text_and_usage(remote: RemoteBackend, llama_server: LlamaServer) -> None:
     params = GenerationParams(max_tokens=24, temperature=0.0, seed=7)
     try:
-        comp = remote.chat(PROMPT, params)  # type: ignore[arg-type]
+        comp = remote.chat(PROMPT, params)
     except RemoteError as err:
         pytest.fail(_alive(llama_server, err))
     assert comp.text.strip()
@@ -149,9 +149,9 @@ def test_chat_collects_text_and_usage(remote: RemoteBackend, llama_server: Llama
 def test_stream_matches_collected_and_non_streaming(remote: RemoteBackend, llama_server: LlamaServer) -> None:
     params = GenerationParams(max_tokens=24, temperature=0.0, seed=1234)
     try:
-        chunks = list(remote.stream(PROMPT, params))  # type: ignore[arg-type]
-        collected = remote.chat(PROMPT, params)  # type: ignore[arg-type]
-        whole = remote.complete(PROMPT, params)  # type: ignore[arg-type]
+        chunks = list(remote.stream(PROMPT, params))
+        collected = remote.chat(PROMPT, params)
+        whole = remote.complete(PROMPT, params)
     except RemoteError as err:
         pytest.fail(_alive(llama_server, err))
     pieces = [c.text for c in chunks if c.text]
@@ -169,10 +169,10 @@ def test_stream_matches_collected_and_non_streaming(remote: RemoteBackend, llama
 
 def test_max_tokens_gives_finish_reason_length(remote: RemoteBackend) -> None:
     params = GenerationParams(max_tokens=3, temperature=0.0, seed=1)
-    chunks = list(remote.stream(PROMPT, params))  # type: ignore[arg-type]
+    chunks = list(remote.stream(PROMPT, params))
     assert chunks[-1].finish_reason == "length"
     assert 1 <= len([c for c in chunks if c.text]) <= 3
-    whole = remote.complete(PROMPT, params)  # type: ignore[arg-type]
+    whole = remote.complete(PROMPT, params)
     assert whole.finish_reason == "length"
     assert whole.usage.completion_tokens == 3
 
@@ -184,20 +184,20 @@ def test_unknown_model_id_is_served_by_the_default_model(
     monkeypatch.setenv(KEY_ENV, llama_server.api_key)
     params = GenerationParams(max_tokens=3, temperature=0.0)
     with RemoteBackend(llama_server.base_url, "no-such-model", api_key_env=KEY_ENV, timeout=120) as b:
-        comp = b.chat(PROMPT, params)  # type: ignore[arg-type]
+        comp = b.chat(PROMPT, params)
     assert comp.text and comp.model == "no-such-model"
 
 
 def test_prompt_over_the_context_window(remote: RemoteBackend, llama_server: LlamaServer) -> None:
     """Overflowing n_ctx: a clean 400 without streaming; a broken stream with it (the error follows a 200)."""
-    long_prompt = [{"role": "user", "content": "lorem ipsum dolor sit amet " * 600}]
+    long_prompt: list[ChatMessage] = [{"role": "user", "content": "lorem ipsum dolor sit amet " * 600}]
     params = GenerationParams(max_tokens=8, temperature=0.0)
     with pytest.raises(RemoteRequestError) as info:
-        remote.complete(long_prompt, params)  # type: ignore[arg-type]
+        remote.complete(long_prompt, params)
     assert info.value.status == 400 and not info.value.retryable
     assert "context length" in info.value.message
     with pytest.raises(RemoteProtocolError) as info2:
-        list(remote.stream(long_prompt, params))  # type: ignore[arg-type]
+        list(remote.stream(long_prompt, params))
     assert "stream ended early" in info2.value.message
     # the server survives it and keeps answering
     assert remote.models() == [llama_server.model_id]
@@ -210,5 +210,5 @@ def test_wrong_api_key_is_an_auth_error(llama_server: LlamaServer, monkeypatch: 
             b.models()
         assert info.value.status == 401 and "Invalid API key" in info.value.message
         with pytest.raises(RemoteAuthError):
-            list(b.stream(PROMPT, GenerationParams(max_tokens=3)))  # type: ignore[arg-type]
+            list(b.stream(PROMPT, GenerationParams(max_tokens=3)))
     assert os.environ[KEY_ENV] not in str(info.value)

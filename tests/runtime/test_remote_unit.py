@@ -25,11 +25,11 @@ from edgekit.errors import (
 )
 from edgekit.runtime.base import Backend
 from edgekit.runtime.remote import RemoteBackend, iter_sse_data
-from edgekit.runtime.types import Chunk, GenerationParams, Usage
+from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, Usage
 
 KEY = "sk-test-Zq8vSECRETkey0123456789"
 BASE = "http://remote.test/v1"
-MSGS = [{"role": "user", "content": "hi"}]
+MSGS: list[ChatMessage] = [{"role": "user", "content": "hi"}]
 PARAMS = GenerationParams(max_tokens=16, temperature=0.0, top_p=1.0)
 
 
@@ -114,13 +114,13 @@ def fail(handler: Callable[[httpx.Request], httpx.Response], **kw: object) -> Re
 
 def test_identity_and_protocol() -> None:
     with backend(lambda r: sse_response(STANDARD)) as b:
+        assert b.has_api_key
         assert isinstance(b, Backend)
         assert b.name == "remote"
         assert b.model_id == "test-model"
         assert b.n_ctx == 0
         caps = b.capabilities
         assert (caps.grammar, caps.logprobs, caps.stream, caps.local) == (False, False, True, False)
-        assert b.has_api_key
 
 
 def test_timeouts() -> None:
@@ -161,9 +161,9 @@ def test_request_shape() -> None:
     params = GenerationParams(
         max_tokens=7, temperature=0.2, top_p=0.5, top_k=3, seed=42, stop=("\n\n", "END")
     )
-    msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    msgs: list[ChatMessage] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     with backend(handler, headers={"X-Extra": "yes"}) as b:
-        list(b.stream(msgs, params))  # type: ignore[arg-type]
+        list(b.stream(msgs, params))
     (req,) = seen
     assert req.method == "POST"
     assert str(req.url) == "http://remote.test/v1/chat/completions"

@@ -1,0 +1,43 @@
+"""Build a GGUF whose tokenizer kills any process that tokenizes ordinary text with it.
+
+The file is a vocabulary-only copy of a real byte-level BPE model (all of its metadata, none of its
+tensors; llama.cpp loads it with ``vocab_only=True``) whose ``tokenizer.ggml.model`` is changed from
+"gpt2" to "llama" -- the mislabel a bad HF -> GGUF conversion produces when it files a BPE tokenizer
+as SentencePiece. llama.cpp then tokenizes with its SentencePiece code, which writes spaces as "▁"
+(U+2581). A byte-level BPE vocabulary has no "▁" and none of the "<0xNN>" byte tokens SentencePiece
+falls back to, so byte fallback (``llama_vocab::byte_to_token``) ends in ``token_to_id.at(...)`` on a
+missing key: ``std::out_of_range`` ("unordered_map::at") escapes ``llama_tokenize`` and
+``std::terminate`` aborts the process (SIGABRT) on the first space in "Hello world".
+
+Corrupting the BPE vocabulary itself (renaming "Ġ" or the single-byte tokens, or breaking the merges)
+is not enough: llama.cpp's BPE path skips symbols it cannot find and only returns wrong tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+
+
+def write_broken_tokenizer_gguf(src: Path, dst: Path) -> Path:
+    """Write to ``dst`` a vocabulary-only copy of the gpt2-tokenizer GGUF ``src``, labelled SentencePiece."""
+    reader = gguf.GGUFReader(src)
+    if reader.fields["tokenizer.ggml.model"].contents() != "gpt2":
+        raise ValueError(f"{src}: expected a gpt2 (byte-level BPE) tokenizer")
+    arch = reader.fields["general.architecture"].contents()
+    writer = gguf.GGUFWriter(dst, arch)  # writes general.architecture itself
+    try:
+        for name, field in reader.fields.items():
+            if name.startswith("GGUF.") or name == "general.architecture":
+                continue  # the file header, rebuilt by the writer
+            vtype = field.types[0]
+            value = "llama" if name == "tokenizer.ggml.model" else field.contents()
+            sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(name, value, vtype, sub_type=sub_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+    return dst

@@ -1,0 +1,155 @@
+"""Bad model files: each is refused with a clear ModelFileError, and none can take the caller down.
+
+The lethal one is built from the real default model by broken_gguf.py: a vocabulary llama.cpp loads but
+aborts on (std::out_of_range -> std::terminate -> SIGABRT) as soon as it tokenizes ordinary text. The
+tests first show that it really kills a plain process, then that edgekit.load turns it into a
+TokenizerError while this process goes on to load and run the real model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import edgekit
+import edgekit.runtime.llamacpp
+import edgekit.runtime.probe
+from edgekit.errors import ModelFileError, TokenizerError
+from edgekit.runtime.gguf import read_gguf
+
+pytestmark = pytest.mark.model
+
+TEXT = b"Hello world, how are you?"
+RAW_TOKENIZE = (
+    "import sys, llama_cpp\n"
+    "llm = llama_cpp.Llama(sys.argv[1], vocab_only=True, verbose=False)\n"
+    f"print(llm.tokenize({TEXT!r}, add_bos=False))\n"
+)
+
+
+def raw_tokenize(path: Path) -> subprocess.CompletedProcess[str]:
+    """Tokenize TEXT with plain llama_cpp, in a child (no edgekit, no probe, no gdb backtrace)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    env["GGML_NO_BACKTRACE"] = "1"
+    return subprocess.run([sys.executable, "-c", RAW_TOKENIZE, str(path)], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+@pytest.fixture(scope="module")
+def broken_tokenizer(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from .broken_gguf import write_broken_tokenizer_gguf
+
+    return write_broken_tokenizer_gguf(default_model_path, tmp_path_factory.mktemp("broken") / "broken.gguf")
+
+
+@pytest.fixture
+def no_llama(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if edgekit hands the file to llama.cpp (probe child or in-process backend)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file reached llama.cpp")
+
+    monkeypatch.setattr(edgekit.runtime.probe, "probe_tokenizer", refuse)
+    monkeypatch.setattr(edgekit.runtime.llamacpp, "LlamaCppBackend", refuse)
+
+
+# --- a broken tokenizer -------------------------------------------------------------------------
+
+
+def test_broken_tokenizer_kills_a_plain_process(broken_tokenizer: Path, default_model_path: Path) -> None:
+    ok = raw_tokenize(default_model_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.strip().startswith("[")
+
+    proc = raw_tokenize(broken_tokenizer)
+    assert proc.returncode == -signal.SIGABRT, (proc.returncode, proc.stderr[-2000:])
+    assert "std::out_of_range" in proc.stderr
+    assert "unordered_map::at" in proc.stderr
+
+
+def test_load_refuses_broken_tokenizer_and_survives(broken_tokenizer: Path, default_model_path: Path) -> None:
+    read_gguf(broken_tokenizer)  # a well-formed GGUF: only running the tokenizer shows the problem
+    with pytest.raises(TokenizerError) as info:
+        edgekit.load(broken_tokenizer)
+    err = info.value
+    assert err.exit_code == 2
+    assert "crashed on ordinary text" in err.message
+    assert "unordered_map::at" in err.message  # the C++ error, not a faulthandler or gdb dump
+    assert str(broken_tokenizer) in err.message
+
+    # this process is alive, and llama.cpp in it still loads and runs the real model
+    with edgekit.load(default_model_path, n_ctx=512) as model:
+        out = model.chat("Say hello.", max_tokens=4, temperature=0.0, seed=0)
+    assert out.text.strip()
+
+
+# --- files llama.cpp never sees -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", ["third", "header"])
+def test_truncated_gguf(keep: str, default_model_path: Path, tmp_path: Path, no_llama: None) -> None:
+    data = default_model_path.read_bytes()
+    n = len(data) // 3 if keep == "third" else 1000  # tensor data cut short / metadata cut short
+    path = tmp_path / "truncated.gguf"
+    path.write_bytes(data[:n])
+
+    with pytest.raises(ModelFileError, match="truncated") as direct:
+        read_gguf(path)
+    assert type(direct.value) is ModelFileError
+    with pytest.raises(ModelFileError, match="truncated") as loaded:
+        edgekit.load(path)
+    assert loaded.value.exit_code == 2
+
+
+@pytest.mark.parametrize("content", [b"", random.Random(0).randbytes(4096), b"GGU"],
+                         ids=["empty", "random", "short"])
+def test_not_a_gguf(content: bytes, tmp_path: Path, no_llama: None) -> None:
+    assert not content.startswith(b"GGUF")
+    path = tmp_path / "model.gguf"
+    path.write_bytes(content)
+
+    with pytest.raises(ModelFileError, match="not a GGUF file"):
+        read_gguf(path)
+    with pytest.raises(ModelFileError, match="not a GGUF file") as info:
+        edgekit.load(path)
+    assert info.value.exit_code == 2
+
+
+def gguf_header(*kvs: bytes, n_tensors: int = 0) -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, len(kvs)) + b"".join(kvs)
+
+
+def kv(key: bytes, vtype: int, payload: bytes) -> bytes:
+    return struct.pack("<Q", len(key)) + key + struct.pack("<I", vtype) + payload
+
+
+@pytest.mark.parametrize(("header", "match"), [
+    # an array of 2**62 uint8: must not become a MemoryError from trying to read it
+    (gguf_header(kv(b"a", 9, struct.pack("<IQ", 0, 1 << 62))), "corrupt GGUF header"),
+    # a 1000-byte string in a file that ends first
+    (gguf_header(kv(b"general.name", 8, struct.pack("<Q", 1000) + b"x" * 10)), "truncated"),
+    # a tensor count the header then lacks
+    (gguf_header(n_tensors=2), "truncated"),
+], ids=["huge-array", "short-string", "missing-tensor-info"])
+def test_corrupt_header(header: bytes, match: str, tmp_path: Path, no_llama: None) -> None:
+    path = tmp_path / "corrupt.gguf"
+    path.write_bytes(header)
+    with pytest.raises(ModelFileError, match=match):
+        read_gguf(path)
+    with pytest.raises(ModelFileError, match=match):
+        edgekit.load(path)
+
+
+def test_missing_file(tmp_path: Path, no_llama: None) -> None:
+    path = tmp_path / "nowhere" / "model.gguf"
+    with pytest.raises(ModelFileError, match="no such file"):
+        edgekit.load(path)
+    with pytest.raises(ModelFileError, match="cannot open"):
+        read_gguf(path)
