@@ -12,7 +12,15 @@ from edgekit.errors import EdgekitError
 from edgekit.models.lock import Lockfile, ModelEntry
 from edgekit.runtime.base import Backend, Capabilities
 from edgekit.runtime.session import ChatSession
-from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, GenerationParams, TokenSignal, Usage
+from edgekit.runtime.types import (
+    ChatMessage,
+    Chunk,
+    Completion,
+    Confidence,
+    GenerationParams,
+    TokenSignal,
+    Usage,
+)
 
 __version__ = "0.1.0"
 

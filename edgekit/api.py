@@ -1,10 +1,10 @@
 """The public Python API: load a model by models.lock name or path, chat with it, pull and list models.
 
-    import edgekit
-    with edgekit.load() as model:                      # the default model, pulled and verified on first use
-        print(model.chat("Name three primary colors.").text)
-        for chunk in model.chat([{"role": "user", "content": "Hi"}], stream=True):
-            print(chunk.text, end="")
+import edgekit
+with edgekit.load() as model:                      # the default model, pulled and verified on first use
+    print(model.chat("Name three primary colors.").text)
+    for chunk in model.chat([{"role": "user", "content": "Hi"}], stream=True):
+        print(chunk.text, end="")
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal, overload
 
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
-from edgekit.models.lock import Lockfile, ModelEntry
+from edgekit.models.lock import Lockfile
 from edgekit.models.store import EntryStatus, ModelStore
 from edgekit.models.verify import ProgressFn, VerifyMemo, _noop
 from edgekit.runtime.base import Backend
@@ -35,21 +35,57 @@ class Model:
         return self.backend.n_ctx
 
     @overload
-    def chat(self, messages: str | Sequence[ChatMessage], *, stream: Literal[False] = ..., system: str | None = ...,
-             max_tokens: int = ..., temperature: float = ..., top_p: float = ..., top_k: int = ...,
-             seed: int | None = ..., stop: Sequence[str] = ...) -> Completion: ...
+    def chat(
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        stream: Literal[False] = ...,
+        system: str | None = ...,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Completion: ...
 
     @overload
-    def chat(self, messages: str | Sequence[ChatMessage], *, stream: Literal[True], system: str | None = ...,
-             max_tokens: int = ..., temperature: float = ..., top_p: float = ..., top_k: int = ...,
-             seed: int | None = ..., stop: Sequence[str] = ...) -> Iterator[Chunk]: ...
+    def chat(
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        stream: Literal[True],
+        system: str | None = ...,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Iterator[Chunk]: ...
 
-    def chat(self, messages: str | Sequence[ChatMessage], *, stream: bool = False, system: str | None = None,
-             max_tokens: int = 256, temperature: float = 0.7, top_p: float = 0.95, top_k: int = 40,
-             seed: int | None = None, stop: Sequence[str] = ()) -> Completion | Iterator[Chunk]:
+    def chat(
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        stream: bool = False,
+        system: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> Completion | Iterator[Chunk]:
         msgs = normalize_messages(messages, system)
-        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                                  seed=seed, stop=tuple(stop))
+        params = GenerationParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            stop=tuple(stop),
+        )
         if stream:
             return self.backend.stream(msgs, params)
         return self.backend.chat(msgs, params)
@@ -71,13 +107,20 @@ def _looks_like_path(model: str) -> bool:
     return "/" in model or model.endswith((".gguf", ".onnx")) or Path(model).exists()
 
 
-def load(model: str | Path | None = None, *, n_ctx: int | None = None, threads: int | None = None,
-         settings: Settings | None = None, progress: ProgressFn = _noop) -> Model:
+def load(
+    model: str | Path | None = None,
+    *,
+    n_ctx: int | None = None,
+    threads: int | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFn = _noop,
+) -> Model:
     """Load a models.lock entry (default: the lock's default) or a GGUF file / ONNX folder path.
 
     Lock entries are pulled on first use and their sha256 is checked before the first load.
     """
     settings = settings or Settings.from_env()
+    threads = threads or settings.threads
     if isinstance(model, Path) or (model is not None and _looks_like_path(model)):
         path = Path(model).expanduser()
         return Model(_open_path(path, settings, n_ctx, threads, path.name), name=path.name, path=path)
@@ -85,14 +128,20 @@ def load(model: str | Path | None = None, *, n_ctx: int | None = None, threads: 
     entry = store.lock.get(model)
     path = store.ensure(entry.name, progress)
     if entry.format == "hf":
-        raise InputError(f"{entry.name} is a {entry.role} model in Hugging Face format, not a chat model",
-                         "Pick a chat model from 'edgekit models list'.")
+        raise InputError(
+            f"{entry.name} is a {entry.role} model in Hugging Face format, not a chat model",
+            "Pick a chat model from 'edgekit models list'.",
+        )
     return Model(_open_path(path, settings, n_ctx, threads, entry.name), name=entry.name, path=path)
 
 
-def _open_path(path: Path, settings: Settings, n_ctx: int | None, threads: int | None, model_id: str) -> Backend:
+def _open_path(
+    path: Path, settings: Settings, n_ctx: int | None, threads: int | None, model_id: str
+) -> Backend:
     if not path.exists():
-        raise ModelFileError(f"{path}: no such file or folder", "Check the path, or use a name from 'edgekit models list'.")
+        raise ModelFileError(
+            f"{path}: no such file or folder", "Check the path, or use a name from 'edgekit models list'."
+        )
     if path.is_dir():
         from edgekit.runtime.onnx import OnnxBackend
 
@@ -114,12 +163,19 @@ def remote(base_url: str, model: str, *, api_key_env: str | None = None, timeout
     from edgekit.runtime.remote import RemoteBackend
 
     settings = Settings.from_env()
-    backend = RemoteBackend(base_url, model, api_key_env=api_key_env or settings.remote_api_key_env, timeout=timeout)
+    backend = RemoteBackend(
+        base_url, model, api_key_env=api_key_env or settings.remote_api_key_env, timeout=timeout
+    )
     return Model(backend, name=model)
 
 
-def pull(name: str | None = None, *, force: bool = False, settings: Settings | None = None,
-         progress: ProgressFn = _noop) -> Path:
+def pull(
+    name: str | None = None,
+    *,
+    force: bool = False,
+    settings: Settings | None = None,
+    progress: ProgressFn = _noop,
+) -> Path:
     """Download (or find in the cache) and verify a models.lock entry; returns its path."""
     return ModelStore(settings).pull(name, force=force, progress=progress)
 
@@ -129,12 +185,11 @@ def list_models(settings: Settings | None = None) -> list[EntryStatus]:
     return [store.status(e) for e in store.lock]
 
 
-def verify(name: str | None = None, *, settings: Settings | None = None, progress: ProgressFn = _noop) -> Path:
+def verify(
+    name: str | None = None, *, settings: Settings | None = None, progress: ProgressFn = _noop
+) -> Path:
     return ModelStore(settings).verify(name, progress)
 
 
 def lockfile(settings: Settings | None = None) -> Lockfile:
     return Lockfile.load((settings or Settings.from_env()).lock_path)
-
-
-

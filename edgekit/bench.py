@@ -8,15 +8,17 @@ the same text; the report says whether it did.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekit.errors import BackendError
 
@@ -47,6 +49,7 @@ class BenchReport:
     threads: int
     n_ctx: int
     runs: int
+    rounds: int
     raw: SideResult
     edgekit: SideResult
 
@@ -68,44 +71,93 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
-        d.update(gen_ratio=round(self.gen_ratio, 4), prompt_ratio=round(self.prompt_ratio, 4),
-                 ttft_overhead_ms=round(self.ttft_overhead_ms, 2), same_output=self.same_output,
-                 rss_over_model_mb=round(self.edgekit.peak_rss_mb - self.model_size_mb, 1))
+        d.update(
+            gen_ratio=round(self.gen_ratio, 4),
+            prompt_ratio=round(self.prompt_ratio, 4),
+            ttft_overhead_ms=round(self.ttft_overhead_ms, 2),
+            same_output=self.same_output,
+            rss_over_model_mb=round(self.edgekit.peak_rss_mb - self.model_size_mb, 1),
+        )
         return d
 
 
-def run_bench(model_path: Path, *, model: str, threads: int, n_ctx: int = 2048, max_tokens: int = 128,
-              runs: int = 3, prompt: str = DEFAULT_PROMPT) -> BenchReport:
-    sides = {}
-    for side in ("raw", "edgekit"):
+def run_bench(
+    model_path: Path,
+    *,
+    model: str,
+    threads: int,
+    n_ctx: int = 2048,
+    max_tokens: int = 128,
+    runs: int = 3,
+    rounds: int = 2,
+    prompt: str = DEFAULT_PROMPT,
+) -> BenchReport:
+    # ABBA order: raw, edgekit, edgekit, raw, ... so drift in machine speed hits both sides alike.
+    order = [side for _ in range(rounds) for side in ("raw", "edgekit", "edgekit", "raw")][: 2 * rounds]
+    results: dict[str, list[SideResult]] = {"raw": [], "edgekit": []}
+    for side in order:
         cmd = [sys.executable, "-m", "edgekit.bench", side, str(model_path), str(threads), str(n_ctx),
-               str(max_tokens), str(runs), prompt]
+               str(max_tokens), str(runs), prompt]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise BackendError(f"bench worker '{side}' failed: {tail}")
-        sides[side] = SideResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    return BenchReport(model, str(model_path), model_path.stat().st_size / 1e6, threads, n_ctx, runs,
-                       sides["raw"], sides["edgekit"])
+        results[side].append(SideResult(**json.loads(proc.stdout.strip().splitlines()[-1])))
+    sides = {side: _combine(rs) for side, rs in results.items()}
+    return BenchReport(
+        model,
+        str(model_path),
+        model_path.stat().st_size / 1e6,
+        threads,
+        n_ctx,
+        runs,
+        rounds,
+        sides["raw"],
+        sides["edgekit"],
+    )
+
+
+def _combine(results: list[SideResult]) -> SideResult:
+    """Median speed and latency over worker processes; the largest peak RSS."""
+    first = results[0]
+    return SideResult(
+        side=first.side,
+        load_s=statistics.median(r.load_s for r in results),
+        prompt_tokens=first.prompt_tokens,
+        gen_tokens=first.gen_tokens,
+        ttft_ms=statistics.median(r.ttft_ms for r in results),
+        prompt_tok_s=statistics.median(r.prompt_tok_s for r in results),
+        gen_tok_s=statistics.median(r.gen_tok_s for r in results),
+        peak_rss_mb=max(r.peak_rss_mb for r in results),
+        text_sha=first.text_sha if all(r.text_sha == first.text_sha for r in results) else "differs",
+    )
 
 
 # --- workers (run in a child process) -----------------------------------------------------------------
 
+Run = tuple[float, float, int, str]
+"""(time to first token, decode seconds after it, tokens generated, text)"""
 
-def _raw(path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str):  # type: ignore[no-untyped-def]
+
+def _raw(
+    path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str
+) -> tuple[float, Callable[[], Run], int]:
     import llama_cpp
 
     t0 = time.perf_counter()
     llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, verbose=False)
     load_s = time.perf_counter() - t0
-    messages = [{"role": "user", "content": prompt}]
+    messages: Any = [{"role": "user", "content": prompt}]
 
-    def once() -> tuple[float, float, int, str]:
+    def once() -> Run:
         llm.reset()
         start = time.perf_counter()
         first, n, parts = None, 0, []
-        for chunk in llm.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0, stream=True):
-            delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index, union-attr]
+        stream: Any = llm.create_chat_completion(
+            messages, max_tokens=max_tokens, temperature=0.0, stream=True
+        )
+        for chunk in stream:
+            delta = chunk["choices"][0]["delta"].get("content")
             if delta:
                 first = first or time.perf_counter()
                 n += 1
@@ -113,18 +165,24 @@ def _raw(path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str):  # 
         end = time.perf_counter()
         return (first or end) - start, end - (first or end), n, "".join(parts)
 
-    return llm, load_s, once
+    usage: Any = llm.create_chat_completion(messages, max_tokens=1, temperature=0.0)
+    return load_s, once, int(usage["usage"]["prompt_tokens"])
 
 
-def _edgekit(path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str):  # type: ignore[no-untyped-def]
+def _edgekit(
+    path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str
+) -> tuple[float, Callable[[], Run], int]:
     import edgekit
+    from edgekit.runtime.llamacpp import LlamaCppBackend
 
     t0 = time.perf_counter()
     model = edgekit.load(Path(path), n_ctx=n_ctx, threads=threads)
     load_s = time.perf_counter() - t0
+    backend = model.backend
+    assert isinstance(backend, LlamaCppBackend)
 
-    def once() -> tuple[float, float, int, str]:
-        model.backend.reset()  # type: ignore[attr-defined]
+    def once() -> Run:
+        backend.reset()
         start = time.perf_counter()
         first, n, parts = None, 0, []
         for chunk in model.chat(prompt, stream=True, max_tokens=max_tokens, temperature=0.0):
@@ -135,42 +193,34 @@ def _edgekit(path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str):
         end = time.perf_counter()
         return (first or end) - start, end - (first or end), n, "".join(parts)
 
-    return model, load_s, once
+    return load_s, once, len(backend.prompt_tokens([{"role": "user", "content": prompt}]))
 
 
-def _worker(side: str, path: str, threads: int, n_ctx: int, max_tokens: int, runs: int, prompt: str) -> dict[str, object]:
-    import hashlib
-
-    obj, load_s, once = (_raw if side == "raw" else _edgekit)(path, threads, n_ctx, max_tokens, prompt)
+def _worker(
+    side: str, path: str, threads: int, n_ctx: int, max_tokens: int, runs: int, prompt: str
+) -> dict[str, object]:
+    load_s, once, prompt_tokens = (_raw if side == "raw" else _edgekit)(
+        path, threads, n_ctx, max_tokens, prompt
+    )
     once()  # warm-up: page in weights, build graphs
     results = [once() for _ in range(runs)]
-    prompt_tokens = _prompt_tokens(side, obj, prompt)
     ttft = statistics.median(r[0] for r in results)
     gen_rates = [(r[2] - 1) / r[1] for r in results if r[2] > 1 and r[1] > 0]
-    text = results[-1][3]
-    return asdict(SideResult(
-        side=side, load_s=round(load_s, 4), prompt_tokens=prompt_tokens, gen_tokens=results[-1][2],
-        ttft_ms=round(ttft * 1000, 2), prompt_tok_s=round(prompt_tokens / ttft, 1) if ttft else 0.0,
-        gen_tok_s=round(statistics.median(gen_rates), 2) if gen_rates else 0.0,
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        text_sha=hashlib.sha256(text.encode()).hexdigest()[:16],
-    ))
-
-
-def _prompt_tokens(side: str, obj: object, prompt: str) -> int:
-    messages = [{"role": "user", "content": prompt}]
-    if side == "edgekit":
-        return len(obj.backend.prompt_tokens(messages))  # type: ignore[attr-defined]
-    import llama_cpp.llama_chat_format as cf
-
-    llm = obj
-    template = llm.metadata["tokenizer.chat_template"]  # type: ignore[attr-defined]
-    eos, bos = llm.token_eos(), llm.token_bos()  # type: ignore[attr-defined]
-    fmt = cf.Jinja2ChatFormatter(template, llm._model.token_get_text(eos), llm._model.token_get_text(bos))  # type: ignore[attr-defined]
-    return len(llm.tokenize(fmt(messages=messages).prompt.encode(), add_bos=False, special=True))  # type: ignore[attr-defined]
+    return asdict(
+        SideResult(
+            side=side,
+            load_s=round(load_s, 4),
+            prompt_tokens=prompt_tokens,
+            gen_tokens=results[-1][2],
+            ttft_ms=round(ttft * 1000, 2),
+            prompt_tok_s=round(prompt_tokens / ttft, 1) if ttft else 0.0,
+            gen_tok_s=round(statistics.median(gen_rates), 2) if gen_rates else 0.0,
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            text_sha=hashlib.sha256(results[-1][3].encode()).hexdigest()[:16],
+        )
+    )
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     side, path, threads, n_ctx, max_tokens, runs, prompt = sys.argv[1:8]
     print(json.dumps(_worker(side, path, int(threads), int(n_ctx), int(max_tokens), int(runs), prompt)))

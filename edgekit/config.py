@@ -6,6 +6,7 @@
 | EDGEKIT_LOCK | the models.lock to use | ./models.lock if present, else the one shipped with edgekit |
 | EDGEKIT_OFFLINE | 1: never touch the network | 0 |
 | EDGEKIT_DEBUG | 1: show tracebacks in the CLI | 0 |
+| EDGEKIT_THREADS | CPU threads for local models | one per core (half the logical CPUs above 4) |
 | EDGEKIT_HF_ENDPOINT | Hugging Face hub base URL (HF_ENDPOINT also works) | https://huggingface.co |
 | EDGEKIT_REMOTE_URL | base URL of the OpenAI-compatible remote (..../v1) | unset |
 | EDGEKIT_REMOTE_API_KEY_ENV | name of the variable holding the remote API key | EDGEKIT_REMOTE_API_KEY |
@@ -20,11 +21,22 @@ from pathlib import Path
 
 import platformdirs
 
+from edgekit.errors import InputError
+
 APP_NAME = "edgekit"
 
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"{name}={raw!r} is not a positive integer", f"Unset {name} or set it to 1 or more.")
+    return int(raw)
 
 
 def default_lock_path() -> Path:
@@ -48,6 +60,7 @@ class Settings:
     hf_endpoint: str
     remote_url: str | None
     remote_api_key_env: str
+    threads: int | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,8 +72,11 @@ class Settings:
             offline=_flag("EDGEKIT_OFFLINE"),
             debug=_flag("EDGEKIT_DEBUG"),
             hf_endpoint=(
-                os.environ.get("EDGEKIT_HF_ENDPOINT") or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+                os.environ.get("EDGEKIT_HF_ENDPOINT")
+                or os.environ.get("HF_ENDPOINT")
+                or "https://huggingface.co"
             ).rstrip("/"),
             remote_url=os.environ.get("EDGEKIT_REMOTE_URL") or None,
             remote_api_key_env=os.environ.get("EDGEKIT_REMOTE_API_KEY_ENV") or "EDGEKIT_REMOTE_API_KEY",
+            threads=_positive_int("EDGEKIT_THREADS"),
         )

@@ -75,7 +75,9 @@ class OfflineError(EdgekitError):
 
 
 class DownloadError(EdgekitError):
-    default_hint = "Check the network or the source in models.lock, then run 'edgekit pull' again; it resumes."
+    default_hint = (
+        "Check the network or the source in models.lock, then run 'edgekit pull' again; it resumes."
+    )
 
 
 class DiskFullError(DownloadError):

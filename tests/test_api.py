@@ -22,7 +22,9 @@ def test_chat_answers_with_usage_timings_and_signals(default_model: edgekit.Mode
     assert all(0 < s.prob <= 1 and s.entropy >= 0 for s in reply.signals)  # type: ignore[operator]
     assert "".join(s.text for s in reply.signals).strip() == reply.text.strip()
     conf = reply.confidence
-    assert conf.min_prob is not None and conf.mean_prob is not None and 0 < conf.min_prob <= conf.mean_prob <= 1
+    assert (
+        conf.min_prob is not None and conf.mean_prob is not None and 0 < conf.min_prob <= conf.mean_prob <= 1
+    )
     assert reply.timings.ttft_s > 0 and reply.timings.total_s >= reply.timings.ttft_s
 
 
@@ -45,7 +47,9 @@ def test_max_tokens_and_stop_strings(default_model: edgekit.Model) -> None:
     assert short.finish_reason == "length" and short.usage.completion_tokens == 5
     free = default_model.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=60).text
     assert "," in free
-    stopped = default_model.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=60, stop=[","])
+    stopped = default_model.chat(
+        "Count from 1 to 10, separated by commas.", temperature=0, max_tokens=60, stop=[","]
+    )
     assert stopped.finish_reason == "stop" and "," not in stopped.text
     assert free.startswith(stopped.text)
 
@@ -66,7 +70,10 @@ def test_interrupted_stream_keeps_the_backend_usable(default_model: edgekit.Mode
     stream = default_model.chat("Write a poem about the sea.", temperature=0, max_tokens=100, stream=True)
     next(stream)
     stream.close()  # type: ignore[attr-defined]
-    assert "Paris" in default_model.chat("Which city is the capital of France?", temperature=0, max_tokens=20).text
+    assert (
+        "Paris"
+        in default_model.chat("Which city is the capital of France?", temperature=0, max_tokens=20).text
+    )
 
 
 def test_bad_prompts_are_refused_before_generation(default_model: edgekit.Model) -> None:

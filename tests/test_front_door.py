@@ -27,8 +27,11 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_public_api_all_is_sorted_and_complete() -> None:
     assert edgekit.__all__ == sorted(edgekit.__all__)
-    public = {n for n in vars(edgekit) if not n.startswith("_") and n not in {"api", "errors", "models", "runtime",
-                                                                                 "config", "cli", "bench"}}
+    public = {
+        n
+        for n in vars(edgekit)
+        if not n.startswith("_") and n not in {"api", "errors", "models", "runtime", "config", "cli", "bench"}
+    }
     assert public | {"__version__"} == set(edgekit.__all__)
 
 

@@ -47,10 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - the last line of defence; details with EDGEKIT_DEBUG=1
+    except Exception as e:
         if debug:
             raise
-        err.print(f"error: unexpected {type(e).__name__}: {e} (hint: run again with EDGEKIT_DEBUG=1 and report it)",
-                  markup=False)
+        err.print(
+            f"error: unexpected {type(e).__name__}: {e} (hint: run again with EDGEKIT_DEBUG=1 and report it)",
+            markup=False,
+        )
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)

@@ -20,14 +20,17 @@ from edgekit.runtime.llamacpp import _default_threads
 def bench(
     model: ModelOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", help="Tokens generated per run.")] = 128,
-    runs: Annotated[int, typer.Option("--runs", help="Measured runs per side (after one warm-up).")] = 3,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads, same for both sides.")] = None,
+    runs: Annotated[int, typer.Option("--runs", help="Measured runs per worker (after one warm-up).")] = 3,
+    rounds: Annotated[int, typer.Option("--rounds", help="Worker processes per side, in ABBA order.")] = 2,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads, same for both sides.")
+    ] = None,
     n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window for both sides.")] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Prompt and generation tok/s, time to first token and peak RSS, with ratios to raw llama-cpp-python."""
-    if runs < 1 or max_tokens < 2:
-        raise InputError("--runs must be >= 1 and --max-tokens >= 2")
+    if runs < 1 or rounds < 1 or max_tokens < 2:
+        raise InputError("--runs and --rounds must be >= 1 and --max-tokens >= 2")
     if model and Path(model).expanduser().exists():
         path, name = Path(model).expanduser(), Path(model).name
     else:
@@ -37,9 +40,12 @@ def bench(
     if path.is_dir():
         raise InputError(f"{name} is not a GGUF file; bench compares against raw llama-cpp-python")
     if not as_json:
-        err.print(f"[dim]benchmarking {name}: raw llama-cpp-python, then edgekit ({runs} runs each)...[/dim]")
-    report = run_bench(path, model=name, threads=threads or _default_threads(), n_ctx=n_ctx,
-                       max_tokens=max_tokens, runs=runs)
+        err.print(
+            f"[dim]benchmarking {name}: raw llama-cpp-python and edgekit, {rounds} workers x {runs} runs each...[/dim]"
+        )
+    report = run_bench(
+        path, model=name, threads=threads or _default_threads(), n_ctx=n_ctx, max_tokens=max_tokens, runs=runs
+    )
     if as_json:
         out.print(json.dumps(report.to_dict(), indent=2), markup=False)
         return
@@ -47,12 +53,26 @@ def bench(
     for col in ("", "raw llama-cpp-python", "edgekit", "ratio / delta"):
         table.add_column(col, justify="right")
     r, e = report.raw, report.edgekit
-    table.add_row("prompt tok/s", f"{r.prompt_tok_s:.1f}", f"{e.prompt_tok_s:.1f}", f"{report.prompt_ratio:.3f}x")
+    table.add_row(
+        "prompt tok/s", f"{r.prompt_tok_s:.1f}", f"{e.prompt_tok_s:.1f}", f"{report.prompt_ratio:.3f}x"
+    )
     table.add_row("generation tok/s", f"{r.gen_tok_s:.1f}", f"{e.gen_tok_s:.1f}", f"{report.gen_ratio:.3f}x")
-    table.add_row("time to first token", f"{r.ttft_ms:.1f} ms", f"{e.ttft_ms:.1f} ms", f"{report.ttft_overhead_ms:+.1f} ms")
-    table.add_row("peak RSS", f"{r.peak_rss_mb:.0f} MB", f"{e.peak_rss_mb:.0f} MB",
-                  f"model + {e.peak_rss_mb - report.model_size_mb:.0f} MB")
+    table.add_row(
+        "time to first token",
+        f"{r.ttft_ms:.1f} ms",
+        f"{e.ttft_ms:.1f} ms",
+        f"{report.ttft_overhead_ms:+.1f} ms",
+    )
+    table.add_row(
+        "peak RSS",
+        f"{r.peak_rss_mb:.0f} MB",
+        f"{e.peak_rss_mb:.0f} MB",
+        f"model + {e.peak_rss_mb - report.model_size_mb:.0f} MB",
+    )
     table.add_row("load", f"{r.load_s:.2f} s", f"{e.load_s:.2f} s", "")
     out.print(table)
-    out.print(f"prompt {e.prompt_tokens} tokens, generated {e.gen_tokens}; greedy outputs "
-              + ("match" if report.same_output else "DIFFER"), markup=False)
+    out.print(
+        f"prompt {e.prompt_tokens} tokens, generated {e.gen_tokens}; greedy outputs "
+        + ("match" if report.same_output else "DIFFER"),
+        markup=False,
+    )

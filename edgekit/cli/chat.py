@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -77,7 +77,7 @@ def _read_line(interactive: bool) -> str | None:
         return ""
 
 
-def _answer(session: ChatSession, text: str, params: dict[str, object]) -> None:
+def _answer(session: ChatSession, text: str, params: dict[str, Any]) -> None:
     try:
         stream = session.send(text, **params)
         try:

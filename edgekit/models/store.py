@@ -65,7 +65,9 @@ class ModelStore:
         entry = self.lock.get(name)
         path = self.path_for(entry)
         if not path.exists():
-            raise ModelFileError(f"{entry.name} is not in the cache ({path})", f"Run 'edgekit pull {entry.name}'.")
+            raise ModelFileError(
+                f"{entry.name} is not in the cache ({path})", f"Run 'edgekit pull {entry.name}'."
+            )
         self.memo.forget(path)
         self._check(entry, path, progress)
         return path
@@ -75,14 +77,18 @@ class ModelStore:
         final = self.path_for(entry)
         if local_source_path(entry, self.lock.root) is not None:
             if not final.exists():
-                raise ModelFileError(f"{entry.name}: local file {final} does not exist",
-                                     "Fix source.path in models.lock or restore the file.")
+                raise ModelFileError(
+                    f"{entry.name}: local file {final} does not exist",
+                    "Fix source.path in models.lock or restore the file.",
+                )
             self._check(entry, final, progress)
             return final
         if final.exists() and not force:
             return self.ensure(entry.name, progress)
         if self.settings.offline:
-            raise OfflineError(f"{entry.name} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids downloading it")
+            raise OfflineError(
+                f"{entry.name} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids downloading it"
+            )
         final.parent.mkdir(parents=True, exist_ok=True)
         with self._locked(final.parent):
             if final.exists() and not force:  # another process finished while we waited
@@ -107,7 +113,9 @@ class ModelStore:
             raise HashMismatchError(f"{entry.name}: size {size} != {entry.size} in models.lock ({path})")
         digest = content_sha256(path, progress, stage="verify")
         if digest != entry.sha256:
-            raise HashMismatchError(f"{entry.name}: sha256 {digest[:16]}... != {entry.sha256[:16]}... in models.lock ({path})")
+            raise HashMismatchError(
+                f"{entry.name}: sha256 {digest[:16]}... != {entry.sha256[:16]}... in models.lock ({path})"
+            )
         if remember:
             self.memo.remember(path, entry.sha256)
 
@@ -116,7 +124,9 @@ class ModelStore:
         try:
             fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
-            raise DownloadError(f"cannot create {folder}: {e.strerror}", "Check EDGEKIT_CACHE_DIR is writable.") from None
+            raise DownloadError(
+                f"cannot create {folder}: {e.strerror}", "Check EDGEKIT_CACHE_DIR is writable."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

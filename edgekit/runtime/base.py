@@ -64,7 +64,7 @@ class BackendBase:
     def close(self) -> None:
         return None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> BackendBase:
         return self
 
     def __exit__(self, *exc: object) -> None:

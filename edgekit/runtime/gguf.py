@@ -22,11 +22,38 @@ _STRING, _ARRAY = 8, 9
 
 # ggml tensor types -> (elements per block, bytes per block), from ggml.h / gguf constants
 GGML_BLOCKS: dict[int, tuple[int, int]] = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
-    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
-    34: (256, 54), 35: (256, 66), 39: (32, 17),
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 36),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
 }
 
 
@@ -101,8 +128,10 @@ def read_gguf(path: Path) -> GGUFInfo:
     with f:
         r = _Reader(f, path, size)
         if f.read(4) != MAGIC:
-            raise ModelFileError(f"{path}: not a GGUF file (bad magic)",
-                                 "Point at a .gguf model, or convert the model with 'edgekit quantize'.")
+            raise ModelFileError(
+                f"{path}: not a GGUF file (bad magic)",
+                "Point at a .gguf model, or convert the model with 'edgekit quantize'.",
+            )
         version = r.unpack("I")
         if version not in (2, 3):
             raise ModelFileError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
@@ -139,6 +168,8 @@ def read_gguf(path: Path) -> GGUFInfo:
             assert end is not None
             end = max(end, data_start + offset + (n // blk) * nbytes)
     if end is not None and size < end:
-        raise ModelFileError(f"{path}: truncated GGUF ({size} bytes, tensors need {end})",
-                             "The download or copy was cut short; fetch the file again.")
+        raise ModelFileError(
+            f"{path}: truncated GGUF ({size} bytes, tensors need {end})",
+            "The download or copy was cut short; fetch the file again.",
+        )
     return GGUFInfo(version, n_tensors, meta, end)

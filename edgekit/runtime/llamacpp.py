@@ -24,12 +24,14 @@ from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSig
 DEFAULT_N_CTX = 4096
 
 
-def _import_llama_cpp():  # type: ignore[no-untyped-def]
+def _import_llama_cpp():
     try:
         import llama_cpp
         import llama_cpp.llama_chat_format as chat_format
     except ImportError as e:  # pragma: no cover - a core dependency
-        raise MissingDependencyError(f"llama-cpp-python is not importable: {e}", "pip install llama-cpp-python") from None
+        raise MissingDependencyError(
+            f"llama-cpp-python is not importable: {e}", "pip install llama-cpp-python"
+        ) from None
     return llama_cpp, chat_format
 
 
@@ -37,8 +39,16 @@ class LlamaCppBackend(BackendBase):
     name = "llama.cpp"
     capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True)
 
-    def __init__(self, path: Path, *, model_id: str | None = None, n_ctx: int | None = None,
-                 threads: int | None = None, info: GGUFInfo | None = None, signals: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        model_id: str | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        info: GGUFInfo | None = None,
+        signals: bool = True,
+    ) -> None:
         llama_cpp, chat_format = _import_llama_cpp()
         self._lib = llama_cpp
         self.path = path
@@ -48,8 +58,11 @@ class LlamaCppBackend(BackendBase):
         self._signals = signals
         try:
             self.llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=self.n_ctx, n_threads=threads or _default_threads(),
-                verbose=False, logits_all=False,
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=threads or _default_threads(),
+                verbose=False,
+                logits_all=False,
             )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelFileError(f"llama.cpp could not load {path}: {e}") from None
@@ -58,8 +71,10 @@ class LlamaCppBackend(BackendBase):
         self._piece_buf = ctypes.create_string_buffer(256)
         template = self.info.chat_template
         if not template:
-            raise ModelFileError(f"{path} has no chat template (tokenizer.chat_template)",
-                                 "Use a chat/instruct model, or add a chat template to the GGUF.")
+            raise ModelFileError(
+                f"{path} has no chat template (tokenizer.chat_template)",
+                "Use a chat/instruct model, or add a chat template to the GGUF.",
+            )
         eos = self.llm.token_eos()
         bos = self.llm.token_bos()
         self._formatter = chat_format.Jinja2ChatFormatter(
@@ -74,8 +89,10 @@ class LlamaCppBackend(BackendBase):
         try:
             return self._formatter(messages=list(messages)).prompt
         except Exception as e:  # jinja errors, raise_exception() in templates
-            raise BackendError(f"the model's chat template failed on these messages: {e}",
-                               "Check the message roles (some templates require alternating user/assistant).") from None
+            raise BackendError(
+                f"the model's chat template failed on these messages: {e}",
+                "Check the message roles (some templates require alternating user/assistant).",
+            ) from None
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
@@ -84,7 +101,9 @@ class LlamaCppBackend(BackendBase):
         return self.tokenize(self.render(messages))
 
     def _piece(self, token: int) -> bytes:
-        n = self._lib.llama_token_to_piece(self._vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+        n = self._lib.llama_token_to_piece(
+            self._vocab, token, self._piece_buf, len(self._piece_buf), 0, False
+        )
         return self._piece_buf.raw[: max(n, 0)]
 
     # --- generation ----------------------------------------------------------------------------------
@@ -94,7 +113,8 @@ class LlamaCppBackend(BackendBase):
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise ContextOverflowError(
-                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}")
+                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}"
+            )
         return self._generate(tokens, params, min(params.max_tokens, room))
 
     def _generate(self, tokens: list[int], params: GenerationParams, limit: int) -> Iterator[Chunk]:
@@ -103,8 +123,14 @@ class LlamaCppBackend(BackendBase):
         logits_ptr = lib.llama_get_logits_ith
         utf8, stops = Utf8Stream(), StopMatcher(params.stop)
         n_out, finish = 0, "length"
-        gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=0.0,
-                           temp=params.temperature, repeat_penalty=1.0)
+        gen = llm.generate(
+            tokens,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=0.0,
+            temp=params.temperature,
+            repeat_penalty=1.0,
+        )
         try:
             for token in gen:
                 if lib.llama_vocab_is_eog(self._vocab, token):
@@ -139,7 +165,7 @@ class LlamaCppBackend(BackendBase):
         llm = getattr(self, "llm", None)
         if llm is not None:
             llm.close()
-            self.llm = None  # type: ignore[assignment]
+            self.llm = None
 
 
 def _default_threads() -> int:

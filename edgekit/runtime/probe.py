@@ -30,8 +30,13 @@ def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     env["GGML_NO_BACKTRACE"] = "1"
     try:
-        proc = subprocess.run([sys.executable, "-m", "edgekit.runtime.probe", str(path)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgekit.runtime.probe", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         raise TokenizerError(f"{path}: tokenizer probe did not finish in {timeout:.0f} s") from None
     if proc.returncode == 0:
@@ -49,7 +54,7 @@ def _main(path: str) -> int:
 
     try:
         llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
-    except Exception as e:  # noqa: BLE001 - reported to the parent as text
+    except Exception as e:
         print(f"load failed: {e}", file=sys.stderr)
         return 3
     for text in PROBE_TEXTS:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import EdgekitError
@@ -25,7 +25,7 @@ class ChatSession:
         head: list[ChatMessage] = [{"role": "system", "content": self.system}] if self.system else []
         return head + self.history
 
-    def send(self, text: str, **params: Any) -> Iterator[Chunk]:
+    def send(self, text: str, **params: Any) -> Generator[Chunk, None, None]:
         """Stream the reply to ``text``. The reply joins the history even if the caller stops early.
 
         If generation cannot start (for example the history no longer fits the context), the user turn
@@ -39,7 +39,7 @@ class ChatSession:
             raise
         return self._record(stream)
 
-    def _record(self, stream: Iterator[Chunk]) -> Iterator[Chunk]:
+    def _record(self, stream: Iterator[Chunk]) -> Generator[Chunk, None, None]:
         parts: list[str] = []
         try:
             for chunk in stream:

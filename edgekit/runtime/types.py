@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
@@ -31,9 +31,13 @@ class GenerationParams:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
-            raise InputError(f"max_tokens must be at least 1, got {self.max_tokens}", "Use --max-tokens 1 or more.")
+            raise InputError(
+                f"max_tokens must be at least 1, got {self.max_tokens}", "Use --max-tokens 1 or more."
+            )
         if self.temperature < 0:
-            raise InputError(f"temperature must be >= 0, got {self.temperature}", "Use 0 for greedy decoding.")
+            raise InputError(
+                f"temperature must be >= 0, got {self.temperature}", "Use 0 for greedy decoding."
+            )
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
 
@@ -162,7 +166,9 @@ def collect(chunks: Iterable[Chunk], *, model: str, backend: str, started: float
     total = time.perf_counter() - t0
     if usage is None:
         usage = Usage(prompt_tokens=0, completion_tokens=len(signals))
-    timings = Timings(ttft_s=total if ttft is None else ttft, total_s=total, completion_tokens=usage.completion_tokens)
+    timings = Timings(
+        ttft_s=total if ttft is None else ttft, total_s=total, completion_tokens=usage.completion_tokens
+    )
     return Completion("".join(parts), finish, usage, timings, model, backend, tuple(signals))
 
 
@@ -174,14 +180,16 @@ def normalize_messages(messages: str | Sequence[ChatMessage], system: str | None
     if system:
         msgs = [{"role": "system", "content": system}, *[m for m in msgs if m["role"] != "system"]]
     for m in msgs:
-        if m.get("role") not in ("system", "user", "assistant", "tool") or not isinstance(m.get("content"), str):
+        if m.get("role") not in ("system", "user", "assistant", "tool") or not isinstance(
+            m.get("content"), str
+        ):
             raise InputError(f"bad chat message {m!r}", "Each message needs a role and a string content.")
         try:
             m["content"].encode("utf-8")
         except UnicodeEncodeError as e:  # lone surrogates: bytes that were not UTF-8 (argv, files)
-            raise EncodingError(f"the {m['role']} message is not valid UTF-8 (at character {e.start})") from None
+            raise EncodingError(
+                f"the {m['role']} message is not valid UTF-8 (at character {e.start})"
+            ) from None
     if not any(m["role"] == "user" and m["content"].strip() for m in msgs):
         raise EmptyPromptError("the prompt is empty")
     return msgs
-
-

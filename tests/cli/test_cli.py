@@ -14,12 +14,19 @@ pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def edgekit(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "edgekit", *args], input=stdin, capture_output=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
-                                       proc.stderr.decode(errors="replace"))
+def edgekit(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    )
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
@@ -38,8 +45,20 @@ def test_run_prints_the_answer(default_model_path: Path) -> None:
 
 
 def test_run_json_and_stdin(default_model_path: Path) -> None:
-    proc = edgekit("run", "-", "--json", "--temperature", "0", "--max-tokens", "8", "--seed", "1",
-                   "--system", "Answer briefly.", stdin="Which city is the capital of France?".encode())
+    proc = edgekit(
+        "run",
+        "-",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "1",
+        "--system",
+        "Answer briefly.",
+        stdin=b"Which city is the capital of France?",
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["model"] == "smollm2-135m-instruct" and data["backend"] == "llama.cpp"
@@ -51,7 +70,9 @@ def test_run_json_and_stdin(default_model_path: Path) -> None:
 def test_input_errors_exit_2_with_one_line(default_model_path: Path) -> None:
     assert_clean_error(edgekit("run", "  "), 2, "empty")
     assert_clean_error(edgekit("run", "-", stdin=b"caf\xe9 au lait"), 2, "UTF-8")
-    assert_clean_error(edgekit("run", "hi", "--model", "smollm2"), 2, "unknown model", "smollm2-135m-instruct")
+    assert_clean_error(
+        edgekit("run", "hi", "--model", "smollm2"), 2, "unknown model", "smollm2-135m-instruct"
+    )
     assert_clean_error(edgekit("run", "word " * 3000, "--n-ctx", "512"), 2, "context window is 512")
     assert_clean_error(edgekit("run", "hi", "--max-tokens", "0"), 2, "max_tokens")
     usage = edgekit("run", "hi", "--no-such-flag")
@@ -75,20 +96,29 @@ def test_malformed_lock_and_debug_traceback(tmp_path: Path) -> None:
 
 
 def test_chat_is_scriptable_with_slash_commands(default_model_path: Path) -> None:
-    script = "\n".join([
-        "/help",
-        "Which city is the capital of France?",
-        "/system You answer in one short sentence.",
-        "/reset",
-        "/model nonexistent-model",
-        "/frobnicate",
-        "What is 2+2?",
-        "/exit",
-        "this line is never read",
-    ]) + "\n"
+    script = (
+        "\n".join(
+            [
+                "/help",
+                "Which city is the capital of France?",
+                "/system You answer in one short sentence.",
+                "/reset",
+                "/model nonexistent-model",
+                "/frobnicate",
+                "What is 2+2?",
+                "/exit",
+                "this line is never read",
+            ]
+        )
+        + "\n"
+    )
     proc = edgekit("chat", "--temperature", "0", "--max-tokens", "24", stdin=script.encode())
     assert proc.returncode == 0, proc.stderr
-    assert "/reset" in proc.stdout and "(system prompt set)" in proc.stdout and "(conversation cleared)" in proc.stdout
+    assert (
+        "/reset" in proc.stdout
+        and "(system prompt set)" in proc.stdout
+        and "(conversation cleared)" in proc.stdout
+    )
     assert "Paris" in proc.stdout
     after = proc.stdout.split("(conversation cleared)", 1)[1]
     assert len(after.strip()) > 10, "the session answers after /reset, /model errors and unknown commands"
@@ -108,8 +138,11 @@ def test_models_list_pull_verify(default_model_path: Path) -> None:
 
 def test_hash_mismatch_is_refused_and_verify_fails(default_model_path: Path, isolated: Path) -> None:
     """A cached file that changed after its pull: load refuses it, verify exits 1."""
-    env = {"EDGEKIT_CACHE_DIR": os.environ["EDGEKIT_CACHE_DIR"], "EDGEKIT_LOCK": os.environ["EDGEKIT_LOCK"],
-           "EDGEKIT_OFFLINE": "1"}
+    env = {
+        "EDGEKIT_CACHE_DIR": os.environ["EDGEKIT_CACHE_DIR"],
+        "EDGEKIT_LOCK": os.environ["EDGEKIT_LOCK"],
+        "EDGEKIT_OFFLINE": "1",
+    }
     from edgekit.models.store import ModelStore
 
     store = ModelStore()
@@ -124,8 +157,11 @@ def test_hash_mismatch_is_refused_and_verify_fails(default_model_path: Path, iso
 
 
 def test_offline_names_what_is_missing(isolated: Path) -> None:
-    env = {"EDGEKIT_CACHE_DIR": os.environ["EDGEKIT_CACHE_DIR"], "EDGEKIT_LOCK": os.environ["EDGEKIT_LOCK"],
-           "EDGEKIT_OFFLINE": "1"}
+    env = {
+        "EDGEKIT_CACHE_DIR": os.environ["EDGEKIT_CACHE_DIR"],
+        "EDGEKIT_LOCK": os.environ["EDGEKIT_LOCK"],
+        "EDGEKIT_OFFLINE": "1",
+    }
     assert_clean_error(edgekit("run", "hi", env=env), 3, "smollm2-135m-instruct", "EDGEKIT_OFFLINE")
 
 
@@ -140,13 +176,22 @@ def test_models_add_pins_a_local_file(default_model_path: Path, isolated: Path) 
     assert "[models.mine]" in text and 'kind = "file"' in text
     again = edgekit("models", "add", str(local), "--name", "mine", env=env)
     assert_clean_error(again, 2, "already has an entry")
-    ran = edgekit("run", "Which city is the capital of France?", "--model", "mine", "--temperature", "0",
-                  "--max-tokens", "16", env=env)
+    ran = edgekit(
+        "run",
+        "Which city is the capital of France?",
+        "--model",
+        "mine",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "16",
+        env=env,
+    )
     assert ran.returncode == 0 and "Paris" in ran.stdout
 
 
 def test_bench_reports_ratios_against_raw_llama_cpp(default_model_path: Path) -> None:
-    proc = edgekit("bench", "--json", "--runs", "1", "--max-tokens", "16")
+    proc = edgekit("bench", "--json", "--runs", "1", "--rounds", "1", "--max-tokens", "16")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["raw"]["side"] == "raw" and report["edgekit"]["side"] == "edgekit"

@@ -25,7 +25,7 @@ def _handler(files: Files) -> type[http.server.BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             return None
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             rng = self.headers.get("Range")
             files.requests.append((self.path, rng))
             blob = files.blobs.get(self.path)

