@@ -13,6 +13,7 @@ import edgekit
 from edgekit.bench import run_bench
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.cli.run import ModelOpt
+from edgekit.config import Settings
 from edgekit.errors import InputError
 from edgekit.runtime.llamacpp import _default_threads
 
@@ -40,11 +41,11 @@ def bench(
     if path.is_dir():
         raise InputError(f"{name} is not a GGUF file; bench compares against raw llama-cpp-python")
     if not as_json:
-        err.print(
-            f"[dim]benchmarking {name}: raw llama-cpp-python and edgekit, {rounds} workers x {runs} runs each...[/dim]"
-        )
+        what = f"raw llama-cpp-python and edgekit, {rounds} workers x {runs} runs each"
+        err.print(f"[dim]benchmarking {name}: {what}...[/dim]")
+    threads = threads or Settings.from_env().threads or _default_threads()
     report = run_bench(
-        path, model=name, threads=threads or _default_threads(), n_ctx=n_ctx, max_tokens=max_tokens, runs=runs
+        path, model=name, threads=threads, n_ctx=n_ctx, max_tokens=max_tokens, runs=runs, rounds=rounds
     )
     if as_json:
         out.print(json.dumps(report.to_dict(), indent=2), markup=False)
