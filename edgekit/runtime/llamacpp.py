@@ -19,7 +19,7 @@ from edgekit.errors import BackendError, ContextOverflowError, MissingDependency
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
 from edgekit.runtime.gguf import GGUFInfo, read_gguf
-from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage
+from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 DEFAULT_N_CTX = 4096
 
@@ -37,7 +37,7 @@ def _import_llama_cpp():
 
 class LlamaCppBackend(BackendBase):
     name = "llama.cpp"
-    capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True)
+    capabilities = Capabilities(grammar=False, logprobs=True, stream=True, local=True)
 
     def __init__(
         self,
@@ -70,22 +70,22 @@ class LlamaCppBackend(BackendBase):
         self._n_vocab = self.llm.n_vocab()
         self._piece_buf = ctypes.create_string_buffer(256)
         template = self.info.chat_template
-        if not template:
-            raise ModelFileError(
-                f"{path} has no chat template (tokenizer.chat_template)",
-                "Use a chat/instruct model, or add a chat template to the GGUF.",
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        self._formatter = (
+            chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=self.llm._model.token_get_text(eos) if eos >= 0 else "",
+                bos_token=self.llm._model.token_get_text(bos) if bos >= 0 else "",
             )
-        eos = self.llm.token_eos()
-        bos = self.llm.token_bos()
-        self._formatter = chat_format.Jinja2ChatFormatter(
-            template=template,
-            eos_token=self.llm._model.token_get_text(eos) if eos >= 0 else "",
-            bos_token=self.llm._model.token_get_text(bos) if bos >= 0 else "",
+            if template
+            else None  # base models ship no template: see plain_transcript
         )
 
     # --- prompt ------------------------------------------------------------------------------------
 
     def render(self, messages: Sequence[ChatMessage]) -> str:
+        if self._formatter is None:
+            return plain_transcript(messages)
         try:
             return self._formatter(messages=list(messages)).prompt
         except Exception as e:  # jinja errors, raise_exception() in templates
@@ -94,11 +94,12 @@ class LlamaCppBackend(BackendBase):
                 "Check the message roles (some templates require alternating user/assistant).",
             ) from None
 
-    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+    def tokenize(self, text: str, *, special: bool = True, add_bos: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return self.tokenize(self.render(messages))
+        # A chat template writes its own BOS; a plain transcript gets the one the vocabulary asks for.
+        return self.tokenize(self.render(messages), add_bos=self._formatter is None)
 
     def _piece(self, token: int) -> bytes:
         n = self._lib.llama_token_to_piece(

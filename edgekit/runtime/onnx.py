@@ -33,7 +33,7 @@ from edgekit.errors import (
 )
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, token_signal
-from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage
+from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 # Graph files tried in order: optimum's current single-file export, then the older merged decoder.
 MODEL_FILES = ("model.onnx", "decoder_model_merged.onnx")
@@ -368,11 +368,9 @@ class OnnxBackend(BackendBase):
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt text the model sees: the chat template applied, ending with the assistant turn."""
-        msgs = [dict(m) for m in messages]
         if self._template is None:
-            # Base models ship no template; a plain transcript is the least surprising fallback.
-            lines = [f"{m['role']}: {m['content']}" for m in msgs]
-            return "\n".join([*lines, "assistant:"])
+            return plain_transcript(messages)
+        msgs = [dict(m) for m in messages]
         from jinja2 import TemplateError
 
         try:

@@ -193,3 +193,8 @@ def normalize_messages(messages: str | Sequence[ChatMessage], system: str | None
     if not any(m["role"] == "user" and m["content"].strip() for m in msgs):
         raise EmptyPromptError("the prompt is empty")
     return msgs
+
+
+def plain_transcript(messages: Sequence[ChatMessage]) -> str:
+    """Prompt for models that ship no chat template (base models): a transcript ending in 'assistant:'."""
+    return "\n".join([*(f"{m['role']}: {m['content']}" for m in messages), "assistant:"])

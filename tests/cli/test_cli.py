@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,31 @@ def test_bench_reports_ratios_against_raw_llama_cpp(default_model_path: Path) ->
         assert report[side]["gen_tok_s"] > 0 and report[side]["prompt_tokens"] > 10
         assert report[side]["peak_rss_mb"] > report["model_size_mb"] * 0.5
     assert report["gen_ratio"] > 0 and report["same_output"] is True
+
+
+def test_ctrl_c_stops_the_answer_but_not_the_session(default_model_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "chat", "--temperature", "0", "--max-tokens", "400"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin and proc.stdout
+    try:
+        proc.stdin.write(b"Write a very long story about a dragon and a knight.\n")
+        proc.stdin.flush()
+        assert proc.stdout.read(40), "the answer starts streaming"
+        proc.send_signal(signal.SIGINT)
+        proc.stdin.write(b"Which city is the capital of France?\n/exit\n")
+        proc.stdin.close()
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
+    assert proc.returncode == 0
+    assert b"[stopped]" in out and b"Paris" in out.split(b"[stopped]", 1)[1]

@@ -20,24 +20,49 @@ from pathlib import Path
 import gguf
 
 
+def copy_gguf(
+    src: Path,
+    dst: Path,
+    *,
+    set_keys: dict[str, str] | None = None,
+    drop_keys: frozenset[str] = frozenset(),
+    tensors: bool = True,
+) -> Path:
+    """Copy a GGUF, replacing string metadata values, dropping keys, and with or without its tensors."""
+    set_keys = set_keys or {}
+    reader = gguf.GGUFReader(src)
+    arch = reader.fields["general.architecture"].contents()
+    writer = gguf.GGUFWriter(dst, arch)  # writes general.architecture itself
+    try:
+        for name, field in reader.fields.items():
+            if name.startswith("GGUF.") or name == "general.architecture" or name in drop_keys:
+                continue  # the file header is rebuilt by the writer
+            vtype = field.types[0]
+            value = set_keys.get(name, field.contents())
+            sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(name, value, vtype, sub_type=sub_type)
+        if tensors:
+            for t in reader.tensors:
+                writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        if tensors:
+            for t in reader.tensors:
+                writer.write_tensor_data(t.data)
+    finally:
+        writer.close()
+    return dst
+
+
 def write_broken_tokenizer_gguf(src: Path, dst: Path) -> Path:
     """Write to ``dst`` a vocabulary-only copy of the gpt2-tokenizer GGUF ``src``, labelled SentencePiece."""
     reader = gguf.GGUFReader(src)
     if reader.fields["tokenizer.ggml.model"].contents() != "gpt2":
         raise ValueError(f"{src}: expected a gpt2 (byte-level BPE) tokenizer")
-    arch = reader.fields["general.architecture"].contents()
-    writer = gguf.GGUFWriter(dst, arch)  # writes general.architecture itself
-    try:
-        for name, field in reader.fields.items():
-            if name.startswith("GGUF.") or name == "general.architecture":
-                continue  # the file header, rebuilt by the writer
-            vtype = field.types[0]
-            value = "llama" if name == "tokenizer.ggml.model" else field.contents()
-            sub_type = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(name, value, vtype, sub_type=sub_type)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
-    return dst
+    return copy_gguf(src, dst, set_keys={"tokenizer.ggml.model": "llama"}, tensors=False)
+
+
+def write_base_model_gguf(src: Path, dst: Path) -> Path:
+    """The same model with no chat template, as base (completion-only) models ship."""
+    return copy_gguf(src, dst, drop_keys=frozenset({"tokenizer.chat_template"}))

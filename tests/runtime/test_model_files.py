@@ -23,6 +23,8 @@ import edgekit.runtime.llamacpp
 import edgekit.runtime.probe
 from edgekit.errors import ModelFileError, TokenizerError
 from edgekit.runtime.gguf import read_gguf
+from edgekit.runtime.llamacpp import LlamaCppBackend
+from edgekit.runtime.types import ChatMessage
 
 pytestmark = pytest.mark.model
 
@@ -159,3 +161,19 @@ def test_missing_file(tmp_path: Path, no_llama: None) -> None:
         edgekit.load(path)
     with pytest.raises(ModelFileError, match="cannot open"):
         read_gguf(path)
+
+
+def test_model_without_chat_template_gets_a_plain_transcript(
+    default_model_path: Path, tmp_path: Path
+) -> None:
+    from .broken_gguf import write_base_model_gguf
+
+    path = write_base_model_gguf(default_model_path, tmp_path / "base.gguf")
+    assert read_gguf(path).chat_template is None
+    with edgekit.load(path, n_ctx=512) as model:
+        backend = model.backend
+        assert isinstance(backend, LlamaCppBackend)
+        msgs: list[ChatMessage] = [{"role": "user", "content": "Which city is the capital of France?"}]
+        assert backend.render(msgs) == "user: Which city is the capital of France?\nassistant:"
+        reply = model.chat(msgs, temperature=0, max_tokens=12)
+    assert reply.text.strip() and reply.usage.completion_tokens > 0
