@@ -158,13 +158,21 @@ def _open_path(
     return LlamaCppBackend(path, model_id=model_id, n_ctx=n_ctx, threads=threads, info=info)
 
 
-def remote(base_url: str, model: str, *, api_key_env: str | None = None, timeout: float = 60.0) -> Model:
-    """A Model backed by an OpenAI-compatible endpoint (``base_url`` ends in /v1)."""
+def remote(
+    base_url: str | None, model: str, *, api_key_env: str | None = None, timeout: float = 60.0
+) -> Model:
+    """A Model backed by an OpenAI-compatible endpoint; ``base_url`` (ending in /v1) defaults to
+    EDGEKIT_REMOTE_URL, and the key is read from ``api_key_env`` (default EDGEKIT_REMOTE_API_KEY)."""
     from edgekit.runtime.remote import RemoteBackend
 
     settings = Settings.from_env()
+    url = base_url or settings.remote_url
+    if not url:
+        raise InputError(
+            "no remote endpoint given", "Pass base_url or set EDGEKIT_REMOTE_URL to the server's /v1 URL."
+        )
     backend = RemoteBackend(
-        base_url, model, api_key_env=api_key_env or settings.remote_api_key_env, timeout=timeout
+        url, model, api_key_env=api_key_env or settings.remote_api_key_env, timeout=timeout
     )
     return Model(backend, name=model)
 

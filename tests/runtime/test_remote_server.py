@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import edgekit
 from edgekit.errors import RemoteAuthError, RemoteError, RemoteProtocolError, RemoteRequestError
 from edgekit.runtime.remote import RemoteBackend
 from edgekit.runtime.types import ChatMessage, GenerationParams
@@ -212,3 +213,16 @@ def test_wrong_api_key_is_an_auth_error(llama_server: LlamaServer, monkeypatch: 
         with pytest.raises(RemoteAuthError):
             list(b.stream(PROMPT, GenerationParams(max_tokens=3)))
     assert os.environ[KEY_ENV] not in str(info.value)
+
+
+def test_public_api_remote_model(llama_server: LlamaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEKIT_REMOTE_URL", llama_server.base_url)
+    monkeypatch.setenv(KEY_ENV, llama_server.api_key)
+    with edgekit.remote(None, llama_server.model_id, api_key_env=KEY_ENV, timeout=120) as model:
+        reply = model.chat("Name three colours of the rainbow.", temperature=0, max_tokens=16)
+        assert reply.backend == "remote" and reply.text.strip() and reply.usage.completion_tokens > 0
+        streamed = "".join(c.text for c in model.chat("Say hello.", stream=True, temperature=0, max_tokens=8))
+        assert streamed.strip()
+    monkeypatch.delenv("EDGEKIT_REMOTE_URL")
+    with pytest.raises(edgekit.errors.InputError, match="EDGEKIT_REMOTE_URL"):
+        edgekit.remote(None, "x")
