@@ -145,7 +145,9 @@ def _raw(
     import llama_cpp
 
     t0 = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
     load_s = time.perf_counter() - t0
     messages: Any = [{"role": "user", "content": prompt}]
 

@@ -98,6 +98,13 @@ class ModelStore:
             try:
                 fetch(entry, tmp, final.parent / ".work", self.settings, progress)
                 self._check(entry, tmp, progress, remember=False)
+            except HashMismatchError as e:
+                remove(tmp)
+                remove(final.parent / ".work")  # do not resume from bytes that proved wrong
+                raise HashMismatchError(
+                    f"downloaded {e.message}",
+                    "The source no longer serves the pinned bytes; check the entry's source and sha256.",
+                ) from None
             except BaseException:
                 remove(tmp)
                 raise

@@ -61,6 +61,7 @@ class LlamaCppBackend(BackendBase):
                 model_path=str(path),
                 n_ctx=self.n_ctx,
                 n_threads=threads or _default_threads(),
+                n_threads_batch=threads or _default_threads(),
                 verbose=False,
                 logits_all=False,
             )

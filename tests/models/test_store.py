@@ -83,9 +83,11 @@ def test_wrong_bytes_are_refused(isolated: Path) -> None:
     files = Files({"/m.gguf": BLOB[::-1]})
     with serve(files) as base:
         store = store_for(lock_text(f'{{ kind = "url", url = "{base}/m.gguf" }}'), isolated)
-        with pytest.raises(HashMismatchError):
+        with pytest.raises(HashMismatchError) as info:
             store.pull()
-        assert not store.path_for(store.lock.get()).exists()
+        assert "no longer serves the pinned bytes" in info.value.hint
+        final = store.path_for(store.lock.get())
+        assert not final.exists() and not (final.parent / ".work").exists()
 
 
 def test_corrupted_cache_is_detected_before_load(isolated: Path) -> None:
