@@ -228,3 +228,14 @@ def test_ctrl_c_stops_the_answer_but_not_the_session(default_model_path: Path) -
                 pipe.close()
     assert proc.returncode == 0
     assert b"[stopped]" in out and b"Paris" in out.split(b"[stopped]", 1)[1]
+
+
+def test_run_on_an_onnx_folder(tmp_path: Path) -> None:
+    from tests.runtime.onnx_fixture import build_tiny_lm
+
+    folder = build_tiny_lm(tmp_path / "tiny-onnx")
+    proc = edgekit("run", "hello there", "--model", str(folder), "--json", "--max-tokens", "5", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["backend"] == "onnxruntime" and data["usage"]["completion_tokens"] == 5
+    assert data["finish_reason"] == "length"
