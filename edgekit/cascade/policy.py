@@ -1,0 +1,163 @@
+"""Cascade policy files (TOML): tiers, acceptance thresholds, gates, budget, determinism per route.
+
+Validated with pydantic at this edge. Errors name the file, the key path and, for misspelt keys, the
+closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgekit.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LatencyClass = Literal["fast", "standard", "escalation"]
+DEFAULT_TIMEOUTS: dict[LatencyClass, float] = {"fast": 5.0, "standard": 30.0, "escalation": 60.0}
+
+
+class PolicyError(InputError):
+    default_hint = "Fix the key named above; see recipes/cascade/default.toml for a complete example."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Acceptance(_Strict):
+    """A local answer is accepted only if every given threshold holds."""
+
+    min_mean_prob: float | None = Field(default=None, ge=0, le=1)
+    min_min_prob: float | None = Field(default=None, ge=0, le=1)
+    max_mean_entropy: float | None = Field(default=None, ge=0)
+    min_tokens: int | None = Field(default=None, ge=0)
+
+
+class Tier(_Strict):
+    name: str
+    kind: Literal["local", "remote"]
+    model: str
+    """models.lock name or path (local); model id at the endpoint (remote)."""
+    accept: Acceptance = Acceptance()
+    base_url_env: str = "EDGEKIT_REMOTE_URL"
+    api_key_env: str = "EDGEKIT_REMOTE_API_KEY"
+    timeout_s: dict[LatencyClass, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class RouteDefaults(_Strict):
+    """Determinism controls per route: temperature and seed used when the request does not set them."""
+
+    temperature: float = Field(default=0.2, ge=0)
+    seed: int | None = 0
+    max_tokens: int = Field(default=256, ge=1)
+
+
+class Budget(_Strict):
+    max_remote_tokens_per_request: int = Field(default=2048, gt=0)
+    max_remote_tokens_per_day: int = Field(default=200_000, gt=0)
+    cost_per_1k_tokens: float = Field(default=0.0, ge=0)
+
+
+class GateSpec(_Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    """Registered gate name (see edgekit.cascade.gates.REGISTRY) or 'module:Class'."""
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    preference: Literal["conservative", "escalation", "validation"] = "conservative"
+    """conservative: escalate when unsure; escalation: escalate on any gate; validation: keep local answers
+    that pass validators even when confidence is low."""
+    latency_class: LatencyClass = "standard"
+    defaults: RouteDefaults = RouteDefaults()
+    tiers: list[Tier] = Field(min_length=1)
+    gates: list[GateSpec] = []
+    budget: Budget = Budget()
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _tiers_make_sense(self) -> Policy:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        if self.tiers[0].kind != "local":
+            raise ValueError("the first tier must be local (tiny model first)")
+        if any(t.kind == "remote" for t in self.tiers[:-1]):
+            raise ValueError("a remote tier can only be the last tier")
+        return self
+
+    @property
+    def local_tiers(self) -> list[Tier]:
+        return [t for t in self.tiers if t.kind == "local"]
+
+    @property
+    def remote_tier(self) -> Tier | None:
+        return self.tiers[-1] if self.tiers[-1].kind == "remote" else None
+
+    @classmethod
+    def load(cls, path: Path) -> Policy:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise PolicyError(
+                f"{path}: cannot read policy ({e.strerror})", "Check the --policy path."
+            ) from None
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path | None = None) -> Policy:
+        where = str(path) if path else "policy"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise PolicyError(f"{where}: invalid TOML: {e}") from None
+        try:
+            return cls.model_validate({**data, "path": path})
+        except ValidationError as e:
+            raise PolicyError(_describe(e, where)) from None
+
+
+def _describe(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc) or "(top level)"
+    msg = f"{where}: {key}: {first['msg']}"
+    if first["type"] == "extra_forbidden" and loc:
+        model = _model_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], list(model.model_fields) if model else [], n=1)
+        if close:
+            msg += f" (did you mean '{close[0]}'?)"
+    return msg
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    model: Any = Policy
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        model = next((a for a in (inner or (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return model if isinstance(model, type) else None
+
+
+def default_policy_path() -> Path:
+    from importlib import resources
+
+    shipped = resources.files("edgekit") / "_data" / "cascade-default.toml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parents[2] / "recipes" / "cascade" / "default.toml"

@@ -1,0 +1,307 @@
+"""The cascade router: gates first, then local tiers smallest first, then the remote, with reasons.
+
+Decision path for one request:
+1. Gates read request features. Any ``local`` verdict pins the request on device (privacy wins). Otherwise
+   any ``escalate`` verdict sends it to the remote directly (the local model is not asked).
+2. Otherwise each local tier answers in turn; its answer is accepted when its confidence signals (mean and
+   minimum chosen-token probability, mean entropy, computed during generation) pass the tier's thresholds.
+3. If no local tier is accepted, the remote tier answers, within the budget, with retries and a circuit
+   breaker.
+4. If the remote is missing, over budget, failing or returns garbage, the best local answer is returned
+   marked ``degraded`` with the reason: never silently, never lost.
+
+Streaming contract: text that might be withdrawn is never shown. ``chat(stream=True)`` buffers until the
+accept decision, then yields the accepted answer; the final chunk carries finish_reason and usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.cascade.budget import BudgetLedger
+from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
+from edgekit.cascade.policy import Acceptance, Policy, Tier
+from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
+from edgekit.cascade.trace import Trace, TraceStore
+from edgekit.errors import EdgekitError, RemoteError
+from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    completion: Completion
+    route: str
+    """'local:<tier>', 'remote:<tier>' or 'degraded:<tier>'."""
+    gates: tuple[GateDecision, ...]
+    escalation_reason: str | None = None
+    degraded_reason: str | None = None
+    rejections: tuple[str, ...] = ()
+    """Why each local tier's answer was not accepted, in order."""
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_reason is not None
+
+
+def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]:
+    """The thresholds a local answer fails (empty when it is accepted)."""
+    conf = completion.confidence
+    out = []
+    if accept.min_tokens is not None and completion.usage.completion_tokens < accept.min_tokens:
+        out.append(f"only {completion.usage.completion_tokens} tokens < {accept.min_tokens}")
+    checks: list[tuple[float | None, float | None, str, bool]] = [
+        (conf.mean_prob, accept.min_mean_prob, "mean token probability", True),
+        (conf.min_prob, accept.min_min_prob, "minimum token probability", True),
+        (conf.mean_entropy, accept.max_mean_entropy, "mean entropy", False),
+    ]
+    for value, limit, label, at_least in checks:
+        if limit is None:
+            continue
+        if value is None:
+            out.append(f"{label} unknown")
+        elif (value < limit) if at_least else (value > limit):
+            out.append(f"{label} {value:.3f} {'<' if at_least else '>'} {limit}")
+    return out
+
+
+class Router:
+    """Implements the same ``chat`` as ``edgekit.Model``, so apps and ``edgekit serve`` can use either."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        local: Sequence[Any],
+        remote: Any | None = None,
+        traces: TraceStore | None = None,
+        ledger: BudgetLedger | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        if len(local) != len(policy.local_tiers):
+            raise ValueError("one local model per local tier is needed")
+        self.policy = policy
+        self.local = list(local)
+        self.remote = remote
+        self.traces = traces
+        self.ledger = ledger or BudgetLedger(policy.budget, None)
+        self.breaker = breaker or CircuitBreaker()
+        self.gates: list[Gate] = [build_gate(g) for g in policy.gates]
+        self.name = "cascade"
+
+    # --- the Model-compatible surface ------------------------------------------------------------
+
+    def chat(
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        stream: bool = False,
+        system: str | None = None,
+        **params: Any,
+    ) -> Completion | Iterator[Chunk]:
+        result = self.route(messages, system=system, **params)
+        if not stream:
+            return result.completion
+        return _replay(result.completion)
+
+    def close(self) -> None:
+        for m in self.local:
+            m.close()
+        if self.remote is not None:
+            self.remote.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- routing ---------------------------------------------------------------------------------
+
+    def features(self, msgs: list[ChatMessage], max_tokens: int, output_type: OutputType = "text") -> Request:
+        first = self.local[0]
+        counter = getattr(first.backend, "prompt_tokens", None)
+        n = len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
+        text = "\n".join(m["content"] for m in msgs if m["role"] in ("user", "tool"))
+        return Request(
+            text=text,
+            prompt_tokens=n,
+            local_n_ctx=first.n_ctx,
+            max_tokens=max_tokens,
+            output_type=output_type,
+        )
+
+    def decide(self, request: Request) -> tuple[tuple[GateDecision, ...], str | None, bool]:
+        """Run the gates: (decisions, escalation reason or None, pinned local)."""
+        decisions = tuple(g.decide(request) for g in self.gates)
+        if any(d.verdict == "local" for d in decisions):
+            return decisions, None, True
+        escalate = [d for d in decisions if d.verdict == "escalate"]
+        if escalate:
+            return decisions, f"gate {escalate[0].gate}: {escalate[0].reason}", False
+        return decisions, None, False
+
+    def route(
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        dry_run: bool = False,
+        **params: Any,
+    ) -> RouteResult:
+        """Answer one request through the cascade. ``dry_run`` never calls the remote (route explain)."""
+        t0 = time.perf_counter()
+        msgs = normalize_messages(messages, system)
+        d = self.policy.defaults
+        params = {"temperature": d.temperature, "seed": d.seed, "max_tokens": d.max_tokens, **params}
+        request = self.features(msgs, int(params["max_tokens"]))
+        gates, escalation, pinned = self.decide(request)
+        latency: dict[str, float] = {"gates": _ms(t0)}
+        best: tuple[Tier, Completion] | None = None
+        rejections: list[str] = []
+        if escalation is None or self.remote is None or pinned:
+            for tier, model in zip(self.policy.local_tiers, self.local, strict=True):
+                t1 = time.perf_counter()
+                completion = model.chat(msgs, **params)
+                latency[f"local:{tier.name}"] = _ms(t1)
+                best = (tier, completion)
+                failed = acceptance_failures(completion, tier.accept)
+                if not failed or pinned:
+                    result = RouteResult(
+                        completion, f"local:{tier.name}", gates, None, None, tuple(rejections), latency
+                    )
+                    return self._finish(result, request, t0, msgs)
+                rejections.append(f"{tier.name}: {'; '.join(failed)}")
+            escalation = escalation or f"signals: {rejections[-1]}"
+        return self._escalate(
+            msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run
+        )
+
+    def _escalate(
+        self,
+        msgs: list[ChatMessage],
+        params: dict[str, Any],
+        request: Request,
+        gates: tuple[GateDecision, ...],
+        reason: str,
+        best: tuple[Tier, Completion] | None,
+        rejections: list[str],
+        latency: dict[str, float],
+        t0: float,
+        dry_run: bool,
+    ) -> RouteResult:
+        tier = self.policy.remote_tier
+        refusal = None
+        if tier is None or self.remote is None:
+            refusal = "no remote tier is configured"
+        elif dry_run:
+            refusal = "dry run: the remote is not called"
+        else:
+            refusal = self.ledger.refusal(request.prompt_tokens + int(params["max_tokens"]))
+        if refusal is None and tier is not None and self.remote is not None:
+            remote = self.remote
+            t1 = time.perf_counter()
+            try:
+                completion, _ = call_with_retries(
+                    lambda: remote.chat(msgs, **params), breaker=self.breaker, retries=tier.retries
+                )
+                if not completion.text.strip():
+                    raise RemoteError("the remote returned an empty answer")
+            except RemoteError as e:
+                refusal = f"remote failed: {e.message}"
+            else:
+                latency[f"remote:{tier.name}"] = _ms(t1)
+                self.ledger.record(completion.usage.total_tokens)
+                result = RouteResult(
+                    completion, f"remote:{tier.name}", gates, reason, None, tuple(rejections), latency
+                )
+                return self._finish(result, request, t0, msgs)
+        # Degrade: the best local answer, generated now if the gates skipped the local tiers.
+        if best is None:
+            t1 = time.perf_counter()
+            local_tier = self.policy.local_tiers[0]
+            best = (local_tier, self.local[0].chat(msgs, **params))
+            latency[f"local:{local_tier.name}"] = _ms(t1)
+        result = RouteResult(
+            best[1], f"degraded:{best[0].name}", gates, reason, refusal, tuple(rejections), latency
+        )
+        return self._finish(result, request, t0, msgs)
+
+    def _finish(
+        self, result: RouteResult, request: Request, t0: float, msgs: list[ChatMessage]
+    ) -> RouteResult:
+        result.latency_ms["total"] = _ms(t0)
+        if self.traces is not None:
+            c = result.completion
+            conf = Confidence.of(c.signals)
+            remote = result.route.startswith("remote:")
+            tokens = c.usage.total_tokens if remote else 0
+            digest = hashlib.sha256("\n".join(m["content"] for m in msgs).encode()).hexdigest()[:12]
+            self.traces.append(
+                Trace(
+                    time=time.time(),
+                    route=result.route,
+                    gates=[{"gate": g.gate, "verdict": g.verdict, "reason": g.reason} for g in result.gates],
+                    escalation_reason=result.escalation_reason,
+                    degraded_reason=result.degraded_reason,
+                    signals={
+                        "mean_prob": conf.mean_prob,
+                        "min_prob": conf.min_prob,
+                        "mean_entropy": conf.mean_entropy,
+                    },
+                    tiers_tried=[k for k in result.latency_ms if ":" in k],
+                    latency_ms=dict(result.latency_ms),
+                    prompt_tokens=request.prompt_tokens,
+                    completion_tokens=c.usage.completion_tokens,
+                    remote_tokens=tokens,
+                    cost=self.ledger.cost(tokens),
+                    prompt_sha=digest,
+                )
+            )
+        return result
+
+
+def _replay(completion: Completion) -> Iterator[Chunk]:
+    yield Chunk(completion.text, completion.signals)
+    yield Chunk("", finish_reason=completion.finish_reason, usage=completion.usage)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+def load_router(policy_path: Path | None = None, *, traces: bool = True) -> Router:
+    """Build a Router from a policy file: local models from models.lock, the remote from its env vars."""
+    import os
+
+    import edgekit
+    from edgekit.cascade.policy import default_policy_path
+    from edgekit.config import Settings
+
+    policy = Policy.load(policy_path or default_policy_path())
+    settings = Settings.from_env()
+    local = [edgekit.load(t.model) for t in policy.local_tiers]
+    remote = None
+    tier = policy.remote_tier
+    try:
+        if tier is not None and os.environ.get(tier.base_url_env):
+            remote = edgekit.remote(
+                os.environ[tier.base_url_env],
+                tier.model,
+                api_key_env=tier.api_key_env,
+                timeout=tier.timeout_s.get(policy.latency_class, 30.0),
+            )
+    except EdgekitError:
+        for m in local:
+            m.close()
+        raise
+    ledger = BudgetLedger(policy.budget, settings.cache_dir.parent / "budget.json")
+    return Router(policy, local=local, remote=remote, traces=TraceStore() if traces else None, ledger=ledger)
+
+
+__all__ = ["RouteResult", "Router", "acceptance_failures", "load_router"]

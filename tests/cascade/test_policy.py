@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.cascade.gates import Request, build_gate
+from edgekit.cascade.policy import GateSpec, Policy, PolicyError, default_policy_path
+
+ROOT = Path(__file__).resolve().parents[2]
+MIN = """
+[[tiers]]
+name = "tiny"
+kind = "local"
+model = "smollm2-135m-instruct"
+"""
+
+
+def test_shipped_default_policy_loads_and_builds_its_gates() -> None:
+    policy = Policy.load(default_policy_path())
+    assert policy.tiers[0].kind == "local" and policy.remote_tier is not None
+    assert [build_gate(g).name for g in policy.gates][:2] == ["context", "keywords:domain"]
+    assert default_policy_path().read_text() == (ROOT / "recipes" / "cascade" / "default.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MIN + "[budget]\nmax_remote_tokens_per_dya = 5\n", "did you mean 'max_remote_tokens_per_day'"),
+        (MIN + "[budget]\nmax_remote_tokens_per_day = 0\n", "budget.max_remote_tokens_per_day"),
+        (MIN + "[budget]\nmax_remote_tokens_per_request = -5\n", "greater than 0"),
+        (MIN.replace('kind = "local"', 'kind = "remote"'), "first tier must be local"),
+        (MIN + MIN, "tier names must be unique"),
+        ("preference = 'bold'\n" + MIN, "preference"),
+        ("tiers = []\n", "tiers"),
+        (MIN + "[[tiers]]\nname='a'\nkind='local'\nmodel='m'\naccept={min_mean_prob=1.5}\n", "min_mean_prob"),
+        ("x = [\n", "invalid TOML"),
+    ],
+)
+def test_invalid_policies_name_the_key(text: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        Policy.parse(text, Path("p.toml"))
+    assert expected in info.value.message and info.value.message.startswith("p.toml: ")
+    assert info.value.exit_code == 2
+
+
+def test_unknown_gate_suggests_a_name() -> None:
+    with pytest.raises(PolicyError) as info:
+        build_gate(GateSpec(kind="keyword"))
+    assert "unknown gate 'keyword'" in info.value.message and "keywords" in info.value.hint
+    with pytest.raises(PolicyError, match="bad pattern"):
+        build_gate(GateSpec(kind="keywords", patterns=["("]))  # type: ignore[call-arg]
+
+
+def req(text: str, prompt_tokens: int = 20, n_ctx: int = 2048, output_type: str = "text") -> Request:
+    return Request(text, prompt_tokens, n_ctx, 256, output_type)  # type: ignore[arg-type]
+
+
+def test_heuristic_gates_explain_themselves() -> None:
+    ctx = build_gate(GateSpec(kind="context", max_prompt_tokens=100))  # type: ignore[call-arg]
+    assert ctx.decide(req("hi")).verdict == "pass"
+    assert "exceed the local context" in ctx.decide(req("hi", prompt_tokens=1900)).reason
+    assert ctx.decide(req("hi", prompt_tokens=150)).verdict == "escalate"
+    domain = build_gate(GateSpec(kind="keywords", label="domain", patterns=[r"\bdosage\b"]))  # type: ignore[call-arg]
+    hit = domain.decide(req("What dosage of ibuprofen is safe?"))
+    assert hit.verdict == "escalate" and hit.reason.startswith("domain: matched")
+    assert domain.decide(req("What is a good name for a cat?")).verdict == "pass"
+    out = build_gate(GateSpec(kind="output_type", tool="escalate"))  # type: ignore[call-arg]
+    assert out.decide(req("x", output_type="tool")).verdict == "escalate"
+    assert out.decide(req("x")).verdict == "pass"
