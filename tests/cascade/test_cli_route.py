@@ -1,0 +1,77 @@
+"""route explain and trace stats as a user runs them, on the real default model (no remote)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.cascade.trace import Trace, TraceStore
+
+pytestmark = pytest.mark.model
+
+
+def edgekit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "EDGEKIT_REMOTE_URL": "", **(env or {})},
+    )
+
+
+def test_route_explain_shows_gates_and_never_calls_the_remote(default_model_path: Path) -> None:
+    # A remote URL nobody listens on: a dry run must not even try it.
+    proc = edgekit(
+        "route",
+        "explain",
+        "What dosage of ibuprofen is safe?",
+        "--json",
+        env={"EDGEKIT_REMOTE_URL": "http://127.0.0.1:9/v1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    domain = next(g for g in data["gates"] if g["gate"] == "keywords:domain")
+    assert domain["verdict"] == "escalate" and "dosage" in domain["reason"]
+    assert data["escalation_reason"].startswith("gate keywords:domain")
+    assert data["route"].startswith("would escalate")
+
+
+def test_route_explain_rejects_a_bad_policy(tmp_path: Path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text(
+        '[[tiers]]\nname = "t"\nkind = "local"\nmodel = "smollm2-135m-instruct"\n'
+        '[[gates]]\nkind = "keyword"\n'
+    )
+    proc = edgekit("route", "explain", "hi", "--policy", str(bad))
+    assert proc.returncode == 2 and "unknown gate 'keyword'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_trace_stats(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "t.jsonl")
+    for route, ms, reason in [
+        ("local:tiny", 100.0, None),
+        ("remote:r", 900.0, "signals: low"),
+        ("local:tiny", 120.0, None),
+    ]:
+        store.append(
+            Trace(
+                time=0,
+                route=route,
+                gates=[],
+                escalation_reason=reason,
+                latency_ms={"total": ms},
+                remote_tokens=50 if reason else 0,
+            )
+        )
+    proc = edgekit("trace", "stats", "--file", str(store.path), "--json")
+    data = json.loads(proc.stdout)
+    assert data["requests"] == 3 and data["routes"]["local"]["count"] == 2
+    assert data["escalation_reasons"]["signals"]["count"] == 1 and data["remote_tokens"] == 50
+    text = edgekit("trace", "stats", "--file", str(store.path)).stdout
+    assert "3 requests" in text and "local:tiny" in text
