@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from edgekit.cli import bench, chat, models, run
+from edgekit.cli import bench, chat, models, route, run
 from edgekit.cli.render import err, error_line
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
@@ -28,6 +28,8 @@ app.command("chat")(chat.chat)
 app.command("pull")(models.pull)
 app.command("bench")(bench.bench)
 app.add_typer(models.app, name="models")
+app.add_typer(route.route_app, name="route")
+app.add_typer(route.trace_app, name="trace")
 
 
 def main(argv: list[str] | None = None) -> None:
