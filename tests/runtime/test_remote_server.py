@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 import edgekit
@@ -24,60 +20,13 @@ from edgekit.errors import RemoteAuthError, RemoteError, RemoteProtocolError, Re
 from edgekit.runtime.remote import RemoteBackend
 from edgekit.runtime.types import ChatMessage, GenerationParams
 
+from ..servers import LlamaServer
+from ..servers import llama_server as start_llama_server
+
 pytestmark = pytest.mark.model
 
-START_DEADLINE_S = 180.0
 KEY_ENV = "EDGEKIT_TEST_LLAMA_SERVER_KEY"
 PROMPT: list[ChatMessage] = [{"role": "user", "content": "Name three colours of the rainbow."}]
-
-
-@dataclass
-class LlamaServer:
-    proc: subprocess.Popen[bytes]
-    base_url: str
-    model_id: str
-    api_key: str
-    log: Path
-
-    def diagnose(self) -> str:
-        rc = self.proc.poll()
-        state = "still running" if rc is None else f"exited with status {rc}"
-        tail = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
-        return f"llama_cpp.server {state}; log tail:\n{tail}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_ready(server: LlamaServer) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    headers = {"Authorization": f"Bearer {server.api_key}"}
-    with httpx.Client(timeout=2.0, headers=headers) as client:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server did not start. {server.diagnose()}")
-            try:
-                if client.get(f"{server.base_url}/models").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-    pytest.fail(
-        f"llama_cpp.server did not answer /v1/models within {START_DEADLINE_S:.0f}s. {server.diagnose()}"
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -85,34 +34,10 @@ def llama_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LlamaServer]:
     model: Path = request.getfixturevalue("default_model_path")
-    assert model.is_file(), f"default model not found at {model}"
-    port = _free_port()
-    api_key = "sk-llama-" + secrets.token_hex(12)
-    log = tmp_path_factory.mktemp("llama_server") / "server.log"
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_ctx", "2048",
-        # One thread: on a small shared CI box, OpenMP threads that spin-wait against other work can make
-        # decoding a hundred times slower.
-        "--n_threads", "1",
-        "--n_threads_batch", "1",
-        "--api_key", api_key,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
-    # Log to a file, not a pipe: nobody drains a pipe while tests run, and a full one blocks the server.
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = LlamaServer(proc, f"http://127.0.0.1:{port}/v1", str(model), api_key, log)
-    try:
-        _wait_until_ready(server)
+    with start_llama_server(model, tmp_path_factory.mktemp("llama_server")) as server:
         sys.stderr.write(f"\nllama_cpp.server ready in {time.monotonic() - started:.1f}s\n")
         yield server
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture

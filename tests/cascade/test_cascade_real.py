@@ -1,0 +1,80 @@
+"""The cascade with real parts: the 135M default model on device and llama-cpp-python's own server
+serving Qwen2.5-Coder-0.5B-Instruct on loopback as the remote."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import edgekit
+from edgekit.cascade.budget import BudgetLedger
+from edgekit.cascade.policy import Policy, default_policy_path
+from edgekit.cascade.resilience import CircuitBreaker
+from edgekit.cascade.router import Router
+from edgekit.cascade.trace import TraceStore
+
+from ..servers import LlamaServer, free_port, llama_server
+
+pytestmark = pytest.mark.model
+KEY_ENV = "EDGEKIT_TEST_CASCADE_KEY"
+
+
+@pytest.fixture(scope="module")
+def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    model = edgekit.pull("qwen2.5-coder-0.5b-instruct")
+    with llama_server(model, tmp_path_factory.mktemp("qwen")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tiny(default_model_path: Path) -> Iterator[edgekit.Model]:
+    with edgekit.load(default_model_path, n_ctx=2048) as model:
+        yield model
+
+
+def router_for(tiny: edgekit.Model, base_url: str, model_id: str, tmp_path: Path) -> Router:
+    policy = Policy.load(default_policy_path())
+    remote = edgekit.remote(base_url, model_id, api_key_env=KEY_ENV, timeout=120)
+    return Router(
+        policy,
+        local=[tiny],
+        remote=remote,
+        traces=TraceStore(tmp_path / "traces.jsonl"),
+        ledger=BudgetLedger(policy.budget, tmp_path / "budget.json"),
+        breaker=CircuitBreaker(failures=2, reset_after_s=60),
+    )
+
+
+def test_domain_gate_escalates_to_the_real_remote(
+    tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
+    router = router_for(tiny, qwen_server.base_url, qwen_server.model_id, tmp_path)
+    result = router.route("What is the usual adult dosage of paracetamol? One sentence.", max_tokens=40)
+    assert result.route == "remote:remote" and result.completion.backend == "remote"
+    assert result.completion.text.strip() and result.escalation_reason.startswith("gate keywords:domain")  # type: ignore[union-attr]
+    trace = router.traces.read()[-1]  # type: ignore[union-attr]
+    assert trace["route"] == "remote:remote" and trace["remote_tokens"] > 0
+    assert router.ledger.spent_today() == trace["remote_tokens"]
+
+
+def test_low_confidence_local_answer_escalates(
+    tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
+    router = router_for(tiny, qwen_server.base_url, qwen_server.model_id, tmp_path)
+    # The tiny model is unsure of this translation (low mean token probability, high entropy).
+    result = router.route("Translate 'good morning' into German.", max_tokens=24)
+    assert result.route == "remote:remote", result.rejections
+    assert result.escalation_reason and result.escalation_reason.startswith("signals: tiny:")
+    assert result.rejections and "mean token probability" in result.rejections[0]
+
+
+def test_remote_down_degrades_with_the_local_answer(tiny: edgekit.Model, tmp_path: Path) -> None:
+    router = router_for(tiny, f"http://127.0.0.1:{free_port()}/v1", "nobody", tmp_path)
+    result = router.route("Translate 'good morning' into German.", max_tokens=24)
+    assert result.route == "degraded:tiny" and result.completion.text.strip()
+    assert result.degraded_reason and "remote failed" in result.degraded_reason
+    assert router.traces.read()[-1]["degraded_reason"] == result.degraded_reason  # type: ignore[union-attr]
