@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgekit.cascade.router import load_router
 from edgekit.cascade.trace import TraceStore, stats
-from edgekit.cli.render import out, read_text_arg
+from edgekit.cli.render import out, progress_bar, read_text_arg
 
 route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)
@@ -94,3 +94,51 @@ def trace_stats(
     for name, r in s["latency_ms"].items():
         lat.add_row(name, f"{r['p50']:.0f}", f"{r['p95']:.0f}", str(r["count"]))
     out.print(lat)
+
+
+def eval_router(
+    policy: PolicyOpt = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labeled prompts (JSONL) [default: the shipped set]")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per answer.")] = 64,
+    target: Annotated[
+        float, typer.Option("--target", help="Quality to keep, as a share of always-remote.")
+    ] = 0.95,
+    observations: Annotated[
+        Path | None, typer.Option("--observations", help="Also write per-item results (JSONL).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Router evaluation: always-local, always-remote, oracle and the cascade's quality/remote-share curve."""
+    from edgekit.cascade.evaluation import (
+        default_items_path,
+        load_items,
+        observations_to_jsonl,
+        observe,
+        summarize,
+    )
+
+    items = load_items(data or default_items_path())
+    with load_router(policy, traces=False) as router, progress_bar() as progress:
+        obs = observe(
+            router, items, max_tokens=max_tokens, progress=lambda d, t: progress("answer prompts", d, t)
+        )
+    if observations:
+        observations.write_text(observations_to_jsonl(obs))
+    report = summarize(obs, target=target)
+    if as_json:
+        out.print(json.dumps(report, indent=2), markup=False)
+        return
+    test = report["test"]
+    table = Table("policy (test split)", "quality", "remote share", box=None)
+    for name in ("always_local", "always_remote", "oracle", "cascade"):
+        table.add_row(name, f"{test[name]['quality']:.1%}", f"{test[name]['remote_share']:.1%}")
+    out.print(table)
+    out.print(
+        f"threshold {report['threshold']:.3f} (chosen on calibration); "
+        f"quality {test['quality_vs_remote']:.1%} of always-remote; "
+        f"remote share {test['share_vs_oracle']:.2f}x the oracle's; "
+        f"remote tokens saved {test['remote_tokens_saved']:.1%}",
+        markup=False,
+    )

@@ -1,0 +1,203 @@
+"""Router evaluation, RouteLLM-style: how much remote quality does the cascade keep per remote call?
+
+Every labeled prompt is answered once by the first local tier and once by the remote; the gates run too.
+The routing policies are then compared offline on those answers: always-local, always-remote, the oracle
+(escalate exactly where the local answer is wrong), and the cascade as its mean-probability threshold
+moves. The threshold is chosen on the calibration split (the smallest remote share whose quality is at
+least ``target`` x always-remote) and reported on the test split only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgekit.cascade.router import Router
+from edgekit.errors import InputError
+
+Split = Literal["calibration", "test"]
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["any", "number", "regex"]
+    values: list[str] | None = None
+    value: float | None = None
+    pattern: str | None = None
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    category: str
+    prompt: str
+    check: _Check
+
+    @property
+    def split(self) -> Split:
+        return "calibration" if hashlib.sha256(self.id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def default_items_path() -> Path:
+    from importlib import resources
+
+    shipped = resources.files("edgekit") / "_data" / "router-prompts.jsonl"
+    if shipped.is_file():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parents[2] / "recipes" / "data" / "router" / "prompts.jsonl"
+
+
+def load_items(path: Path) -> list[Item]:
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(Item.model_validate(json.loads(line)))
+        except (ValueError, ValidationError) as e:
+            raise InputError(f"{path}:{n}: bad item: {str(e).splitlines()[0]}") from None
+    if len({i.id for i in items}) != len(items):
+        raise InputError(f"{path}: item ids must be unique")
+    return items
+
+
+def is_correct(answer: str, check: _Check) -> bool:
+    if check.type == "any":
+        low = answer.lower()
+        return any(v.lower() in low for v in check.values or [])
+    if check.type == "number":
+        numbers = _NUMBER.findall(answer.replace(",", ""))
+        return bool(numbers) and check.value is not None and abs(float(numbers[-1]) - check.value) < 1e-9
+    return bool(check.pattern and re.search(check.pattern, answer))
+
+
+@dataclass(frozen=True)
+class Observation:
+    id: str
+    category: str
+    split: Split
+    local_ok: bool
+    remote_ok: bool
+    mean_prob: float
+    gate_reason: str | None
+    pinned_local: bool
+    remote_tokens: int
+
+
+def observe(
+    router: Router,
+    items: Sequence[Item],
+    *,
+    max_tokens: int = 64,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> list[Observation]:
+    if router.remote is None:
+        raise InputError("the router has no remote tier", "Set EDGEKIT_REMOTE_URL to the remote's /v1 URL.")
+    out = []
+    for n, item in enumerate(items, 1):
+        msgs = [{"role": "user", "content": item.prompt}]
+        request = router.features(msgs, max_tokens)  # type: ignore[arg-type]
+        _, gate_reason, pinned = router.decide(request)
+        local = router.local[0].chat(msgs, temperature=0.0, max_tokens=max_tokens)
+        remote = router.remote.chat(msgs, temperature=0.0, max_tokens=max_tokens)
+        conf = local.confidence
+        out.append(
+            Observation(
+                item.id,
+                item.category,
+                item.split,
+                is_correct(local.text, item.check),
+                is_correct(remote.text, item.check),
+                conf.mean_prob or 0.0,
+                gate_reason,
+                pinned,
+                remote.usage.total_tokens,
+            )
+        )
+        progress(n, len(items))
+    return out
+
+
+def _escalates(o: Observation, threshold: float) -> str | None:
+    """Why the cascade at ``threshold`` escalates this observation (None: it stays local)."""
+    if o.pinned_local:
+        return None
+    if o.gate_reason:
+        return o.gate_reason.split(": ", 1)[0]  # "gate keywords:domain"
+    return "signals" if o.mean_prob < threshold else None
+
+
+def _point(obs: Sequence[Observation], threshold: float) -> dict[str, float]:
+    n = len(obs) or 1
+    decisions = [_escalates(o, threshold) for o in obs]
+    good = sum((o.remote_ok if d else o.local_ok) for o, d in zip(obs, decisions, strict=True))
+    return {"threshold": threshold, "quality": good / n, "remote_share": sum(1 for d in decisions if d) / n}
+
+
+def summarize(obs: Sequence[Observation], *, target: float = 0.95) -> dict[str, Any]:
+    cal = [o for o in obs if o.split == "calibration"]
+    test = [o for o in obs if o.split == "test"]
+    grid = sorted({0.0, 1.01, *(round(o.mean_prob + 1e-6, 6) for o in cal)})
+    cal_remote = sum(o.remote_ok for o in cal) / (len(cal) or 1)
+    ok = [p for p in (_point(cal, t) for t in grid) if p["quality"] >= target * cal_remote]
+    chosen = min(ok, key=lambda p: (p["remote_share"], -p["quality"]))["threshold"] if ok else 1.01
+    return {
+        "items": {"calibration": len(cal), "test": len(test)},
+        "target": f"quality >= {target} x always-remote, chosen on calibration",
+        "threshold": chosen,
+        "calibration": _split_report(cal, chosen, grid),
+        "test": _split_report(test, chosen, grid),
+    }
+
+
+def _split_report(obs: Sequence[Observation], threshold: float, grid: Sequence[float]) -> dict[str, Any]:
+    n = len(obs) or 1
+    local_q = sum(o.local_ok for o in obs) / n
+    remote_q = sum(o.remote_ok for o in obs) / n
+    oracle_share = sum(1 for o in obs if not o.local_ok) / n
+    oracle_q = sum((o.local_ok or o.remote_ok) for o in obs) / n
+    at = _point(obs, threshold)
+    all_remote_tokens = sum(o.remote_tokens for o in obs) or 1
+    used = sum(o.remote_tokens for o in obs if _escalates(o, threshold))
+    return {
+        "always_local": {"quality": local_q, "remote_share": 0.0},
+        "always_remote": {"quality": remote_q, "remote_share": 1.0},
+        "oracle": {"quality": oracle_q, "remote_share": oracle_share},
+        "cascade": at,
+        "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
+        "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
+        "remote_tokens_saved": 1 - used / all_remote_tokens,
+        "curve": [_point(obs, t) for t in grid],
+        "reasons": _reasons(obs, threshold),
+        "by_category": {
+            c: sum(o.local_ok for o in obs if o.category == c) / max(1, sum(o.category == c for o in obs))
+            for c in sorted({o.category for o in obs})
+        },
+    }
+
+
+def _reasons(obs: Sequence[Observation], threshold: float) -> dict[str, dict[str, float]]:
+    """Escalation precision (the local answer was wrong) and recall (of wrong local answers) per reason."""
+    wrong = sum(1 for o in obs if not o.local_ok) or 1
+    out: dict[str, dict[str, float]] = {}
+    for reason in sorted({r for o in obs if (r := _escalates(o, threshold))}):
+        hits = [o for o in obs if _escalates(o, threshold) == reason]
+        needed = sum(1 for o in hits if not o.local_ok)
+        out[reason] = {"escalations": len(hits), "precision": needed / len(hits), "recall": needed / wrong}
+    return out
+
+
+def observations_to_jsonl(obs: Sequence[Observation]) -> str:
+    return "".join(json.dumps(asdict(o)) + "\n" for o in obs)
