@@ -31,6 +31,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")
 app.add_typer(route.trace_app, name="trace")
 
+app.command("eval-router")(route.eval_router)
 
 def main(argv: list[str] | None = None) -> None:
     debug = Settings.from_env().debug
