@@ -64,6 +64,21 @@ class Model:
         stop: Sequence[str] = ...,
     ) -> Iterator[Chunk]: ...
 
+    @overload
+    def chat(  # ``stream`` known only at run time (a server relaying a request's "stream" field)
+        self,
+        messages: str | Sequence[ChatMessage],
+        *,
+        stream: bool,
+        system: str | None = ...,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Completion | Iterator[Chunk]: ...
+
     def chat(
         self,
         messages: str | Sequence[ChatMessage],

@@ -143,6 +143,34 @@ class RemoteRequestError(RemoteError):
     default_hint = "The endpoint rejected the request; check the model name and parameters."
 
 
+# --- serving (edgekit serve turns a request away; HTTP 429 or 503 with Retry-After) -------------------
+
+
+class ServerBusyError(EdgekitError):
+    """The server cannot take this request now. ``retry_after`` (seconds) says when trying again may help."""
+
+    retryable = True
+    status = 503
+    default_hint = "Retry after the delay in the Retry-After header."
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class QueueFullError(ServerBusyError):
+    status = 429
+    default_hint = "Retry after the delay in Retry-After, or start the server with a larger --max-queue."
+
+
+class QueueTimeoutError(ServerBusyError):
+    default_hint = "Retry later, or start the server with a larger --queue-timeout or --concurrency."
+
+
+class ShuttingDownError(ServerBusyError):
+    default_hint = "The server is stopping; retry against a running instance."
+
+
 # --- checks (exit 1) -------------------------------------------------------------------------------
 
 
