@@ -1,0 +1,508 @@
+"""The ASGI app (Starlette): OpenAI-compatible chat completions over a ``Responder``.
+
+Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /v1/models/{id}``,
+``GET /health`` (alias ``/healthz``; never behind the API key). Errors use OpenAI's error body.
+
+How a request runs: the body is validated on the event loop; admission (see ``admission.py``) gives it a
+generation slot or a 429/503; the responder runs in a worker thread (one per slot), so the loop keeps
+answering health checks and other clients. A stream's chunks cross back to the loop through an asyncio
+queue. Stopping: a client that disconnects, or a server that shuts down, sets the job's cancel flag; the
+worker closes the chunk iterator after the chunk in hand, which stops generation, and the slot returns
+to the pool when the worker is done. A non-streaming generation runs to its end (bounded by max_tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from edgekit.errors import (
+    ContextOverflowError,
+    EdgekitError,
+    EmptyPromptError,
+    EncodingError,
+    InputError,
+    MissingDependencyError,
+    RemoteError,
+    ServerBusyError,
+)
+from edgekit.runtime.types import Chunk, Completion
+from edgekit.serve.admission import Admission
+from edgekit.serve.protocol import Responder, ResponseExtras
+from edgekit.serve.schema import (
+    DEFAULT_MAX_TOKENS,
+    ApiError,
+    ChatCall,
+    ChunkShaper,
+    completion_body,
+    parse_request,
+)
+
+try:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ImportError as e:  # pragma: no cover - exercised by a test that hides starlette
+    raise MissingDependencyError(
+        f"edgekit serve needs the 'serve' extra ({e.name} is not installed)", "pip install 'edgekit[serve]'"
+    ) from None
+
+log = logging.getLogger("edgekit.serve")
+T = TypeVar("T")
+
+# Hints that speak HTTP in place of the CLI's ones (kept only where the error carries its default hint).
+_HTTP_HINTS: dict[type[EdgekitError], str] = {
+    EmptyPromptError: "Send at least one user message with text.",
+    ContextOverflowError: "Shorten the messages, or start the server with a larger --n-ctx.",
+    EncodingError: "Send the text as valid UTF-8.",
+}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Server limits. ``api_key``: bearer token required on /v1 (None: open)."""
+
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int = 1
+    max_queue: int = 16
+    queue_timeout_s: float = 30.0
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    """Default when a request gives neither max_tokens nor max_completion_tokens."""
+    max_body_bytes: int = 8 << 20
+    close_wait_s: float = 10.0
+    """At shutdown, how long to wait for running generations before closing the responder."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.concurrency >= 1, "--concurrency must be 1 or more"),
+            (self.max_queue >= 0, "--max-queue must be 0 or more"),
+            (self.queue_timeout_s > 0, "--queue-timeout must be more than 0 seconds"),
+            (self.max_tokens >= 1, "the default max_tokens must be 1 or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        if self.api_key is not None and not self.api_key.strip():
+            raise InputError("the API key is empty", "Set the variable named by --api-key-env to the key.")
+
+
+class _End:
+    """Marks the end of a stream on the worker-to-loop queue."""
+
+
+_END = _End()
+
+
+class Service:
+    """State shared by the routes: responder, admission, worker threads and their cancel flags."""
+
+    def __init__(self, responder: Responder, options: ServeOptions, extras: ResponseExtras | None) -> None:
+        self.responder = responder
+        self.options = options
+        self.extras = extras
+        self.admission = Admission(options.concurrency, options.max_queue, options.queue_timeout_s)
+        self.executor = ThreadPoolExecutor(
+            max_workers=options.concurrency, thread_name_prefix="edgekit-serve"
+        )
+        self.cancels: set[threading.Event] = set()
+        self.created = int(time.time())
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """Thread- and signal-safe: stop admitting (queued requests get 503); running ones go on."""
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.admission.drain)
+
+    def cancel_all(self) -> None:
+        """Thread- and signal-safe: ask every running stream to stop after the chunk in hand."""
+        for cancel in list(self.cancels):
+            cancel.set()
+
+    async def shutdown(self) -> None:
+        """Stop what still runs, wait for the workers, then close the responder (never under a worker)."""
+        self.admission.drain()
+        self.cancel_all()
+        waiter = threading.Thread(target=self.executor.shutdown, name="edgekit-serve-close", daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + self.options.close_wait_s
+        while waiter.is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if waiter.is_alive():
+            log.warning("a generation still runs after %gs; not closing the model", self.options.close_wait_s)
+            return
+        self.closed = True
+        self.responder.close()
+
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Run ``work`` on a worker thread; the slot the caller holds is released when it ends."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            fut = self.executor.submit(work)
+        except BaseException:
+            self.admission.release()
+            raise
+
+        def done(_: Future[T]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the process is exiting
+                loop.call_soon_threadsafe(self.admission.release, time.monotonic() - started)
+
+        fut.add_done_callback(done)
+        return fut
+
+    async def complete(self, call: ChatCall) -> Completion:
+        def work() -> Completion:
+            result = self.responder.chat(call.messages, stream=False, **call.kwargs())
+            if not isinstance(result, Completion):
+                raise TypeError(f"{type(self.responder).__name__}.chat(stream=False) returned {type(result)}")
+            return result
+
+        return await asyncio.wrap_future(self.submit(work))
+
+    def stream(self, call: ChatCall, cancel: threading.Event) -> asyncio.Queue[Chunk | BaseException | _End]:
+        """Start a streaming job; its chunks, then ``_END`` or the exception, arrive on the queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Chunk | BaseException | _End] = asyncio.Queue()
+
+        def put(item: Chunk | BaseException | _End) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                cancel.set()
+
+        def work() -> None:
+            try:
+                chunks = self.responder.chat(call.messages, stream=True, **call.kwargs())
+                if isinstance(chunks, Completion):
+                    raise TypeError(
+                        f"{type(self.responder).__name__}.chat(stream=True) returned a Completion"
+                    )
+                try:
+                    for chunk in chunks:
+                        put(chunk)
+                        if cancel.is_set():
+                            break
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+                put(_END)
+            except BaseException as e:
+                put(e)
+            finally:
+                self.cancels.discard(cancel)
+
+        self.cancels.add(cancel)
+        try:
+            self.submit(work)
+        except BaseException:
+            self.cancels.discard(cancel)
+            raise
+        return queue
+
+
+# --- routes ---------------------------------------------------------------------------------------------
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def chat_completions(request: Request) -> Response:
+    service = _service(request)
+    try:
+        body = await _read_body(request, service.options.max_body_bytes)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    call = parse_request(body, service.options.max_tokens)
+    try:
+        await _unless_disconnected(request, service.admission.acquire(), on_late=service.admission.release)
+    except ServerBusyError as e:
+        raise _busy(e) from None
+    if call.stream:
+        return await _stream_response(request, service, call)
+    try:
+        completion = await service.complete(call)
+    except Exception as e:
+        raise _api_error(e) from None
+    body_out = completion_body(completion, model=service.responder.name)
+    return JSONResponse(_with_extras(body_out, service.extras, completion))
+
+
+async def _stream_response(request: Request, service: Service, call: ChatCall) -> Response:
+    cancel = threading.Event()
+    queue = service.stream(call, cancel)
+    try:
+        first = await _unless_disconnected(request, queue.get())
+    except _ClientGone:
+        cancel.set()
+        raise
+    if isinstance(first, BaseException):  # failed before any output: a proper HTTP error
+        raise _api_error(first)
+    shaper = ChunkShaper(service.responder.name, call.include_usage)
+    events = _sse_events(first, queue, shaper, service.extras)
+    return _SSEResponse(events, on_close=cancel.set)
+
+
+async def _sse_events(
+    first: Chunk | _End,
+    queue: asyncio.Queue[Chunk | BaseException | _End],
+    shaper: ChunkShaper,
+    extras: ResponseExtras | None,
+) -> AsyncIterator[bytes]:
+    yield _sse(shaper.first())
+    item: Chunk | BaseException | _End = first
+    last: Chunk | None = None
+    while not isinstance(item, _End):
+        if isinstance(item, BaseException):  # after a 200: an error event, and no [DONE]
+            yield _sse(_api_error(item).body())
+            return
+        if item.text:
+            yield _sse(shaper.text(item))
+        if item.finish_reason or item.usage:
+            last = item
+        item = await queue.get()
+    finish = shaper.finish(last.finish_reason if last and last.finish_reason else "stop")
+    yield _sse(_with_extras(finish, extras, last))
+    if shaper.include_usage and last is not None and last.usage is not None:
+        yield _sse(shaper.usage(last.usage))
+    yield b"data: [DONE]\n\n"
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+class _SSEResponse(StreamingResponse):
+    """A text/event-stream response that runs ``on_close`` however it ends (done, disconnect, cancel)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None]) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+async def list_models(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": [_model_card(_service(request))]})
+
+
+async def get_model(request: Request) -> Response:
+    service = _service(request)
+    if request.path_params["model"] != service.responder.name:
+        raise ApiError(
+            404, f"the model {request.path_params['model']!r} does not exist here", code="model_not_found"
+        )
+    return JSONResponse(_model_card(service))
+
+
+def _model_card(service: Service) -> dict[str, Any]:
+    return {
+        "id": service.responder.name,
+        "object": "model",
+        "created": service.created,
+        "owned_by": "edgekit",
+    }
+
+
+async def health(request: Request) -> Response:
+    service = _service(request)
+    adm = service.admission
+    body = {
+        "status": "draining" if adm.draining else "ok",
+        "model": service.responder.name,
+        "active": adm.active,
+        "queued": adm.queued,
+        "concurrency": adm.concurrency,
+        "max_queue": adm.max_queue,
+    }
+    return JSONResponse(body, status_code=503 if adm.draining else 200)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its answer started."""
+
+
+async def _unless_disconnected(
+    request: Request, awaitable: Awaitable[T], *, on_late: Callable[[], None] | None = None
+) -> T:
+    """Await ``awaitable`` unless the client disconnects first (then ``_ClientGone``). ``on_late`` undoes a
+    result that arrived just as the client left (a slot handed over, say)."""
+    task = asyncio.ensure_future(awaitable)
+    watcher = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    else:
+        if on_late is not None:
+            on_late()
+    raise _ClientGone
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise ApiError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _with_extras(
+    body: dict[str, Any], extras: ResponseExtras | None, source: Completion | Chunk | None
+) -> dict[str, Any]:
+    if extras is None or source is None:
+        return body
+    more = extras(source)
+    return {**body, **more} if more else body
+
+
+def _busy(e: ServerBusyError) -> ApiError:
+    code = type(e).__name__.removesuffix("Error")
+    code = "".join("_" + c.lower() if c.isupper() else c for c in code).lstrip("_")
+    return ApiError(
+        e.status,
+        f"{e.message} (hint: {e.hint})",
+        type="rate_limit_error" if e.status == 429 else "server_error",
+        code=code,
+        headers={"Retry-After": str(e.retry_after)},
+    )
+
+
+def _api_error(e: BaseException) -> ApiError:
+    """Map what a responder raised onto an HTTP error; only edgekit's own messages reach the client."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, ServerBusyError):
+        return _busy(e)
+    if isinstance(e, InputError):
+        code = "context_length_exceeded" if isinstance(e, ContextOverflowError) else "invalid_value"
+        param = "messages" if isinstance(e, ContextOverflowError) else None
+        hint = next((h for c, h in _HTTP_HINTS.items() if type(e) is c and e.hint == c.default_hint), e.hint)
+        return ApiError(400, f"{e.message} (hint: {hint})", param=param, code=code)
+    if isinstance(e, RemoteError):
+        return ApiError(502, str(e), type="server_error", code="upstream_error")
+    if isinstance(e, EdgekitError):
+        return ApiError(500, str(e), type="server_error", code=type(e).__name__)
+    log.error("unexpected %s while answering: %s", type(e).__name__, e, exc_info=e)
+    return ApiError(
+        500, "internal error while generating the answer", type="server_error", code="internal_error"
+    )
+
+
+async def _api_error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    error = ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code)
+    return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _client_gone_response(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody reads it: the client left
+
+
+class BearerAuth:
+    """Pure ASGI middleware: paths under /v1 need ``Authorization: Bearer <key>`` (compared in constant
+    time); everything else (health) stays open. Runs before the body is read."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self._key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._key is None or scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
+            await self.app(scope, receive, send)
+            return
+        message = "missing API key: send 'Authorization: Bearer <key>'" if not header else "invalid API key"
+        error = ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+        await JSONResponse(error.body(), status_code=401, headers=error.headers)(scope, receive, send)
+
+
+def create_app(
+    responder: Responder, options: ServeOptions | None = None, *, extras: ResponseExtras | None = None
+) -> Starlette:
+    """The ASGI app serving ``responder``. It closes the responder at lifespan shutdown.
+
+    ``app.state.service.begin_shutdown()`` (thread- and signal-safe) stops admitting new work; the
+    server running the app is expected to stop accepting connections and let running requests finish.
+    """
+    options = options or ServeOptions()
+    service = Service(responder, options, extras)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.loop = asyncio.get_running_loop()
+        yield
+        await service.shutdown()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        exception_handlers={
+            ApiError: _api_error_response,
+            HTTPException: _http_error_response,
+            _ClientGone: _client_gone_response,
+        },
+        middleware=[Middleware(BearerAuth, api_key=options.api_key)],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

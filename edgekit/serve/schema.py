@@ -1,0 +1,281 @@
+"""OpenAI chat-completions shapes at the HTTP edge: the request body (pydantic) and the response bodies.
+
+Request fields that edgekit cannot honor yet (``tools``, ``response_format`` other than text, ``n > 1``,
+``logprobs``, penalties, ``logit_bias``, non-text content) are refused with a 400 that names them, never
+silently dropped. Unknown fields are ignored, as newer SDKs send fields older servers do not know.
+``model`` may name anything: the server answers with its own model and says which in ``model``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.runtime.types import ChatMessage, Chunk, Completion, Usage
+
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.95
+
+
+class ApiError(Exception):
+    """An error response in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def unsupported(param: str, what: str) -> ApiError:
+    return ApiError(
+        400, f"{what} is not supported yet by edgekit serve", param=param, code="unsupported_parameter"
+    )
+
+
+# --- request ------------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class ContentPart(_Body):
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: str
+    text: str | None = None
+
+
+class Message(_Body):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[Any] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class ChatRequest(_Body):
+    model: str | None = None
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    # Accepted in the schema so they can be refused by name (see ``check_supported``).
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    functions: list[Any] | None = None
+    function_call: str | dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """What the server passes to ``Responder.chat``, plus how to shape the answer."""
+
+    messages: list[ChatMessage]
+    stream: bool
+    include_usage: bool
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    stop: tuple[str, ...] = field(default=())
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
+
+
+def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> ChatCall:
+    """Validate a request body; every problem is an ``ApiError`` 400 naming the field."""
+    try:
+        req = ChatRequest.model_validate_json(body)
+    except ValidationError as e:
+        raise _validation_error(e) from None
+    check_supported(req)
+    stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
+    return ChatCall(
+        messages=[_message(i, m) for i, m in enumerate(req.messages)],
+        stream=req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        max_tokens=req.max_completion_tokens or req.max_tokens or default_max_tokens,
+        temperature=DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
+        top_p=DEFAULT_TOP_P if req.top_p is None else req.top_p,
+        seed=req.seed,
+        stop=tuple(s for s in stop if s),
+    )
+
+
+def check_supported(req: ChatRequest) -> None:
+    fmt = req.response_format
+    if fmt is not None and fmt.get("type", "text") != "text":
+        raise unsupported("response_format", f"response_format of type {fmt.get('type')!r}")
+    if req.tools or req.functions:
+        raise unsupported("tools" if req.tools else "functions", "tool calling")
+    for name, choice in (("tool_choice", req.tool_choice), ("function_call", req.function_call)):
+        if choice is not None and choice != "none":
+            raise unsupported(name, f"{name} {choice!r}")
+    if req.n not in (None, 1):
+        raise unsupported("n", "n > 1 (several choices per request)")
+    if req.logprobs or req.top_logprobs:
+        raise unsupported("logprobs" if req.logprobs else "top_logprobs", "logprobs")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if getattr(req, name):
+            raise unsupported(name, name)
+    if req.logit_bias:
+        raise unsupported("logit_bias", "logit_bias")
+
+
+def _message(i: int, m: Message) -> ChatMessage:
+    if m.tool_calls:
+        raise unsupported(f"messages[{i}].tool_calls", "tool calls in the history")
+    if isinstance(m.content, list):
+        parts = []
+        for j, part in enumerate(m.content):
+            if part.type != "text" or part.text is None:
+                raise unsupported(f"messages[{i}].content[{j}]", f"content of type {part.type!r}")
+            parts.append(part.text)
+        content = "\n".join(parts)
+    else:
+        content = m.content or ""
+    role = "system" if m.role == "developer" else m.role
+    return {"role": role, "content": content}
+
+
+def _validation_error(e: ValidationError) -> ApiError:
+    first = e.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return ApiError(400, f"the request body is not valid JSON: {first['msg']}", code="invalid_json")
+    if first["type"] == "model_type" and not first["loc"]:
+        return ApiError(400, "the request body must be a JSON object", code="invalid_type")
+    param = _param(first["loc"])
+    return ApiError(400, f"{param}: {first['msg']}", param=param, code="invalid_value")
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """('messages', 0, 'content', 'str') -> 'messages[0].content' (pydantic's union-branch names dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[ContentPart]", "list[str]", "dict[str,any]", "bool", "int", "float"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def new_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def completion_body(completion: Completion, *, model: str, id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": id or new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": completion.text},
+                "logprobs": None,
+                "finish_reason": completion.finish_reason,
+            }
+        ],
+        "usage": usage_dict(completion.usage),
+    }
+
+
+@dataclass
+class ChunkShaper:
+    """Shapes one stream's ``chat.completion.chunk`` events, all with the same id and created time."""
+
+    model: str
+    include_usage: bool
+    id: str = field(default_factory=new_id)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def event(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        if self.include_usage:
+            body["usage"] = None
+        return body
+
+    def first(self) -> dict[str, Any]:
+        return self.event({"role": "assistant", "content": ""})
+
+    def text(self, chunk: Chunk) -> dict[str, Any]:
+        return self.event({"content": chunk.text})
+
+    def finish(self, finish_reason: str) -> dict[str, Any]:
+        return self.event({}, finish_reason)
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage_dict(usage),
+        }
