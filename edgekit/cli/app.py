@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from edgekit.cli import bench, chat, models, route, run
+from edgekit.cli import bench, chat, models, route, run, serve
 from edgekit.cli.render import err, error_line
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
@@ -27,6 +27,7 @@ app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("pull")(models.pull)
 app.command("bench")(bench.bench)
+app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")
 app.add_typer(route.trace_app, name="trace")

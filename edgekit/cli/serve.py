@@ -1,0 +1,86 @@
+"""edgekit serve: an OpenAI-compatible HTTP server on a local model."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+import edgekit
+from edgekit.cli.render import err, progress_bar
+from edgekit.cli.run import ModelOpt
+from edgekit.errors import InputError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env", help="Environment variable holding the bearer token clients must send."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Generations at once (each loads its own copy).")
+    ] = 1,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Requests that may wait for a slot; beyond: HTTP 429.")
+    ] = 16,
+    queue_timeout: Annotated[
+        float, typer.Option("--queue-timeout", help="Seconds a request may wait in the queue; then HTTP 503.")
+    ] = 30.0,
+    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
+    grace: Annotated[
+        float, typer.Option("--grace", help="Seconds running requests get to finish on SIGINT/SIGTERM.")
+    ] = 10.0,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level; 'info' adds an access log.")
+    ] = "warning",
+) -> None:
+    """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
+    from edgekit.serve import ModelPool, ServeOptions, bind, create_app, run  # needs the 'serve' extra
+
+    if log_level not in LOG_LEVELS:
+        raise InputError(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    options = ServeOptions(
+        api_key=_api_key(api_key_env),
+        concurrency=concurrency,
+        max_queue=max_queue,
+        queue_timeout_s=queue_timeout,
+        close_wait_s=grace,
+    )
+    sock = bind(host, port)  # before loading: a busy port fails fast
+    with progress_bar() as progress:
+        copies = [edgekit.load(model, n_ctx=n_ctx, progress=progress) for _ in range(concurrency)]
+    responder = copies[0] if concurrency == 1 else ModelPool(copies)
+    app = create_app(responder, options)
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    err.print(f"edgekit serve: {responder.name} on http://{url_host}:{bound_port}/v1", markup=False)
+    if options.api_key is None and not _is_loopback(host):
+        err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
+    run(app, sock, grace_s=grace, log_level=log_level)
+
+
+def _api_key(env: str | None) -> str | None:
+    if env is None:
+        return None
+    key = os.environ.get(env, "").strip()
+    if not key:
+        raise InputError(f"--api-key-env {env}: ${env} is unset or empty", f"Export {env}=<key> first.")
+    return key
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
