@@ -159,6 +159,46 @@ class LlamaCppBackend(BackendBase):
         tail = "" if stops.stopped else stops.push(utf8.flush()) + stops.flush()
         yield Chunk(tail, (), finish_reason=finish, usage=Usage(len(tokens), n_out))
 
+    # --- scoring (no generation) ----------------------------------------------------------------
+
+    def text_tokens(self, text: str) -> tuple[list[int], list[int]]:
+        """(prefix, ids) for scoring plain text: the BOS the vocabulary asks for, then the text's tokens."""
+        add_bos = bool(self._lib.llama_vocab_get_add_bos(self._vocab))
+        bos = self.llm.token_bos()
+        return ([bos] if add_bos and bos >= 0 else []), self.tokenize(text, special=False)
+
+    @property
+    def trained_context(self) -> int | None:
+        return self.info.context_length
+
+    def logit_blocks(self, tokens: Sequence[int], block: int = 256) -> Iterator[np.ndarray]:
+        """Logits of every position of ``tokens``, evaluated from an empty KV cache, as float32 [n, vocab]
+        blocks of at most ``block`` consecutive positions.
+
+        Each batch asks llama.cpp for all of its outputs (the per-token ``logits`` flag), so this needs no
+        ``logits_all`` context and chat generation keeps its last-token-only speed. A yielded block is a
+        view of llama.cpp's output buffer, valid until the next block is requested: copy it to keep it.
+        The chat KV cache is cleared before and after.
+        """
+        if len(tokens) > self.n_ctx:
+            raise ContextOverflowError(f"{len(tokens)} tokens do not fit the context window of {self.n_ctx}")
+        llm = self.llm
+        block = max(1, min(block, llm.n_batch))
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        try:
+            for start in range(0, len(tokens), block):
+                part = list(tokens[start : start + block])
+                llm._batch.set_batch(part, start, True)
+                try:
+                    llm._ctx.decode(llm._batch)
+                except RuntimeError as e:
+                    raise BackendError(f"llama.cpp failed while scoring: {e}") from None
+                yield np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(part), self._n_vocab))
+        finally:
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is evaluated from scratch)."""
         self.llm.reset()

@@ -406,6 +406,10 @@ class OnnxBackend(BackendBase):
 
     def _forward(self, state: _State, ids: Sequence[int]) -> np.ndarray:
         """Run ``ids`` on top of ``state``; return the last position's logits as float32 [vocab]."""
+        return self._run(state, ids)[-1]
+
+    def _run(self, state: _State, ids: Sequence[int]) -> np.ndarray:
+        """Run ``ids`` on top of ``state``; return the logits of each of them as float32 [len(ids), vocab]."""
         session = self._session
         if session is None:
             raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
@@ -432,8 +436,38 @@ class OnnxBackend(BackendBase):
         logits = outs[0]
         state.past = dict(zip(self._past_names, outs[1:], strict=True))
         state.length = total
-        last = logits[0, -1] if logits.ndim == 3 else logits[-1]
-        return np.asarray(last, dtype=np.float32)
+        rows = logits[0] if logits.ndim == 3 else logits
+        return np.asarray(rows[-len(ids) :], dtype=np.float32)
+
+    # --- scoring (no generation) -----------------------------------------------------------------
+
+    def text_tokens(self, text: str) -> tuple[list[int], list[int]]:
+        """(prefix, ids) for scoring plain text: the special tokens the tokenizer puts before a text
+        (its BOS, if any), then the text's own tokens."""
+        try:
+            ids = list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+            full = list(self._tokenizer.encode(text, add_special_tokens=True).ids)
+        except Exception as exc:
+            raise TokenizerError(f"cannot tokenize the text: {exc}") from exc
+        at = next((i for i in range(len(full) - len(ids) + 1) if full[i : i + len(ids)] == ids), 0)
+        return full[:at], ids
+
+    @property
+    def trained_context(self) -> int | None:
+        v = self.config.get("max_position_embeddings") or self.config.get("n_positions")
+        return int(v) if isinstance(v, int) and v > 0 else None
+
+    def logit_blocks(self, tokens: Sequence[int], block: int = 256) -> Iterator[np.ndarray]:
+        """Logits of every position of ``tokens`` from an empty past, as float32 [n, vocab] blocks of at
+        most ``block`` consecutive positions (the KV cache carries over between blocks)."""
+        if len(tokens) > self.n_ctx:
+            raise ContextOverflowError(f"{len(tokens)} tokens do not fit the context window of {self.n_ctx}")
+        state = self._new_state()
+        try:
+            for start in range(0, len(tokens), max(1, block)):
+                yield self._run(state, tokens[start : start + max(1, block)])
+        finally:
+            state.past.clear()
 
     # --- generation ------------------------------------------------------------------------------
 
