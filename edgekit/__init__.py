@@ -9,6 +9,7 @@ The public API (a test keeps ``__all__`` sorted and complete)::
 
 from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
 from edgekit.errors import EdgekitError
+from edgekit.evaluate import EvalReport, Suite, load_suite, run_eval
 from edgekit.models.lock import Lockfile, ModelEntry
 from edgekit.runtime.base import Backend, Capabilities
 from edgekit.runtime.session import ChatSession
@@ -33,17 +34,21 @@ __all__ = [
     "Completion",
     "Confidence",
     "EdgekitError",
+    "EvalReport",
     "GenerationParams",
     "Lockfile",
     "Model",
     "ModelEntry",
+    "Suite",
     "TokenSignal",
     "Usage",
     "__version__",
     "list_models",
     "load",
+    "load_suite",
     "lockfile",
     "pull",
     "remote",
+    "run_eval",
     "verify",
 ]

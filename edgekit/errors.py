@@ -63,6 +63,18 @@ class TokenizerError(ModelFileError):
     default_hint = "The model's tokenizer is broken; rebuild the file from its source, or use another model."
 
 
+class TokenizerMismatchError(InputError):
+    """Two models compared token by token (eval) do not tokenize the same text the same way."""
+
+    default_hint = "Compare builds of the same model (for example a quantization against its source)."
+
+
+class SuiteError(InputError):
+    """An eval suite or task file is malformed: the message names the file, line and key."""
+
+    default_hint = "Fix the key named above; see 'Quality-drift gate' in the README for the suite format."
+
+
 # --- model store (exit 3 unless the user can fix it) ------------------------------------------
 
 

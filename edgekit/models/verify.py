@@ -80,6 +80,14 @@ class VerifyMemo:
         size, mtime = _stamp(path)
         return rec.get("size") == size and rec.get("mtime_ns") == mtime
 
+    def lookup(self, path: Path) -> str | None:
+        """The remembered sha256 of ``path`` while its size and mtime are unchanged, else None."""
+        rec = self._read().get(str(path.resolve()))
+        if not rec or not isinstance(rec.get("sha256"), str):
+            return None
+        size, mtime = _stamp(path)
+        return str(rec["sha256"]) if rec.get("size") == size and rec.get("mtime_ns") == mtime else None
+
     def remember(self, path: Path, sha256: str) -> None:
         data = self._read()
         size, mtime = _stamp(path)

@@ -1,0 +1,433 @@
+"""run_eval: score a candidate against a baseline on a suite and check its gates.
+
+Steps (each reports progress): resolve and load both models; tokenize every slice with both and check
+that the ids agree; score each slice window by window (the baseline live with exact KL, or from the
+cache with the top-k approximation); run the task prompts (the baseline's answers are cached too);
+time generation on both; check the gates. A failing gate is a verdict in the report, not an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from edgekit.api import Model, _looks_like_path, load
+from edgekit.config import Settings
+from edgekit.errors import EdgekitError, InputError, ModelFileError
+from edgekit.evaluate import drift as drift_math
+from edgekit.evaluate.cache import BaselineCache, CorruptCache, DriftEntry, cache_key
+from edgekit.evaluate.drift import DriftSummary, PositionStats, TopK
+from edgekit.evaluate.gates import check
+from edgekit.evaluate.report import EvalReport, ModelInfo, SliceResult
+from edgekit.evaluate.scoring import (
+    Scorable,
+    Tokens,
+    check_same_tokens,
+    scorable,
+    scored_blocks,
+    scorer_id,
+    window_targets,
+    windows,
+)
+from edgekit.evaluate.speed import Speed, measure
+from edgekit.evaluate.suite import Slice, Suite, check_texts, load_suite
+from edgekit.evaluate.tasks import TaskScores, run_tasks
+from edgekit.models.store import ModelStore
+from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256, content_size
+from edgekit.runtime.llamacpp import _default_threads
+
+T = TypeVar("T")
+BLOCK = 256
+"""Positions per forward batch: bounds the logits held at once to BLOCK x vocab floats per model."""
+TASK_N_CTX = 1024
+
+
+def run_eval(
+    baseline: str | Path,
+    candidate: str | Path,
+    *,
+    suite: Suite | str | Path | None = None,
+    cache: bool = True,
+    threads: int | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFn = _noop,
+) -> EvalReport:
+    """Compare ``candidate`` with ``baseline`` (models.lock names, GGUF files or ONNX folders).
+
+    ``suite`` is a loaded Suite, a suite file, or None for the shipped default. With ``cache`` the
+    baseline's statistics and task answers are read from and written to the eval cache under
+    EDGEKIT_CACHE_DIR; without it the baseline is always scored live (exact KL divergence).
+    """
+    started = time.perf_counter()
+    settings = settings or Settings.from_env()
+    # The two models run side by side: by default each gets half the cores, so neither waits on the other.
+    threads = threads or settings.threads or max(1, _default_threads() // 2)
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    check_texts(suite)
+    run = _Run(suite, settings, progress, BaselineCache(settings.cache_dir / "eval") if cache else None)
+    base_info = _resolve(baseline, "baseline", settings, progress)
+    cand_info = _resolve(candidate, "candidate", settings, progress)
+    n_ctx = max(TASK_N_CTX, *(s.chunk_tokens for s in suite.slices))
+    with run.timed("load"):
+        base = _load(base_info, n_ctx, threads, settings)
+        try:
+            cand = _load(cand_info, n_ctx, threads, settings)
+        except BaseException:
+            base.close()
+            raise
+    with base, cand, ThreadPoolExecutor(1, thread_name_prefix="edgekit-eval") as pool:
+        run.pool = pool
+        base_info = _with_backend(base_info, base)
+        cand_info = _with_backend(cand_info, cand)
+        slices = run.score_all(base, cand, base_info)
+        tasks = run.tasks(base, cand, base_info)
+        speed = run.speed(base, cand, base_info, cand_info)
+    overall = DriftSummary.of(PositionStats.concat([s.stats for s in slices]))
+    drift = {"all": overall, **{s.name: s.summary for s in slices}}
+    gates = check(suite, drift, tasks, speed)
+    run.timings["total"] = time.perf_counter() - started
+    from edgekit import __version__
+
+    return EvalReport(
+        baseline=base_info,
+        candidate=cand_info,
+        slices=tuple(slices),
+        overall=overall,
+        tasks=tasks,
+        tasks_cache=run.tasks_cache,
+        speed=speed,
+        gates=tuple(gates),
+        timings=run.timings,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        suite_path=suite.path,
+        suite_description=suite.description,
+        top_k=suite.top_k,
+        edgekit_version=__version__,
+    )
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def _resolve(spec: str | Path, role: str, settings: Settings, progress: ProgressFn) -> ModelInfo:
+    try:
+        if isinstance(spec, Path) or _looks_like_path(spec):
+            path = Path(spec).expanduser()
+            if not path.exists():
+                raise ModelFileError(
+                    f"{path}: no such file or folder",
+                    "Check the path, or use a name from 'edgekit models list'.",
+                )
+            memo = VerifyMemo(settings.cache_dir / "hashes.json")
+            sha = memo.lookup(path)
+            if sha is None:
+                sha = content_sha256(path, progress, stage=f"hash {role}")
+                memo.remember(path, sha)
+            fmt = "onnx" if path.is_dir() else "gguf"
+            return ModelInfo(role, path.name, path, sha, fmt, content_size(path))
+        store = ModelStore(settings)
+        entry = store.lock.get(str(spec))
+        if entry.format == "hf":
+            raise InputError(
+                f"{entry.name} is a Hugging Face folder; eval scores GGUF files and ONNX folders",
+                "Convert it to GGUF or export it to ONNX first, then compare the result.",
+            )
+        path = store.ensure(entry.name, progress)
+        return ModelInfo(role, entry.name, path, entry.sha256, entry.format, entry.size)
+    except EdgekitError as e:
+        raise _for_role(e, role) from None
+
+
+def _for_role(e: EdgekitError, role: str) -> EdgekitError:
+    if e.message.startswith(f"{role}: "):
+        return e
+    try:
+        return type(e)(f"{role}: {e.message}", e.hint)
+    except TypeError:  # an error class with another constructor: keep it as it is
+        return e
+
+
+def _load(info: ModelInfo, n_ctx: int, threads: int | None, settings: Settings) -> Model:
+    try:
+        # An ONNX export knows its own window (config.json); a GGUF context is sized to what eval needs.
+        model = load(
+            info.path, n_ctx=None if info.format == "onnx" else n_ctx, threads=threads, settings=settings
+        )
+        scorable(model.backend, info.role)
+        return model
+    except EdgekitError as e:
+        raise _for_role(e, info.role) from None
+
+
+def _with_backend(info: ModelInfo, model: Model) -> ModelInfo:
+    return ModelInfo(
+        info.role, info.name, info.path, info.sha256, info.format, info.size_bytes, model.backend.name
+    )
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    slice: Slice
+    window: int
+    tokens: Tokens
+    key: dict[str, object]
+    cached: DriftEntry | None
+    cache_status: str
+
+
+@dataclass
+class _Run:
+    suite: Suite
+    settings: Settings
+    progress: ProgressFn
+    cache: BaselineCache | None
+    pool: ThreadPoolExecutor | None = None
+    """Runs the baseline's half of each step beside the candidate's (llama.cpp and onnxruntime release
+    the GIL), so a cold run takes about as long as the slower model, not both together."""
+    timings: dict[str, float] = field(default_factory=dict)
+    score_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    scored: list[int] = field(default_factory=lambda: [0, 0])
+    tasks_cache: str = "off"
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - t0
+
+    # --- drift ---------------------------------------------------------------------------------
+
+    def score_all(self, base: Model, cand: Model, base_info: ModelInfo) -> list[SliceResult]:
+        b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
+        with self.timed("tokenize"):
+            prepared = [self._prepare(s, base, cand, b, c, base_info) for s in self.suite.slices]
+        with self.timed("score"):
+            return [self._score(p, b, c) for p in prepared]
+
+    def _prepare(
+        self, s: Slice, base: Model, cand: Model, b: Scorable, c: Scorable, info: ModelInfo
+    ) -> _Prepared:
+        limits = [s.chunk_tokens, base.n_ctx, cand.n_ctx, b.trained_context, c.trained_context]
+        window = min(v for v in limits if v)
+        key = cache_key(
+            kind="drift",
+            model=info.sha256,
+            scorer=scorer_id(base.backend),
+            text=hashlib.sha256(s.text.encode()).hexdigest(),
+            window=window,
+            top_k=self.suite.top_k,
+            block=BLOCK,
+        )
+        cached, status = self._cached_drift(key)
+        cand_tokens = Tokens.of(c, s.text)
+        base_tokens = (
+            Tokens(tuple(int(t) for t in cached.prefix), cached.tokens) if cached else Tokens.of(b, s.text)
+        )
+        check_same_tokens(s.name, base_tokens, cand_tokens)
+        if base_tokens.ids.size < self.suite.min_tokens:
+            raise InputError(
+                f"slice '{s.name}' is {base_tokens.ids.size} tokens long; at least {self.suite.min_tokens} "
+                "are needed for meaningful statistics",
+                "Add held-out text to the slice's file, or lower drift.min_tokens in the suite.",
+            )
+        return _Prepared(s, window, base_tokens, key, cached, status)
+
+    def _cached_drift(self, key: dict[str, object]) -> tuple[DriftEntry | None, str]:
+        if self.cache is None:
+            return None, "off"
+        try:
+            entry = self.cache.load_drift(key)
+        except CorruptCache as e:
+            self.cache.discard("drift", key)
+            return None, f"recomputed ({e})"
+        return entry, "hit" if entry is not None else "miss"
+
+    def _score(self, p: _Prepared, b: Scorable, c: Scorable) -> SliceResult:
+        wins = windows(p.tokens.prefix, p.tokens.ids, p.window)
+        total = sum(len(w) - 1 for w in wins)
+        stage = f"score {p.slice.name}"
+        stats: list[PositionStats] = []
+        tops: list[TopK] = []
+        done = 0
+        self.progress(stage, 0, total)
+        for w in wins:
+            targets = window_targets(w)
+            at = 0
+            for base_logits, cand_logits in self._blocks(w, None if p.cached else b, c):
+                tg = targets[at : at + cand_logits.shape[0]]
+                if base_logits is None:
+                    assert p.cached is not None
+                    top = p.cached.top.rows(done + at, done + at + tg.size)
+                    stats.append(drift_math.approx(top, cand_logits, tg))
+                else:
+                    _check_width(base_logits, cand_logits)
+                    st, top = drift_math.exact(base_logits, cand_logits, tg, self.suite.top_k)
+                    stats.append(st)
+                    tops.append(top)
+                at += tg.size
+                self.progress(stage, done + at, total)
+            done += targets.size
+        if p.cached is None and self.cache is not None:
+            try:
+                self.cache.save_drift(
+                    p.key, DriftEntry(np.asarray(p.tokens.prefix), p.tokens.ids, TopK.concat(tops))
+                )
+            except EdgekitError as e:
+                p.cache_status = f"{p.cache_status}, not saved ({e.message})"
+        all_stats = PositionStats.concat(stats)
+        return SliceResult(
+            name=p.slice.name,
+            text_tokens=int(p.tokens.ids.size),
+            window_tokens=p.window,
+            kld_method="topk" if p.cached else "exact",
+            baseline_cache=p.cache_status,
+            summary=DriftSummary.of(all_stats),
+            stats=all_stats,
+        )
+
+    def _blocks(
+        self, window: list[int], b: Scorable | None, c: Scorable
+    ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+        """Baseline and candidate logits for the same positions, block by block, computed side by side.
+
+        The baseline's block is decoded on the pool's thread while this thread decodes the candidate's;
+        each side's decode time is added to its scoring time.
+        """
+        base_gen = scored_blocks(b, window, BLOCK) if b is not None else None
+        cand_gen = scored_blocks(c, window, BLOCK)
+        pending: Future[tuple[np.ndarray | None, float]] | None = None
+        try:
+            while True:
+                if base_gen is not None:
+                    pending = self._submit(_timed_next, base_gen)
+                cand_block, cand_s = _timed_next(cand_gen)
+                base_block, base_s = (None, 0.0)
+                if pending is not None:
+                    base_block, base_s = pending.result()
+                    pending = None
+                if cand_block is None or (base_gen is not None and base_block is None):
+                    return
+                for side, (blk, secs) in enumerate(((base_block, base_s), (cand_block, cand_s))):
+                    if blk is not None:
+                        self.score_s[side] += secs
+                        self.scored[side] += blk.shape[0]
+                yield base_block, cand_block
+        finally:
+            if pending is not None:  # never close a generator while the other thread is running it
+                with contextlib.suppress(BaseException):
+                    pending.result()
+            for gen in (base_gen, cand_gen):
+                close = getattr(gen, "close", None)
+                if close is not None:
+                    close()  # leaves the backend's KV cache clean even when we stop early
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        if self.pool is None:  # no pool: run it here, in order
+            fut: Future[T] = Future()
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:
+                fut.set_exception(e)
+            return fut
+        return self.pool.submit(fn, *args)
+
+    # --- tasks and speed -----------------------------------------------------------------------
+
+    def tasks(self, base: Model, cand: Model, info: ModelInfo) -> tuple[TaskScores, TaskScores] | None:
+        tasks = self.suite.tasks
+        if tasks is None:
+            return None
+        with self.timed("tasks"):
+            key = cache_key(
+                kind="tasks",
+                model=info.sha256,
+                scorer=scorer_id(base.backend),
+                tasks=tasks.sha256,
+                max_tokens=self.suite.task_max_tokens,
+            )
+            base_scores = self._cached_tasks(key)
+            pending = None
+            if base_scores is None:  # the baseline answers on the pool's thread meanwhile
+                pending = self._submit(
+                    run_tasks,
+                    base,
+                    tasks,
+                    self.suite.task_max_tokens,
+                    lambda i, n: self.progress("tasks baseline", i, n),
+                )
+            try:
+                cand_scores = run_tasks(
+                    cand,
+                    tasks,
+                    self.suite.task_max_tokens,
+                    lambda i, n: self.progress("tasks candidate", i, n),
+                )
+            finally:
+                if pending is not None:
+                    base_scores = pending.result()
+            assert base_scores is not None
+            if pending is not None and self.cache is not None:
+                try:
+                    self.cache.save_tasks(key, base_scores.to_dict())
+                except EdgekitError as e:
+                    self.tasks_cache += f", not saved ({e.message})"
+        return base_scores, cand_scores
+
+    def _cached_tasks(self, key: dict[str, object]) -> TaskScores | None:
+        if self.cache is None:
+            self.tasks_cache = "off"
+            return None
+        try:
+            data = self.cache.load_tasks(key)
+            scores = TaskScores.from_dict(data) if data is not None else None
+        except (CorruptCache, KeyError, TypeError) as e:
+            self.cache.discard("tasks", key)
+            self.tasks_cache = f"recomputed ({e})"
+            return None
+        self.tasks_cache = "hit" if scores is not None else "miss"
+        return scores
+
+    def speed(self, base: Model, cand: Model, bi: ModelInfo, ci: ModelInfo) -> tuple[Speed, Speed]:
+        """Timed one model at a time (never side by side), so the two numbers are comparable."""
+        with self.timed("speed"):
+            measured = measure(
+                (base, cand),
+                prompt=self.suite.speed_prompt,
+                max_tokens=self.suite.speed_max_tokens,
+                runs=self.suite.speed_runs,
+                on_done=lambda i, n: self.progress("speed", i, n),
+            )
+        scoring = [n / s if s > 0 and n > 0 else None for n, s in zip(self.scored, self.score_s, strict=True)]
+        if measured is None:
+            return Speed(None, None, bi.size_bytes, scoring[0]), Speed(None, None, ci.size_bytes, scoring[1])
+        (bt, bf), (ct, cf) = measured
+        return Speed(bt, bf, bi.size_bytes, scoring[0]), Speed(ct, cf, ci.size_bytes, scoring[1])
+
+
+def _timed_next(gen: Iterator[np.ndarray]) -> tuple[np.ndarray | None, float]:
+    t0 = time.perf_counter()
+    block = next(gen, None)
+    return block, time.perf_counter() - t0
+
+
+def _check_width(base: np.ndarray, cand: np.ndarray) -> None:
+    if base.shape[1] != cand.shape[1]:
+        raise InputError(
+            "baseline and candidate have vocabularies of different sizes "
+            f"({base.shape[1]} vs {cand.shape[1]} logits)",
+            "Compare builds of the same model: drift needs one vocabulary on both sides.",
+        )
