@@ -53,7 +53,8 @@ def _commands() -> dict[str, list[str]]:
 def test_cli_reference_lists_every_command_and_option() -> None:
     ref = README.split("## CLI reference", 1)[1].split("\n## ", 1)[0]
     for command, options in _commands().items():
-        row = next((line for line in ref.splitlines() if line.startswith(f"| `edgekit {command}")), None)
+        head = re.compile(rf"\| `edgekit {re.escape(command)}[ `]")  # "eval" must not match "eval-router"
+        row = next((line for line in ref.splitlines() if head.match(line)), None)
         assert row, f"README's CLI reference lacks 'edgekit {command}'"
         for opt in options:
             assert opt in row, f"README's row for 'edgekit {command}' lacks {opt}"

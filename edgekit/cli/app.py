@@ -11,6 +11,7 @@ import sys
 import typer
 
 from edgekit.cli import bench, chat, models, route, run, serve
+from edgekit.cli.eval import eval_
 from edgekit.cli.render import err, error_line
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
@@ -27,6 +28,7 @@ app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("pull")(models.pull)
 app.command("bench")(bench.bench)
+app.command("eval")(eval_)
 app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")

@@ -6,22 +6,43 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from edgekit.errors import EdgekitError, EncodingError
 from edgekit.models.verify import ProgressFn
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+BYTE_STAGES = ("download", "extract", "verify", "hash")
+"""Stages whose amounts are bytes; every other stage counts items (tokens, prompts, runs)."""
+
+
+class _ByStage(ProgressColumn):
+    """Renders bytes-stage tasks with one column and count-stage tasks with another."""
+
+    def __init__(self, for_bytes: ProgressColumn, for_counts: ProgressColumn | None) -> None:
+        super().__init__()
+        self.for_bytes, self.for_counts = for_bytes, for_counts
+
+    def render(self, task: Task) -> RenderableType:
+        if str(task.description).startswith(BYTE_STAGES):
+            return self.for_bytes.render(task)
+        return self.for_counts.render(task) if self.for_counts else Text("")
 
 
 @contextlib.contextmanager
@@ -33,8 +54,8 @@ def progress_bar() -> Iterator[ProgressFn]:
     bars = Progress(
         TextColumn("{task.description:<34}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        _ByStage(DownloadColumn(), MofNCompleteColumn()),
+        _ByStage(TransferSpeedColumn(), None),
         TimeRemainingColumn(),
         console=err,
         transient=True,
