@@ -84,12 +84,28 @@ def run_eval(
         except BaseException:
             base.close()
             raise
-    with base, cand, ThreadPoolExecutor(1, thread_name_prefix="edgekit-eval") as pool:
+    with base, cand, ThreadPoolExecutor(2, thread_name_prefix="edgekit-eval") as pool:
         run.pool = pool
         base_info = _with_backend(base_info, base)
         cand_info = _with_backend(cand_info, cand)
-        slices = run.score_all(base, cand, base_info)
-        tasks = run.tasks(base, cand, base_info)
+        prepared = run.prepare(base, cand, base_info)
+        if suite.tasks is not None and all(p.cached is not None for p in prepared):
+            # Only the candidate has text to score: a second copy of it answers the task prompts on the
+            # other thread meanwhile (one llama.cpp context serves one caller at a time).
+            with run.timed("load"):
+                helper = _load(cand_info, n_ctx, threads, settings)
+            with helper:
+                pending = pool.submit(run.tasks, base, helper, base_info)
+                try:
+                    slices = run.score(prepared, base, cand)
+                except BaseException:
+                    with contextlib.suppress(BaseException):
+                        pending.result()
+                    raise
+                tasks = pending.result()
+        else:
+            slices = run.score(prepared, base, cand)
+            tasks = run.tasks(base, cand, base_info)
         speed = run.speed(base, cand, base_info, cand_info)
     overall = DriftSummary.of(PositionStats.concat([s.stats for s in slices]))
     drift = {"all": overall, **{s.name: s.summary for s in slices}}
@@ -194,8 +210,8 @@ class _Run:
     progress: ProgressFn
     cache: BaselineCache | None
     pool: ThreadPoolExecutor | None = None
-    """Runs the baseline's half of each step beside the candidate's (llama.cpp and onnxruntime release
-    the GIL), so a cold run takes about as long as the slower model, not both together."""
+    """Runs work beside this thread (llama.cpp and onnxruntime release the GIL): the baseline's half of
+    each step, or, when the baseline is cached, the candidate's task prompts while it scores text."""
     timings: dict[str, float] = field(default_factory=dict)
     score_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
     scored: list[int] = field(default_factory=lambda: [0, 0])
@@ -211,10 +227,15 @@ class _Run:
 
     # --- drift ---------------------------------------------------------------------------------
 
-    def score_all(self, base: Model, cand: Model, base_info: ModelInfo) -> list[SliceResult]:
+    def prepare(self, base: Model, cand: Model, base_info: ModelInfo) -> list[_Prepared]:
+        """Tokenize every slice with both models (or read the baseline's ids from the cache) and check
+        they agree, before any scoring: bad input fails in seconds, not minutes."""
         b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
         with self.timed("tokenize"):
-            prepared = [self._prepare(s, base, cand, b, c, base_info) for s in self.suite.slices]
+            return [self._prepare(s, base, cand, b, c, base_info) for s in self.suite.slices]
+
+    def score(self, prepared: list[_Prepared], base: Model, cand: Model) -> list[SliceResult]:
+        b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
         with self.timed("score"):
             return [self._score(p, b, c) for p in prepared]
 

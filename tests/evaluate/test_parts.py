@@ -245,3 +245,15 @@ def test_html_report_is_one_file_with_three_plots() -> None:
 
     page = to_html(fake_report())
     assert page.count("<svg") == 3 and "<script" not in page and "FAIL: 2 of 4 gates" in page
+
+
+def test_html_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from edgekit.errors import MissingDependencyError
+    from edgekit.evaluate.html import require_matplotlib
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra looks like
+    with pytest.raises(MissingDependencyError, match="matplotlib") as info:
+        require_matplotlib()
+    assert "edgekit[report]" in info.value.hint
