@@ -17,7 +17,9 @@ accept decision, then yields the accepted answer; the final chunk carries finish
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +95,8 @@ class Router:
         self.breaker = breaker or CircuitBreaker()
         self.gates: list[Gate] = [build_gate(g) for g in policy.gates]
         self.name = "cascade"
+        self._recent: OrderedDict[int, RouteResult] = OrderedDict()  # for route_of, bounded
+        self._recent_lock = threading.Lock()
 
     # --- the Model-compatible surface ------------------------------------------------------------
 
@@ -106,8 +110,34 @@ class Router:
     ) -> Completion | Iterator[Chunk]:
         result = self.route(messages, system=system, **params)
         if not stream:
+            self._remember(result.completion, result)
             return result.completion
-        return _replay(result.completion)
+        chunks = [
+            Chunk(result.completion.text, result.completion.signals),
+            Chunk("", finish_reason=result.completion.finish_reason, usage=result.completion.usage),
+        ]
+        self._remember(chunks[-1], result)
+        return iter(chunks)
+
+    def _remember(self, obj: object, result: RouteResult) -> None:
+        with self._recent_lock:
+            self._recent[id(obj)] = result
+            while len(self._recent) > 256:
+                self._recent.popitem(last=False)
+
+    def route_of(self, obj: Completion | Chunk) -> dict[str, Any] | None:
+        """Route facts for a Completion (or final Chunk) this router returned: for server responses."""
+        with self._recent_lock:
+            result = self._recent.pop(id(obj), None)
+        if result is None:
+            return None
+        return {
+            "edgekit_route": {
+                "route": result.route,
+                "escalation_reason": result.escalation_reason,
+                "degraded_reason": result.degraded_reason,
+            }
+        }
 
     def close(self) -> None:
         for m in self.local:
@@ -264,11 +294,6 @@ class Router:
                 )
             )
         return result
-
-
-def _replay(completion: Completion) -> Iterator[Chunk]:
-    yield Chunk(completion.text, completion.signals)
-    yield Chunk("", finish_reason=completion.finish_reason, usage=completion.usage)
 
 
 def _ms(since: float) -> float:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +13,11 @@ import edgekit
 from edgekit.cli.render import err, progress_bar
 from edgekit.cli.run import ModelOpt
 from edgekit.errors import InputError
+from edgekit.runtime.types import Chunk, Completion
+
+if TYPE_CHECKING:
+    from edgekit.cascade.router import Router
+    from edgekit.serve import Responder, ResponseExtras
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -42,6 +48,12 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level; 'info' adds an access log.")
     ] = "warning",
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Serve the tiny-model-first cascade instead of one model.")
+    ] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Cascade policy TOML (implies --cascade).")
+    ] = None,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
     from edgekit.serve import ModelPool, ServeOptions, bind, create_app, run  # needs the 'serve' extra
@@ -55,17 +67,36 @@ def serve(
         queue_timeout_s=queue_timeout,
         close_wait_s=grace,
     )
+    if (cascade or policy) and model:
+        raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
     sock = bind(host, port)  # before loading: a busy port fails fast
-    with progress_bar() as progress:
-        copies = [edgekit.load(model, n_ctx=n_ctx, progress=progress) for _ in range(concurrency)]
+    extras = None
+    if cascade or policy:
+        from edgekit.cascade.router import load_router
+
+        routers = [load_router(policy) for _ in range(concurrency)]
+        copies: list[Responder] = list(routers)
+        extras = _route_of(routers)
+    else:
+        with progress_bar() as progress:
+            copies = [edgekit.load(model, n_ctx=n_ctx, progress=progress) for _ in range(concurrency)]
     responder = copies[0] if concurrency == 1 else ModelPool(copies)
-    app = create_app(responder, options)
+    app = create_app(responder, options, extras=extras)
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     err.print(f"edgekit serve: {responder.name} on http://{url_host}:{bound_port}/v1", markup=False)
     if options.api_key is None and not _is_loopback(host):
         err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
     run(app, sock, grace_s=grace, log_level=log_level)
+
+
+def _route_of(routers: list[Router]) -> ResponseExtras:
+    """Adds the cascade's route (and escalation or degradation reason) to every response."""
+
+    def extras(final: Completion | Chunk) -> dict[str, Any] | None:
+        return next((r for r in (router.route_of(final) for router in routers) if r), None)
+
+    return extras
 
 
 def _api_key(env: str | None) -> str | None:

@@ -3,9 +3,17 @@ serving Qwen2.5-Coder-0.5B-Instruct on loopback as the remote."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import edgekit
@@ -78,3 +86,77 @@ def test_remote_down_degrades_with_the_local_answer(tiny: edgekit.Model, tmp_pat
     assert result.route == "degraded:tiny" and result.completion.text.strip()
     assert result.degraded_reason and "remote failed" in result.degraded_reason
     assert router.traces.read()[-1]["degraded_reason"] == result.degraded_reason  # type: ignore[union-attr]
+
+
+def test_edgekit_serve_runs_the_cascade(qwen_server: LlamaServer, tmp_path: Path) -> None:
+    """OpenAI clients talk to `edgekit serve --cascade`; each answer says which route produced it."""
+    log, traces = tmp_path / "serve.log", tmp_path / "traces.jsonl"
+    env = {
+        **os.environ,
+        "EDGEKIT_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "EDGEKIT_REMOTE_URL": qwen_server.base_url,
+        "EDGEKIT_REMOTE_API_KEY": qwen_server.api_key,
+        "EDGEKIT_TRACE_FILE": str(traces),
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekit", "serve", "--cascade", "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        root = _wait_for_serve(proc, log)
+        with httpx.Client(base_url=root + "/v1", timeout=180) as client:
+            remote = client.post(
+                "/chat/completions",
+                json={
+                    "model": "cascade",
+                    "max_tokens": 32,
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": "What is the usual adult dosage of paracetamol? One sentence.",
+                        }
+                    ],
+                },
+            ).json()
+            assert remote["choices"][0]["message"]["content"].strip()
+            assert remote["edgekit_route"]["route"] == "remote:remote"
+            assert remote["edgekit_route"]["escalation_reason"].startswith("gate keywords:domain")
+            streamed = client.post(
+                "/chat/completions",
+                json={
+                    "model": "cascade",
+                    "max_tokens": 32,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "Which city is the capital of France?"}],
+                },
+            )
+            assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
+            assert '"edgekit_route"' in streamed.text
+        routes = [json.loads(line)["route"] for line in traces.read_text().splitlines()]
+        assert routes[0] == "remote:remote" and len(routes) == 2
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+
+
+def _wait_for_serve(proc: subprocess.Popen[bytes], log: Path) -> str:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", log.read_text(errors="replace"))
+        if found:
+            try:
+                if httpx.get(found.group(1) + "/health", timeout=2).status_code == 200:
+                    return found.group(1)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait(10)
+    pytest.fail(f"edgekit serve --cascade did not become healthy:\n{log.read_text(errors='replace')[-3000:]}")
