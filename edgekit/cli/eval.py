@@ -138,17 +138,27 @@ def _render(report: EvalReport) -> None:
             markup=False,
         )
     gates = Table(box=None, pad_edge=False)
-    for col in ("", "gate", "value", "threshold", "verdict"):
-        gates.add_column(col, justify="right" if col in ("value", "threshold") else "left")
+    gates.add_column("", no_wrap=True)
+    gates.add_column("gate", no_wrap=True)
+    for col in ("value", "threshold"):
+        gates.add_column(col, justify="right", no_wrap=True)
+    gates.add_column("", overflow="fold")
     order = {"fail": 0, "pass": 1, "skipped": 2}
     style = {"fail": "bold red", "pass": "green", "skipped": "dim"}
     for g in sorted(report.gates, key=lambda g: order[g.status]):
+        op = ("<=" if g.is_max else ">=") if g.status != "fail" else (">" if g.is_max else "<")
+        note = ""
+        if g.status == "fail" and g.margin is not None:
+            note = f"{'over' if g.is_max else 'under'} by {fmt(abs(g.margin))}"
+        elif g.status == "skipped":
+            note = "not measured"
         gates.add_row(
             f"[{style[g.status]}]{g.status.upper()}[/]",
             g.name,
             "-" if g.value is None else fmt(g.value),
-            fmt(g.threshold),
-            g.describe(),
+            f"{op} {fmt(g.threshold)}",
+            note,
+            style=None,
         )
     out.print(gates)
     failed = len(report.failures)

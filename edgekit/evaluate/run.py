@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -99,8 +100,7 @@ def run_eval(
                 try:
                     slices = run.score(prepared, base, cand)
                 except BaseException:
-                    with contextlib.suppress(BaseException):
-                        pending.result()
+                    run.abandon(pending)  # before the helper model is closed under its feet
                     raise
                 tasks = pending.result()
         else:
@@ -212,10 +212,25 @@ class _Run:
     pool: ThreadPoolExecutor | None = None
     """Runs work beside this thread (llama.cpp and onnxruntime release the GIL): the baseline's half of
     each step, or, when the baseline is cached, the candidate's task prompts while it scores text."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set when this thread fails (or is interrupted): work on the pool stops at its next prompt."""
     timings: dict[str, float] = field(default_factory=dict)
     score_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
     scored: list[int] = field(default_factory=lambda: [0, 0])
     tasks_cache: str = "off"
+
+    def tick(self, stage: str, done: int, total: int) -> None:
+        """Progress from a worker, and its chance to stop when the run is being abandoned."""
+        if self.stop.is_set():
+            raise _Abandoned
+        self.progress(stage, done, total)
+
+    def abandon(self, pending: Future[Any] | None) -> None:
+        """Stop the pool's work and wait for it to let go of the models (at most one prompt)."""
+        self.stop.set()
+        if pending is not None:
+            with contextlib.suppress(BaseException):
+                pending.result()
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -388,18 +403,20 @@ class _Run:
                     base,
                     tasks,
                     self.suite.task_max_tokens,
-                    lambda i, n: self.progress("tasks baseline", i, n),
+                    lambda i, n: self.tick("tasks baseline", i, n),
                 )
             try:
                 cand_scores = run_tasks(
                     cand,
                     tasks,
                     self.suite.task_max_tokens,
-                    lambda i, n: self.progress("tasks candidate", i, n),
+                    lambda i, n: self.tick("tasks candidate", i, n),
                 )
-            finally:
-                if pending is not None:
-                    base_scores = pending.result()
+            except BaseException:
+                self.abandon(pending)
+                raise
+            if pending is not None:
+                base_scores = pending.result()
             assert base_scores is not None
             if pending is not None and self.cache is not None:
                 try:
@@ -437,6 +454,10 @@ class _Run:
             return Speed(None, None, bi.size_bytes, scoring[0]), Speed(None, None, ci.size_bytes, scoring[1])
         (bt, bf), (ct, cf) = measured
         return Speed(bt, bf, bi.size_bytes, scoring[0]), Speed(ct, cf, ci.size_bytes, scoring[1])
+
+
+class _Abandoned(Exception):
+    """Raised inside pool work after the main thread failed; never reaches the caller."""
 
 
 def _timed_next(gen: Iterator[np.ndarray]) -> tuple[np.ndarray | None, float]:
