@@ -49,6 +49,8 @@ from edgekit.runtime.llamacpp import _default_threads
 T = TypeVar("T")
 BLOCK = 256
 """Positions per forward batch: bounds the logits held at once to BLOCK x vocab floats per model."""
+STATS_ROWS = 64
+"""Positions per numpy pass over the logits: bounds the temporaries of the drift math."""
 TASK_N_CTX = 1024
 
 
@@ -304,17 +306,20 @@ class _Run:
             targets = window_targets(w)
             at = 0
             for base_logits, cand_logits in self._blocks(w, None if p.cached else b, c):
-                tg = targets[at : at + cand_logits.shape[0]]
-                if base_logits is None:
-                    assert p.cached is not None
-                    top = p.cached.top.rows(done + at, done + at + tg.size)
-                    stats.append(drift_math.approx(top, cand_logits, tg))
-                else:
+                if base_logits is not None:
                     _check_width(base_logits, cand_logits)
-                    st, top = drift_math.exact(base_logits, cand_logits, tg, self.suite.top_k)
-                    stats.append(st)
-                    tops.append(top)
-                at += tg.size
+                for r in range(0, cand_logits.shape[0], STATS_ROWS):
+                    rows = slice(r, r + STATS_ROWS)
+                    tg = targets[at + r : at + r + cand_logits[rows].shape[0]]
+                    if base_logits is None:
+                        assert p.cached is not None
+                        top = p.cached.top.rows(done + at + r, done + at + r + tg.size)
+                        stats.append(drift_math.approx(top, cand_logits[rows], tg))
+                    else:
+                        st, top = drift_math.exact(base_logits[rows], cand_logits[rows], tg, self.suite.top_k)
+                        stats.append(st)
+                        tops.append(top)
+                at += cand_logits.shape[0]
                 self.progress(stage, done + at, total)
             done += targets.size
         if p.cached is None and self.cache is not None:
