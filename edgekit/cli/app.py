@@ -36,6 +36,7 @@ app.add_typer(route.trace_app, name="trace")
 
 app.command("eval-router")(route.eval_router)
 
+
 def main(argv: list[str] | None = None) -> None:
     debug = Settings.from_env().debug
     try:
