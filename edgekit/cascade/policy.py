@@ -6,14 +6,14 @@ closest valid key.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgekit.errors import InputError
+from edgekit.tomlfile import read_toml, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,52 +106,21 @@ class Policy(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Policy:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise PolicyError(
-                f"{path}: cannot read policy ({e.strerror})", "Check the --policy path."
-            ) from None
-        return cls.parse(text, path)
+        text, data = read_toml(path, "policy file", PolicyError)
+        return cls._validate(data, text, path)
 
     @classmethod
-    def parse(cls, text: str, path: Path | None = None) -> Policy:
-        where = str(path) if path else "policy"
+    def parse(cls, text: str, path: Path = Path("policy.toml")) -> Policy:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise PolicyError(f"{where}: invalid TOML: {e}") from None
-        try:
-            return cls.model_validate({**data, "path": path})
-        except ValidationError as e:
-            raise PolicyError(_describe(e, where)) from None
+            raise PolicyError(f"{path}: invalid TOML: {e}") from None
+        return cls._validate(data, text, path)
 
-
-def _describe(err: ValidationError, where: str) -> str:
-    first = err.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    key = ".".join(loc) or "(top level)"
-    msg = f"{where}: {key}: {first['msg']}"
-    if first["type"] == "extra_forbidden" and loc:
-        model = _model_at(loc[:-1])
-        close = difflib.get_close_matches(loc[-1], list(model.model_fields) if model else [], n=1)
-        if close:
-            msg += f" (did you mean '{close[0]}'?)"
-    return msg
-
-
-def _model_at(loc: list[str]) -> type[BaseModel] | None:
-    model: Any = Policy
-    for part in loc:
-        if part.isdigit():
-            continue
-        field = model.model_fields.get(part) if model else None
-        if field is None:
-            return None
-        ann = field.annotation
-        inner = getattr(ann, "__args__", None)
-        model = next((a for a in (inner or (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return model if isinstance(model, type) else None
+    @classmethod
+    def _validate(cls, data: dict[str, Any], text: str, path: Path) -> Policy:
+        policy: Policy = validate(cls, {**data, "path": path}, text, path, PolicyError)
+        return policy
 
 
 def default_policy_path() -> Path:

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgekit.errors import InputError, SuiteError
 from edgekit.evaluate.tasks import TaskSet
-from edgekit.evaluate.tomlfile import line_of, read_toml, validate
+from edgekit.tomlfile import line_of, read_toml, validate
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -170,8 +170,8 @@ def _set(gates: BaseModel) -> dict[str, float]:
 def load_suite(path: Path | str | None = None) -> Suite:
     """Read and validate a suite file (default: the shipped ``recipes/evals/default.toml``)."""
     path = Path(path).expanduser() if path is not None else default_suite_path()
-    text, data = read_toml(path, "suite file")
-    parsed: _SuiteFile = validate(_SuiteFile, data, text, path)
+    text, data = read_toml(path, "suite file", SuiteError)
+    parsed: _SuiteFile = validate(_SuiteFile, data, text, path, SuiteError)
     root = path.parent
     top = _set(parsed.gates)
     drift_top = {k: v for k, v in top.items() if k in DRIFT_GATES}

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgekit.api import Model
 from edgekit.errors import SuiteError
-from edgekit.evaluate.tomlfile import read_toml, validate
+from edgekit.tomlfile import read_toml, validate
 
 REFUSAL_PATTERNS = (
     r"\bi(?:'m| am) sorry\b",
@@ -106,8 +106,8 @@ class TaskSet:
 
     @classmethod
     def load(cls, path: Path, limit: int | None = None) -> TaskSet:
-        text, data = read_toml(path, "task file")
-        parsed: _TaskFile = validate(_TaskFile, data, text, path)
+        text, data = read_toml(path, "task file", SuiteError)
+        parsed: _TaskFile = validate(_TaskFile, data, text, path, SuiteError)
         cap = parsed.max_tokens
         tasks = [Task("json", t.prompt, schema=t.schema_, max_tokens=cap.json_) for t in parsed.json_[:limit]]
         tasks += [Task("refuse", t.prompt, max_tokens=cap.refuse) for t in parsed.refuse[:limit]]

@@ -26,7 +26,7 @@ def test_shipped_default_policy_loads_and_builds_its_gates() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (MIN + "[budget]\nmax_remote_tokens_per_dya = 5\n", "did you mean 'max_remote_tokens_per_day'"),
+        (MIN + "[budget]\nmax_remote_tokens_per_dya = 5\n", "Did you mean 'max_remote_tokens_per_day'"),
         (MIN + "[budget]\nmax_remote_tokens_per_day = 0\n", "budget.max_remote_tokens_per_day"),
         (MIN + "[budget]\nmax_remote_tokens_per_request = -5\n", "greater than 0"),
         (MIN.replace('kind = "local"', 'kind = "remote"'), "first tier must be local"),
@@ -40,7 +40,7 @@ def test_shipped_default_policy_loads_and_builds_its_gates() -> None:
 def test_invalid_policies_name_the_key(text: str, expected: str) -> None:
     with pytest.raises(PolicyError) as info:
         Policy.parse(text, Path("p.toml"))
-    assert expected in info.value.message and info.value.message.startswith("p.toml: ")
+    assert expected in f"{info.value.message} {info.value.hint}" and info.value.message.startswith("p.toml:")
     assert info.value.exit_code == 2
 
 

@@ -1,4 +1,5 @@
-"""Reading the eval TOML files (suites, task sets) with errors that name the file, line and key."""
+"""Reading TOML files that pydantic validates (eval suites, task sets, cascade policies), with errors that
+name the file, line and key, and suggest the closest valid key for a misspelt one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edgekit.errors import SuiteError
+from edgekit.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,19 +19,19 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def read_toml(path: Path, what: str) -> tuple[str, dict[str, Any]]:
+def read_toml(path: Path, what: str, error: type[InputError] = InputError) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SuiteError(f"{path}: no such {what}", "Check the path.") from None
+        raise error(f"{path}: no such {what}", "Check the path.") from None
     except IsADirectoryError:
-        raise SuiteError(f"{path}: is a folder, not a {what}", "Point at the .toml file.") from None
+        raise error(f"{path}: is a folder, not a {what}", "Point at the .toml file.") from None
     except UnicodeDecodeError as e:
-        raise SuiteError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        raise error(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SuiteError(f"{path}: invalid TOML: {e}") from None
+        raise error(f"{path}: invalid TOML: {e}") from None
 
 
 def line_of(text: str, loc: list[str]) -> int:
@@ -51,7 +52,9 @@ def line_of(text: str, loc: list[str]) -> int:
     return text.count("\n", 0, m.start()) + 1 if m else 1
 
 
-def validate(model: type[BaseModel], data: dict[str, Any], text: str, path: Path) -> Any:
+def validate(
+    model: type[BaseModel], data: dict[str, Any], text: str, path: Path, error: type[InputError] = InputError
+) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -64,13 +67,13 @@ def validate(model: type[BaseModel], data: dict[str, Any], text: str, path: Path
             known = _known_fields(model, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
             hint = f"Did you mean '{close[0]}'? " if close else ""
-            raise SuiteError(
+            raise error(
                 f"{where}: unknown key",
                 f"{hint}Known keys here: {', '.join(known) or '(none)'}.",
             ) from None
         got = first.get("input")
         shown = f" (got {got!r})" if isinstance(got, (int, float, str, bool)) else ""
-        raise SuiteError(f"{where}: {first['msg']}{shown}") from None
+        raise error(f"{where}: {first['msg']}{shown}") from None
 
 
 def _known_fields(model: type[BaseModel], loc: list[str]) -> list[str]:
