@@ -41,12 +41,25 @@ class Acceptance(_Strict):
     min_tokens: int | None = Field(default=None, ge=0)
 
 
+class SelfConsistency(_Strict):
+    """Probe for high-risk routes: sample the question again and require the answers to agree.
+
+    Costs ``samples`` extra local generations, so set it on the tiers (or policies) where a wrong answer
+    is expensive. Answers agree when their first lines match after lowercasing and dropping punctuation.
+    """
+
+    samples: int = Field(default=3, ge=1, le=16)
+    temperature: float = Field(default=0.8, gt=0)
+    min_agreement: float = Field(default=0.6, gt=0, le=1)
+
+
 class Tier(_Strict):
     name: str
     kind: Literal["local", "remote"]
     model: str
     """models.lock name or path (local); model id at the endpoint (remote)."""
     accept: Acceptance = Acceptance()
+    self_consistency: SelfConsistency | None = None
     base_url_env: str = "EDGEKIT_REMOTE_URL"
     api_key_env: str = "EDGEKIT_REMOTE_API_KEY"
     timeout_s: dict[LatencyClass, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))

@@ -17,6 +17,7 @@ accept decision, then yields the accepted answer; the final chunk carries finish
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +28,7 @@ from typing import Any
 
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
-from edgekit.cascade.policy import Acceptance, Policy, Tier
+from edgekit.cascade.policy import Acceptance, Policy, SelfConsistency, Tier
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore
 from edgekit.errors import EdgekitError, RemoteError
@@ -70,6 +71,30 @@ def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]
         elif (value < limit) if at_least else (value > limit):
             out.append(f"{label} {value:.3f} {'<' if at_least else '>'} {limit}")
     return out
+
+
+def _gist(text: str) -> str:
+    first = next((line for line in text.strip().splitlines() if line.strip()), "")
+    return " ".join(re.sub(r"[^\w\s]", " ", first.lower()).split())
+
+
+def self_consistency_failures(
+    model: Any, msgs: list[ChatMessage], params: dict[str, Any], answer: Completion, probe: SelfConsistency
+) -> list[str]:
+    """Sample ``probe.samples`` more answers (other seeds, higher temperature); fail if too few agree."""
+    seed = params.get("seed") or 0
+    gist = _gist(answer.text)
+    agree = sum(
+        _gist(model.chat(msgs, **{**params, "temperature": probe.temperature, "seed": seed + i + 1}).text)
+        == gist
+        for i in range(probe.samples)
+    )
+    share = agree / probe.samples
+    return (
+        []
+        if share >= probe.min_agreement
+        else [f"self-consistency {agree}/{probe.samples} < {probe.min_agreement}"]
+    )
 
 
 class Router:
@@ -201,6 +226,10 @@ class Router:
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
                 failed = acceptance_failures(completion, tier.accept)
+                if not failed and tier.self_consistency is not None:
+                    t2 = time.perf_counter()
+                    failed = self_consistency_failures(model, msgs, params, completion, tier.self_consistency)
+                    latency[f"consistency:{tier.name}"] = _ms(t2)
                 if not failed or pinned:
                     result = RouteResult(
                         completion, f"local:{tier.name}", gates, None, None, tuple(rejections), latency

@@ -213,3 +213,40 @@ def test_policy_defaults_set_determinism(tmp_path: Path) -> None:
 def test_one_local_model_per_tier_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="one local model per local tier"):
         Router(Policy.parse(POLICY), local=[FakeModel()])
+
+
+class Sampler(FakeModel):
+    """Greedy answer first, then scripted answers for the resampled probes."""
+
+    def __init__(self, answers: list[str]) -> None:
+        super().__init__(answers[0], 0.95)
+        self.answers = answers
+
+    def chat(self, msgs, **params):  # type: ignore[no-untyped-def, override]
+        self.answer = self.answers[len(self.calls)]
+        return super().chat(msgs, **params)
+
+
+def consistency_policy(tmp_path: Path) -> str:
+    return POLICY.replace(
+        'model = "tiny"\naccept = { min_mean_prob = 0.7 }',
+        'model = "tiny"\naccept = { min_mean_prob = 0.7 }\n'
+        "self_consistency = { samples = 3, temperature = 0.9, min_agreement = 0.6 }",
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "route"),
+    [
+        (["Paris.", "paris", "Paris!", "Lyon."], "local:tiny"),  # 2 of 3 agree
+        (["Paris.", "Lyon.", "Nice.", "paris"], "remote:remote"),  # 1 of 3
+    ],
+)
+def test_self_consistency_probe(tmp_path: Path, answers: list[str], route: str) -> None:
+    policy = Policy.parse(consistency_policy(tmp_path))
+    tiny = Sampler(answers)
+    router = Router(policy, local=[tiny, FakeModel("eh", 0.1)], remote=FakeModel("Remote.", 0.9))
+    result = router.route("Which city is the capital of France?")
+    assert result.route == route and len(tiny.calls) == 4
+    if route != "local:tiny":
+        assert result.rejections[0] == "tiny: self-consistency 1/3 < 0.6"
