@@ -91,11 +91,13 @@ def _render(report: EvalReport) -> None:
     slices = Table(box=None, pad_edge=False)
     for col in ("slice", "tokens", "mean KLD", "p99 KLD", "max KLD", "top-1", "ppl ratio", "KLD from"):
         slices.add_column(col, justify="left" if col in ("slice", "KLD from") else "right")
-    for s in report.slices:
-        d = s.summary
-        source = "live" if s.kld_method == "exact" else f"cache (top-{report.top_k})"
+    rows = [
+        (s.name, s.summary, "live" if s.kld_method == "exact" else f"cache (top-{report.top_k})")
+        for s in report.slices
+    ]
+    for name, d, source in [*rows, ("all", report.overall, "")]:
         slices.add_row(
-            s.name,
+            name,
             str(d.tokens),
             f"{d.mean_kld:.4f}",
             f"{d.p99_kld:.4f}",
@@ -104,17 +106,6 @@ def _render(report: EvalReport) -> None:
             f"{d.ppl_ratio:.4f}",
             source,
         )
-    d = report.overall
-    slices.add_row(
-        "all",
-        str(d.tokens),
-        f"{d.mean_kld:.4f}",
-        f"{d.p99_kld:.4f}",
-        f"{d.max_kld:.3f}",
-        f"{100 * d.top1:.1f}%",
-        f"{d.ppl_ratio:.4f}",
-        "",
-    )
     out.print(slices)
     if report.tasks is not None:
         tb, tc = report.tasks
