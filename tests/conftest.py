@@ -4,7 +4,6 @@ into the normal edgekit cache (like a user's first run), and loaded once per tes
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,7 +47,3 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EDGEKIT_LOCK", str(lock))
     monkeypatch.delenv("EDGEKIT_OFFLINE", raising=False)
     return tmp_path
-
-
-def edgekit_cmd() -> list[str]:
-    return [sys.executable, "-m", "edgekit"]

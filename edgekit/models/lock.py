@@ -26,7 +26,6 @@ import difflib
 import re
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -207,7 +206,3 @@ def render_entry(entry: ModelEntry) -> dict[str, Any]:
     if not data.get("description"):
         data.pop("description", None)
     return data
-
-
-def today() -> str:
-    return datetime.now().astimezone().date().isoformat()
