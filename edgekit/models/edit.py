@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 
@@ -36,9 +37,13 @@ def add_local(
     license: str = "unknown",
     description: str = "",
     replace: bool = False,
+    provenance: dict[str, Any] | None = None,
     progress: ProgressFn = _noop,
 ) -> ModelEntry:
-    """Add (or with ``replace``, update) an entry for a local file, hashing it. Returns the new entry."""
+    """Add (or with ``replace``, update) an entry for a local file, hashing it. Returns the new entry.
+
+    ``provenance`` (for derived artifacts) becomes the entry's ``[models.NAME.provenance]`` table.
+    """
     if not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
     path = path.expanduser().resolve()
@@ -63,11 +68,15 @@ def add_local(
         license=license,
         description=description,
         source=FileSource(kind="file", path=rel),
+        provenance=provenance,
     )
     doc = tomlkit.parse(lock_path.read_text(encoding="utf-8"))
     models = doc.setdefault("models", tomlkit.table(is_super_table=True))
     table = tomlkit.table()
     for key, value in render_entry(entry).items():
+        if key == "provenance":
+            table[key] = _provenance_table(value)
+            continue
         if isinstance(value, dict):
             inline = tomlkit.inline_table()
             inline.update(value)
@@ -80,3 +89,15 @@ def add_local(
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, lock_path)
     return entry
+
+
+def _provenance_table(data: dict[str, Any]) -> Any:
+    """A sub-table (``[models.NAME.provenance]``) with nested dicts as inline tables, for readability."""
+    table = tomlkit.table()
+    for key, value in data.items():
+        if isinstance(value, dict):
+            inline = tomlkit.inline_table()
+            inline.update(value)
+            value = inline
+        table[key] = value
+    return table
