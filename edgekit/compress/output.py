@@ -35,7 +35,9 @@ def atomic_output(final: Path, *, folder: bool = False) -> Iterator[Path]:
             os.close(fd)
             tmp = Path(name)
     except OSError as e:
-        raise InputError(f"cannot write {final}: {e.strerror}", "Check the folder exists and is writable.") from None
+        raise InputError(
+            f"cannot write {final}: {e.strerror}", "Check the folder exists and is writable."
+        ) from None
     try:
         yield tmp
         if folder and final.is_dir():

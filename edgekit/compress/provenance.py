@@ -59,7 +59,9 @@ class Provenance:
     imatrix_sha256: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # the options that shaped the output
     tools: dict[str, str] = field(default_factory=tool_versions)
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The lock table: empty optional fields are left out."""
