@@ -47,3 +47,18 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EDGEKIT_LOCK", str(lock))
     monkeypatch.delenv("EDGEKIT_OFFLINE", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def default_hf(default_model_path: Path) -> Path:
+    """The default model dequantized to a Hugging Face folder: the source for compression tests (no hub).
+
+    Kept in the edgekit cache next to the model, keyed by the GGUF's name, so a second test session
+    reuses it; ``gguf_to_hf`` writes atomically, so an interrupted run never leaves a partial folder.
+    """
+    from edgekit.compress.hf import gguf_to_hf
+
+    out = default_model_path.parent.parent / "hf" / default_model_path.stem
+    if not (out / "config.json").is_file():
+        gguf_to_hf(default_model_path, out)
+    return out
