@@ -11,6 +11,7 @@ import sys
 import typer
 
 from edgekit.cli import bench, chat, models, route, run, serve
+from edgekit.cli.distill import distill_
 from edgekit.cli.eval import eval_
 from edgekit.cli.render import err, error_line
 from edgekit.config import Settings
@@ -30,6 +31,7 @@ app.command("pull")(models.pull)
 app.command("bench")(bench.bench)
 app.command("eval")(eval_)
 app.command("serve")(serve.serve)
+app.command("distill")(distill_)
 app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")
 app.add_typer(route.trace_app, name="trace")
