@@ -256,6 +256,7 @@ def _write(
     progress("write model", 0, None)
     prov = provenance(config, result)
     with atomic_output(config.out, folder=True) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is an ordinary shared output
         student.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save_pretrained(tmp)
         facts = {**prov.to_dict(), "loss_before": result.loss_before, "loss_after": result.loss_after}
