@@ -58,12 +58,19 @@ class Tokens:
 
 
 def check_same_tokens(slice_name: str, base: Tokens, cand: Tokens) -> None:
-    """Drift compares distributions position by position, so both models must see identical token ids."""
+    """Drift compares distributions position by position, so both models must see identical token ids.
+
+    The text's own tokens must match exactly. The prefixes may differ only in whether a single BOS is
+    added: converters disagree on that flag for the same vocabulary (a GGUF that adds no BOS, its Hugging
+    Face or ONNX export whose tokenizer.json adds one). Windows start with the baseline's prefix on both
+    sides, so both models are still fed identical ids.
+    """
     hint = (
         "Drift metrics need the same tokenizer on both sides: compare builds of the same model "
         "(for example a quantization against its source), not different model families."
     )
-    if base.prefix != cand.prefix:
+    bos_policy_only = sorted((len(base.prefix), len(cand.prefix))) == [0, 1]
+    if base.prefix != cand.prefix and not bos_policy_only:
         raise TokenizerMismatchError(
             f"baseline and candidate start texts differently (prefix {list(base.prefix)} vs "
             f"{list(cand.prefix)}, slice '{slice_name}')",

@@ -408,16 +408,16 @@ class OnnxBackend(BackendBase):
         """Run ``ids`` on top of ``state``; return the last position's logits as float32 [vocab]."""
         return self._run(state, ids)[-1]
 
-    def _run(self, state: _State, ids: Sequence[int]) -> np.ndarray:
-        """Run ``ids`` on top of ``state``; return the logits of each of them as float32 [len(ids), vocab]."""
-        session = self._session
-        if session is None:
-            raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
+    def new_state(self) -> _State:
+        """An empty KV cache (for callers that drive the graph themselves, like calibration)."""
+        return self._new_state()
+
+    def graph_feeds(self, state: _State, ids: Sequence[int]) -> dict[str, np.ndarray]:
+        """The graph inputs that run ``ids`` on top of ``state`` (ids, mask, positions, past key values)."""
         if self._past_names:
             new, past_len = list(ids), state.length
         else:  # cache-less graph: recompute the whole sequence every step
-            state.ids.extend(ids)
-            new, past_len = state.ids, 0
+            new, past_len = [*state.ids, *ids], 0
         total = past_len + len(new)
         feeds: dict[str, np.ndarray] = {"input_ids": np.asarray([new], dtype=self._ids_dtype)}
         if self._has_mask:
@@ -429,13 +429,27 @@ class OnnxBackend(BackendBase):
         if self._has_branch:
             feeds["use_cache_branch"] = np.array([state.length > 0], dtype=np.bool_)
         feeds.update(state.past)
+        return feeds
+
+    def advance(self, state: _State, ids: Sequence[int]) -> np.ndarray:
+        """Run ``ids`` on top of ``state`` (which then holds their KV cache); their float32 logits."""
+        return self._run(state, ids)
+
+    def _run(self, state: _State, ids: Sequence[int]) -> np.ndarray:
+        """Run ``ids`` on top of ``state``; return the logits of each of them as float32 [len(ids), vocab]."""
+        session = self._session
+        if session is None:
+            raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
+        feeds = self.graph_feeds(state, ids)
+        if not self._past_names:
+            state.ids.extend(ids)
         try:
             outs = session.run(self._output_names, feeds)
         except Exception as exc:
             raise BackendError(f"onnxruntime failed while generating: {exc}") from exc
         logits = outs[0]
         state.past = dict(zip(self._past_names, outs[1:], strict=True))
-        state.length = total
+        state.length = int(feeds["input_ids"].shape[1]) + (state.length if self._past_names else 0)
         rows = logits[0] if logits.ndim == 3 else logits
         return np.asarray(rows[-len(ids) :], dtype=np.float32)
 

@@ -1,0 +1,105 @@
+"""Hugging Face causal LM -> ONNX folder with past key values, in the layout edgekit's ONNX backend loads.
+
+optimum-onnx's ``text-generation-with-past`` export writes one ``model.onnx`` whose inputs are
+``input_ids``, ``attention_mask``, ``position_ids`` and a ``past_key_values.{i}.key/value`` pair per
+layer (float32, ``[batch, kv_heads, past, head_dim]``, so grouped-query models keep their smaller KV
+heads), and whose outputs are ``logits`` and ``present.{i}.key/value``. Graphs over 2 GB go to external
+data (``model.onnx_data``) on their own. The tokenizer files and the chat template are copied alongside,
+so the folder generates on its own.
+
+optimum's own validation (a second forward pass in PyTorch and in onnxruntime) is skipped: it costs as
+much as the export, and every output here is checked by loading it in edgekit's runtime instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.compress.hf import require
+from edgekit.compress.output import atomic_output
+from edgekit.errors import InputError, ModelFileError
+
+ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
+TASK = "text-generation-with-past"
+# What the ONNX backend reads besides the graph; copied from the source when the exporter left one out.
+SIDE_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def _noop(stage: str, done: int, total: int | None) -> None:
+    return None
+
+
+def check_causal_lm(hf_dir: Path) -> dict[str, object]:
+    """The folder's config.json, or an InputError/ModelFileError saying why it is not a causal LM source."""
+    config_file = hf_dir / "config.json"
+    if not hf_dir.is_dir() or not config_file.is_file():
+        raise InputError(
+            f"{hf_dir}: not a Hugging Face model folder (no config.json)",
+            "Point at the folder that holds config.json, the safetensors weights and tokenizer.json.",
+        )
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{config_file} is not valid JSON: {e}") from None
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(archs, list) or not any(str(a).endswith("ForCausalLM") for a in archs):
+        raise InputError(
+            f"{hf_dir}: not a causal language model (architectures: {archs})",
+            "Export chat models (e.g. LlamaForCausalLM, Qwen2ForCausalLM) here; encoders such as "
+            "all-MiniLM-L6-v2 take the encoder path ('--to int8' on an encoder folder).",
+        )
+    if not (hf_dir / "tokenizer.json").is_file():
+        raise ModelFileError(
+            f"{hf_dir}: tokenizer.json is missing",
+            "The ONNX backend needs the fast tokenizer; save it with tokenizer.save_pretrained().",
+        )
+    return config
+
+
+def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: Progress | None = None) -> Path:
+    """Export the causal LM in ``hf_dir`` to an ONNX folder at ``out_dir`` (written atomically)."""
+    require("torch", "transformers", "optimum.exporters.onnx", "onnx", extra=ONNX_EXTRA)
+    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    report = progress or _noop
+    check_causal_lm(hf_dir)
+    from optimum.exporters.onnx import main_export
+
+    report("export", 0, 1)
+    with atomic_output(out_dir, folder=True) as tmp:
+        try:
+            main_export(
+                str(hf_dir),
+                output=str(tmp),
+                task=TASK,
+                library_name="transformers",
+                device="cpu",
+                do_validation=False,
+            )
+        except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as e:
+            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
+            raise ModelFileError(
+                f"{hf_dir}: ONNX export failed ({detail})",
+                "Use an architecture optimum-onnx exports with past key values (llama, qwen2, mistral, "
+                "phi3, gemma, ...).",
+            ) from None
+        if not (tmp / "model.onnx").is_file():
+            raise ModelFileError(
+                f"{hf_dir}: the exporter wrote no model.onnx", "Run again with EDGEKIT_DEBUG=1."
+            )
+        for name in SIDE_FILES:
+            if not (tmp / name).exists() and (hf_dir / name).is_file():
+                shutil.copy2(hf_dir / name, tmp / name)
+    report("export", 1, 1)
+    return out_dir
