@@ -75,6 +75,12 @@ class SuiteError(InputError):
     default_hint = "Fix the key named above; see 'Quality-drift gate' in the README for the suite format."
 
 
+class RecipeError(InputError):
+    """A compression recipe is malformed: the message names the file, line and key."""
+
+    default_hint = "Fix the key named above; see 'Recipes' in the README for the recipe format."
+
+
 # --- model store (exit 3 unless the user can fix it) ------------------------------------------
 
 

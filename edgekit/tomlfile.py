@@ -48,8 +48,14 @@ def line_of(text: str, loc: list[str]) -> int:
             nxt = re.compile(r"^[ \t]*\[", re.MULTILINE).search(text, header.end())
             m = key_re.search(text, header.end(), nxt.start() if nxt else len(text))
             return text.count("\n", 0, (m or header).start()) + 1
-    m = key_re.search(text)
+    m = key_re.search(text) or _table_header(text, loc)
     return text.count("\n", 0, m.start()) + 1 if m else 1
+
+
+def _table_header(text: str, loc: list[str]) -> re.Match[str] | None:
+    """The ``[a.b]`` or ``[[a.b]]`` header of a key that is itself a table (an unknown table, say)."""
+    parts = r"\s*\.\s*".join(rf"\"?{re.escape(p)}\"?" for p in loc if not p.isdigit())
+    return re.search(rf"^[ \t]*\[\[?\s*{parts}\s*[\].]", text, re.MULTILINE)
 
 
 def validate(
