@@ -8,6 +8,7 @@ The public API (a test keeps ``__all__`` sorted and complete)::
 """
 
 from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
+from edgekit.compress.quantize import QuantizeResult, quantize
 from edgekit.errors import EdgekitError
 from edgekit.evaluate import EvalReport, Suite, load_suite, run_eval
 from edgekit.models.lock import Lockfile, ModelEntry
@@ -39,6 +40,7 @@ __all__ = [
     "Lockfile",
     "Model",
     "ModelEntry",
+    "QuantizeResult",
     "Suite",
     "TokenSignal",
     "Usage",
@@ -48,6 +50,7 @@ __all__ = [
     "load_suite",
     "lockfile",
     "pull",
+    "quantize",
     "remote",
     "run_eval",
     "verify",

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from edgekit.cli import bench, chat, models, route, run, serve
+from edgekit.cli import bench, chat, models, quantize, route, run, serve
 from edgekit.cli.distill import distill_
 from edgekit.cli.eval import eval_
 from edgekit.cli.render import err, error_line
@@ -32,6 +32,7 @@ app.command("bench")(bench.bench)
 app.command("eval")(eval_)
 app.command("serve")(serve.serve)
 app.command("distill")(distill_)
+app.command("quantize")(quantize.quantize)
 app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")
 app.add_typer(route.trace_app, name="trace")

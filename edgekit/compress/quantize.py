@@ -1,0 +1,273 @@
+"""``edgekit.quantize``: one call from a source model to a quantized artifact pinned in models.lock.
+
+GGUF path: resolve the source; a Hugging Face folder is converted to an F16 GGUF (cached by the
+folder's content hash) and its tokenizer checked against the source; an importance matrix is computed
+from calibration text or read from a file; llama.cpp's quantizer writes the output with provenance in
+its metadata; the output gets a models.lock entry with the same provenance. ONNX path: the ONNX passes
+(``passes/onnx_*.py``) do the work; this module only dispatches to them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgekit.compress.passes.gguf_quantize import (
+    NEEDS_IMATRIX,
+    TensorOverrides,
+    is_quantized,
+    quant_type,
+    quantize_gguf,
+)
+from edgekit.compress.provenance import Provenance, record
+from edgekit.compress.source import Source, config_architectures, resolve
+from edgekit.config import Settings
+from edgekit.errors import InputError, MissingDependencyError
+from edgekit.models.lock import NAME_RE, ModelEntry
+from edgekit.models.verify import ProgressFn, _noop
+
+Format = Literal["gguf", "onnx"]
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """Where the output went, its models.lock entry, its provenance, and what the user should know."""
+
+    path: Path
+    entry: ModelEntry
+    provenance: Provenance
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def quantize(
+    src: str | Path,
+    to: str,
+    *,
+    format: Format = "gguf",
+    out: str | Path | None = None,
+    calibration: str | Path | None = None,
+    imatrix: str | Path | None = None,
+    overrides: TensorOverrides | None = None,
+    allow_requantize: bool = False,
+    name: str | None = None,
+    lock_path: str | Path | None = None,
+    progress: ProgressFn | None = None,
+) -> QuantizeResult:
+    """Quantize ``src`` (HF folder, ``org/name@commit``, GGUF file or models.lock name) to ``to``.
+
+    The output (default ``./<source>-<TYPE>.gguf``) is written atomically and recorded in ``lock_path``
+    (default: the lock edgekit uses, ``EDGEKIT_LOCK`` or ``./models.lock``) as ``name``.
+    """
+    progress = progress or _noop
+    settings = Settings.from_env()
+    if format == "onnx":
+        return _onnx(src, to, out, calibration, name, lock_path, settings, progress)
+    if format != "gguf":
+        raise InputError(f"unknown format {format!r}", "Use --format gguf or --format onnx.")
+    qtype = quant_type(to)
+    overrides = overrides or TensorOverrides()
+    if calibration is not None and imatrix is not None:
+        raise InputError(
+            "--calibration and --imatrix both given", "Pass one: text to compute from, or a file."
+        )
+    if qtype in NEEDS_IMATRIX and calibration is None and imatrix is None:
+        raise InputError(
+            f"{qtype} needs an importance matrix: llama.cpp's low-bit and IQ types lose too much without one",
+            "Pass --calibration DATA (for example recipes/data/calibration) or --imatrix FILE.",
+        )
+    if name is not None and not NAME_RE.match(name):
+        raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
+    source = resolve(src, settings=settings, progress=progress)
+    warnings: list[str] = []
+    if source.format == "hf":
+        model = converted_gguf(source, settings, progress, outtype="f32" if qtype == "F32" else "f16")
+        converted = True
+    else:
+        model, converted = source.path, False
+        if is_quantized(model):
+            if not allow_requantize:
+                raise InputError(
+                    f"{source.display} is already quantized; quantizing again compounds the rounding error",
+                    "Quantize from an F16/F32 GGUF or the Hugging Face folder, or pass --allow-requantize.",
+                )
+            warnings.append(
+                f"{source.display} is already quantized: requantizing to {qtype} adds a second rounding "
+                "error; quality is lower than quantizing from F16"
+            )
+    im, calibration_sha = _importance(model, calibration, imatrix, settings, progress)
+    base = _base_name(source)
+    out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf"
+    if out_path.resolve() == model.resolve():
+        raise InputError(f"--out {out_path} is the source file", "Write the output to another path.")
+    settings_used: dict[str, Any] = {**overrides.to_dict()}
+    if converted:
+        settings_used["converted"] = "hf -> gguf f16" if qtype != "F32" else "hf -> gguf f32"
+    if allow_requantize and not converted:
+        settings_used["allow_requantize"] = True
+    provenance = Provenance(
+        source=source.display,
+        source_sha256=source.sha256,
+        step="quantize",
+        quant_type=qtype,
+        calibration_sha256=calibration_sha,
+        imatrix_sha256=im.sha256 if im is not None else "",
+        settings=settings_used,
+    )
+    quantize_gguf(
+        model,
+        out_path,
+        qtype,
+        overrides=overrides,
+        imatrix=im,
+        metadata=provenance.gguf_metadata(),
+        allow_requantize=allow_requantize,
+        threads=settings.threads,
+        progress=progress,
+    )
+    lock = Path(lock_path) if lock_path is not None else settings.lock_path
+    entry = record(
+        lock,
+        out_path,
+        provenance,
+        name=name or f"{base}-{qtype.lower().replace('_', '-')}",
+        description=f"{source.display} quantized to {qtype} by edgekit",
+    )
+    return QuantizeResult(out_path.resolve(), entry, provenance, tuple(warnings))
+
+
+def converted_gguf(source: Source, settings: Settings, progress: ProgressFn, *, outtype: str = "f16") -> Path:
+    """The source HF folder as a GGUF with a checked tokenizer, cached by the folder's content hash.
+
+    Only a file that passed the tokenizer check is ever left in the cache.
+    """
+    from edgekit.compress.passes.gguf_convert import convert_to_gguf
+    from edgekit.compress.passes.tokenizer_check import check_tokenizer
+
+    path = settings.cache_dir / "converted" / f"{source.sha256[:16]}-{outtype}.gguf"
+    if path.is_file():
+        return path
+    convert_to_gguf(source.path, path, outtype=outtype, progress=progress)  # type: ignore[arg-type]
+    try:
+        progress("tokenizer check", 0, 1)
+        check_tokenizer(source.path, path)
+        progress("tokenizer check", 1, 1)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _importance(
+    model: Path,
+    calibration: str | Path | None,
+    imatrix: str | Path | None,
+    settings: Settings,
+    progress: ProgressFn,
+) -> tuple[Any, str]:
+    """(Imatrix or None, calibration sha256 or "")."""
+    if imatrix is not None:
+        from edgekit.compress.imatrix import read_imatrix
+
+        return read_imatrix(Path(imatrix)), ""
+    if calibration is None:
+        return None, ""
+    from edgekit.compress.calibration import load_calibration
+
+    data = load_calibration(Path(calibration))
+    try:
+        from edgekit.compress.passes.imatrix import compute_imatrix
+    except ImportError:
+        raise MissingDependencyError(
+            "computing an importance matrix from calibration text is not available in this build",
+            "Compute one with llama.cpp's llama-imatrix and pass it with --imatrix FILE.",
+        ) from None
+    compute: Callable[..., Any] = compute_imatrix
+    return compute(model, data, threads=settings.threads, progress=progress), data.sha256
+
+
+def _base_name(source: Source) -> str:
+    """A lock-name-safe stem for default output and entry names."""
+    if source.kind == "hub":
+        stem = source.display.split("@")[0].split("/")[-1]
+    elif source.kind == "lock":
+        stem = source.display
+    else:
+        stem = source.path.stem if source.path.is_file() else source.path.name
+    stem = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.") or "model"
+    return stem if NAME_RE.match(stem) else f"m-{stem}"
+
+
+def _onnx(
+    src: str | Path,
+    to: str,
+    out: str | Path | None,
+    calibration: str | Path | None,
+    name: str | None,
+    lock_path: str | Path | None,
+    settings: Settings,
+    progress: ProgressFn,
+) -> QuantizeResult:
+    """ONNX: export the HF source with optimum-onnx (cached by content hash), then quantize with
+    onnxruntime (``passes/onnx_quantize.py``); an encoder folder takes the encoder path (int8 only)."""
+    from edgekit.compress.passes.onnx_quantize import MODES
+
+    mode = to.strip().lower()
+    if mode not in MODES:
+        raise InputError(f"unknown ONNX quantization type {to!r}", f"Use one of: {', '.join(MODES)}.")
+    if name is not None and not NAME_RE.match(name):
+        raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
+    source = resolve(src, settings=settings, progress=progress)
+    hf = source.path if source.format == "hf" else _gguf_as_hf(source, settings)
+    base = _base_name(source)
+    out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{mode}"
+    data = None
+    if calibration is not None:
+        from edgekit.compress.calibration import load_calibration
+
+        data = load_calibration(Path(calibration))
+    encoder = not any(a.endswith("ForCausalLM") for a in config_architectures(hf))
+    if encoder:
+        from edgekit.compress.passes.onnx_encoder import export_encoder
+
+        if mode != "int8-dynamic":
+            raise InputError(f"encoders export as int8-dynamic only, not {mode}", "Use --to int8-dynamic.")
+        export_encoder(hf, out_path, int8=True)
+    else:
+        from edgekit.compress.passes.onnx_export import export_causal_lm
+        from edgekit.compress.passes.onnx_quantize import quantize_onnx
+
+        fp32 = settings.cache_dir / "converted" / f"{source.sha256[:16]}-onnx"
+        if not (fp32 / "model.onnx").is_file():
+            export_causal_lm(hf, fp32, progress=progress)
+        quantize_onnx(fp32, out_path, mode, calibration=data, progress=progress)
+    provenance = Provenance(
+        source=source.display,
+        source_sha256=source.sha256,
+        step="quantize",
+        quant_type=mode,
+        calibration_sha256=data.sha256 if data is not None else "",
+        settings={"format": "onnx"},
+    )
+    lock = Path(lock_path) if lock_path is not None else settings.lock_path
+    entry = record(
+        lock,
+        out_path,
+        provenance,
+        name=name or f"{base}-{mode}",
+        role="encoder" if encoder else "chat",
+        description=f"{source.display} exported to ONNX ({mode}) by edgekit",
+    )
+    return QuantizeResult(out_path.resolve(), entry, provenance)
+
+
+def _gguf_as_hf(source: Source, settings: Settings) -> Path:
+    """A GGUF source dequantized to an HF folder for the exporter (cached by the GGUF's hash)."""
+    from edgekit.compress.hf import gguf_to_hf
+
+    folder = settings.cache_dir / "converted" / f"{source.sha256[:16]}-hf"
+    if not (folder / "config.json").is_file():
+        gguf_to_hf(source.path, folder)
+    return folder

@@ -1,0 +1,202 @@
+"""Resolving what the user named as a compression source: HF folder, hub id@revision, GGUF file or lock name.
+
+Every source resolves to a local path plus the sha256 of its content (a folder's is the hash of its
+manifest, as in models.lock), so provenance says exactly which bytes an output was made from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from edgekit.config import Settings
+from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
+from edgekit.models.verify import ProgressFn, _noop, content_sha256
+
+SourceKind = Literal["hf", "gguf", "hub", "lock"]
+
+# org/name@revision; the revision must be a full commit so the same id always means the same bytes.
+HUB_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)@(?P<rev>[^@\s]+)$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# Files a conversion needs from a hub repo (weights, config, tokenizer); not READMEs, ONNX or GGUF copies.
+HUB_PATTERNS = ("*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved source. ``kind`` is what the user named; ``format`` what lies at ``path``."""
+
+    kind: SourceKind
+    path: Path
+    sha256: str
+    display: str
+
+    @property
+    def format(self) -> Literal["hf", "gguf"]:
+        return "hf" if self.path.is_dir() else "gguf"
+
+
+def parse_hub_id(text: str) -> tuple[str, str] | None:
+    """``org/name@REV`` -> (repo, revision); None when ``text`` does not look like a hub id."""
+    m = HUB_RE.match(text)
+    if not m:
+        return None
+    rev = m["rev"]
+    if not COMMIT_RE.match(rev):
+        raise InputError(
+            f"{text}: revision {rev!r} is not a full commit hash",
+            "Pin a 40-character commit (the hub's 'Files' page shows it), e.g. org/name@<commit>.",
+        )
+    return m["repo"], rev
+
+
+def resolve(src: str | Path, *, settings: Settings | None = None, progress: ProgressFn = _noop) -> Source:
+    """Resolve ``src`` to a local HF folder or GGUF file with its content hash."""
+    settings = settings or Settings.from_env()
+    text = str(src)
+    path = Path(text).expanduser()
+    if path.exists():
+        return _local(path, text, progress)
+    hub = parse_hub_id(text)
+    if hub is not None:
+        folder = download_hub(*hub, settings=settings, progress=progress)
+        return Source("hub", folder, content_sha256(folder, progress, stage="hash"), text)
+    return _lock_name(text, settings, progress)
+
+
+def _local(path: Path, text: str, progress: ProgressFn) -> Source:
+    path = path.resolve()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(
+                f"{path}: folder has no config.json, so it is not a Hugging Face model folder",
+                "Point at a folder saved with save_pretrained, a .gguf file, or a models.lock name.",
+            )
+        return Source("hf", path, content_sha256(path, progress, stage="hash"), text)
+    from edgekit.runtime.gguf import read_gguf
+
+    read_gguf(path)  # names a foreign or truncated file before anything else reads it
+    return Source("gguf", path, content_sha256(path, progress, stage="hash"), text)
+
+
+def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
+    from edgekit.models.lock import NAME_RE, Lockfile
+    from edgekit.models.store import ModelStore
+
+    if not NAME_RE.match(text):
+        raise InputError(
+            f"{text}: no such file or folder, and not a models.lock name or hub id",
+            "Give an HF folder, a .gguf file, org/name@<commit>, or a name from 'edgekit models list'.",
+        )
+    lock = Lockfile.load(settings.lock_path)
+    if text not in lock.models:
+        raise UnknownModelError(
+            f"{text}: no such file or folder, and models.lock ({settings.lock_path}) has no such entry"
+        )
+    entry = lock.get(text)
+    if entry.format not in ("gguf", "hf"):
+        raise InputError(
+            f"{text} is an {entry.format} model; quantize needs a GGUF or Hugging Face source",
+            "Quantize the model it was exported from instead.",
+        )
+    path = ModelStore(settings, lock).ensure(text, progress)
+    return Source("lock", path, entry.sha256, text)
+
+
+def hub_folder(settings: Settings, repo: str, revision: str) -> Path:
+    return settings.cache_dir / "hub" / repo.replace("/", "--") / revision
+
+
+def download_hub(repo: str, revision: str, *, settings: Settings, progress: ProgressFn = _noop) -> Path:
+    """Download the files a conversion needs from ``repo`` at ``revision`` (cached by revision)."""
+    final = hub_folder(settings, repo, revision)
+    if (final / "config.json").is_file():
+        return final
+    if settings.offline:
+        raise OfflineError(
+            f"{repo}@{revision} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids fetching"
+        )
+    from edgekit.compress.output import atomic_output
+
+    with atomic_output(final, folder=True) as tmp:
+        if _has_hub_client():
+            _snapshot(repo, revision, tmp, settings)
+        else:
+            _https_snapshot(repo, revision, tmp, settings, progress)
+        if not (tmp / "config.json").is_file():
+            raise ModelFileError(
+                f"{repo}@{revision} has no config.json; it is not a Transformers model repo",
+                "Pick a repo with config.json and safetensors weights.",
+            )
+    return final
+
+
+def _has_hub_client() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("huggingface_hub") is not None
+
+
+def _snapshot(repo: str, revision: str, target: Path, settings: Settings) -> None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(
+            repo_id=repo,
+            revision=revision,
+            local_dir=str(target),
+            allow_patterns=list(HUB_PATTERNS),
+            endpoint=settings.hf_endpoint,
+        )
+    except Exception as e:  # the client raises its own tree (HTTP, offline, not found) and OS errors
+        raise DownloadError(
+            f"cannot download {repo}@{revision}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+            "Check the repo id, the commit, the network and HF_TOKEN for gated repos.",
+        ) from None
+
+
+def _https_snapshot(repo: str, revision: str, target: Path, settings: Settings, progress: ProgressFn) -> None:
+    """The hub's plain HTTPS API: list the revision's files, then fetch each matching one."""
+    import fnmatch
+    import os
+
+    import httpx
+
+    from edgekit.models.sources import http_download
+
+    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
+    url = f"{settings.hf_endpoint}/api/models/{repo}/revision/{revision}"
+    try:
+        resp = httpx.get(url, headers=headers, timeout=30.0, follow_redirects=True)
+    except httpx.HTTPError as e:
+        raise DownloadError(f"GET {url} failed: {type(e).__name__}: {e}") from None
+    if resp.status_code >= 400:
+        raise DownloadError(
+            f"GET {url} failed: HTTP {resp.status_code}",
+            "Check the repo id and commit (and HF_TOKEN for gated repos).",
+        )
+    try:
+        names = [s["rfilename"] for s in resp.json().get("siblings", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DownloadError(f"GET {url}: the reply is not the hub's model JSON") from None
+    for name in names:
+        if not any(fnmatch.fnmatch(Path(name).name, p) for p in HUB_PATTERNS):
+            continue
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        http_download(
+            f"{settings.hf_endpoint}/{repo}/resolve/{revision}/{name}", dest, progress, headers=headers
+        )
+
+
+def config_architectures(folder: Path) -> list[str]:
+    """The ``architectures`` list of a HF folder's config.json."""
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{folder / 'config.json'}: unreadable ({e})") from None
+    archs = data.get("architectures") or []
+    return [str(a) for a in archs] if isinstance(archs, list) else []

@@ -1,0 +1,145 @@
+"""Resolving compression sources: folders, GGUF files, lock names, and hub ids at a pinned commit."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from edgekit.compress import source
+from edgekit.compress.source import parse_hub_id, resolve
+from edgekit.config import Settings
+from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
+from edgekit.models.verify import content_sha256
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_hub_ids_parse_and_need_a_full_commit() -> None:
+    assert parse_hub_id(f"HuggingFaceTB/SmolLM2-135M-Instruct@{COMMIT}") == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        COMMIT,
+    )
+    assert parse_hub_id("smollm2-135m-instruct") is None
+    assert parse_hub_id("some/folder") is None
+    with pytest.raises(InputError, match="not a full commit"):
+        parse_hub_id("org/name@main")
+
+
+def test_hf_folder_and_gguf_file(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    got = resolve(folder)
+    assert (got.kind, got.format, got.path) == ("hf", "hf", folder.resolve())
+    assert got.sha256 == content_sha256(folder)
+    with pytest.raises(InputError, match=r"no config\.json"):
+        resolve(tmp_path)
+
+
+@pytest.mark.model
+def test_truncated_gguf_is_named(tmp_path: Path, default_f16_gguf: Path) -> None:
+    cut = tmp_path / "cut.gguf"
+    with default_f16_gguf.open("rb") as f:
+        cut.write_bytes(f.read(20_000_000))
+    with pytest.raises(ModelFileError, match="truncated"):
+        resolve(cut)
+    foreign = tmp_path / "notes.gguf"
+    foreign.write_text("not a model")
+    with pytest.raises(ModelFileError, match="not a GGUF"):
+        resolve(foreign)
+
+
+@pytest.mark.model
+def test_lock_name_resolves_to_the_pulled_file(default_model_path: Path) -> None:
+    got = resolve("smollm2-135m-instruct")
+    assert (got.kind, got.format, got.path) == ("lock", "gguf", default_model_path)
+    assert got.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    with pytest.raises(UnknownModelError):
+        resolve("no-such-model")
+    with pytest.raises(InputError, match=r"not a models\.lock name"):
+        resolve("no/such/path.gguf")
+
+
+def test_hub_offline_is_an_error_naming_it(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEKIT_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="org/name"):
+        resolve(f"org/name@{COMMIT}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("client", ["huggingface_hub", "https"])
+def test_unreachable_hub_is_a_download_error(
+    client: str, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEKIT_HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setattr(source, "_has_hub_client", lambda: client == "huggingface_hub")
+    with pytest.raises(DownloadError, match="org/name"):
+        resolve(f"org/name@{COMMIT}")
+    assert not list((isolated / "cache").rglob("config.json"))  # nothing left under the final name
+
+
+FILES = {
+    "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+    "tokenizer.json": b'{"model": {"type": "BPE"}}',
+    "model.safetensors": b"\0" * 1000,
+    "README.md": b"# not needed",
+}
+
+
+class _Hub(BaseHTTPRequestHandler):
+    """The two hub routes edgekit's HTTPS path uses: the revision's file list and resolve/."""
+
+    def do_GET(self) -> None:
+        if self.path == f"/api/models/org/name/revision/{COMMIT}":
+            body = json.dumps({"sha": COMMIT, "siblings": [{"rfilename": n} for n in FILES]}).encode()
+        elif self.path.startswith(f"/org/name/resolve/{COMMIT}/"):
+            body = FILES[self.path.rsplit("/", 1)[1]]
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_hub_path_downloads_the_pinned_files(
+    hub: str, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEKIT_HF_ENDPOINT", hub)
+    monkeypatch.setattr(source, "_has_hub_client", lambda: False)
+    got = resolve(f"org/name@{COMMIT}")
+    assert got.kind == "hub" and got.format == "hf"
+    assert got.path == source.hub_folder(Settings.from_env(), "org/name", COMMIT)
+    assert sorted(p.name for p in got.path.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    ]
+    assert got.sha256 == content_sha256(got.path)
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        resolve(f"org/other@{COMMIT}")
