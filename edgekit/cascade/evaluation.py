@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from edgekit.cascade.learned import AcceptModel, Evidence, leave_one_out_scores
 from edgekit.cascade.router import Router
 from edgekit.errors import InputError
 
@@ -94,6 +95,9 @@ class Observation:
     gate_reason: str | None
     pinned_local: bool
     remote_tokens: int
+    min_prob: float = 0.0
+    mean_entropy: float = 0.0
+    local_tokens: int = 0
 
 
 def observe(
@@ -124,53 +128,110 @@ def observe(
                 gate_reason,
                 pinned,
                 remote.usage.total_tokens,
+                conf.min_prob or 0.0,
+                conf.mean_entropy or 0.0,
+                local.usage.completion_tokens,
             )
         )
         progress(n, len(items))
     return out
 
 
-def _escalates(o: Observation, threshold: float) -> str | None:
-    """Why the cascade at ``threshold`` escalates this observation (None: it stays local)."""
+def _escalates(o: Observation, threshold: float, score: float | None = None) -> str | None:
+    """Why the cascade at ``threshold`` escalates this observation (None: it stays local).
+
+    ``score`` is the learned acceptance model's score when one is used; else the mean token probability.
+    """
     if o.pinned_local:
         return None
     if o.gate_reason:
         return o.gate_reason.split(": ", 1)[0]  # "gate keywords:domain"
-    return "signals" if o.mean_prob < threshold else None
+    value = o.mean_prob if score is None else score
+    return ("learned" if score is not None else "signals") if value < threshold else None
 
 
-def _point(obs: Sequence[Observation], threshold: float) -> dict[str, float]:
+Scores = Sequence[float] | None
+
+
+def _point(obs: Sequence[Observation], threshold: float, scores: Scores = None) -> dict[str, float]:
     n = len(obs) or 1
-    decisions = [_escalates(o, threshold) for o in obs]
+    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
     good = sum((o.remote_ok if d else o.local_ok) for o, d in zip(obs, decisions, strict=True))
     return {"threshold": threshold, "quality": good / n, "remote_share": sum(1 for d in decisions if d) / n}
 
 
-def summarize(obs: Sequence[Observation], *, target: float = 0.95) -> dict[str, Any]:
+def _choose(obs: Sequence[Observation], grid: Sequence[float], target: float, scores: Scores = None) -> float:
+    """The threshold with the smallest remote share whose quality is >= target x always-remote."""
+    remote = sum(o.remote_ok for o in obs) / (len(obs) or 1)
+    ok = [p for p in (_point(obs, t, scores) for t in grid) if p["quality"] >= target * remote]
+    return min(ok, key=lambda p: (p["remote_share"], -p["quality"]))["threshold"] if ok else 1.01
+
+
+def evidence(o: Observation, prompt: str) -> Evidence:
+    return Evidence(prompt, o.mean_prob, o.min_prob, o.mean_entropy, o.local_tokens)
+
+
+def summarize(
+    obs: Sequence[Observation], *, target: float = 0.95, prompts: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The report. With ``prompts`` (id -> prompt text), also the learned acceptance model's cascade:
+    fit on the calibration split (threshold from leave-one-out scores there), reported on the test split.
+    """
     cal = [o for o in obs if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
     grid = sorted({0.0, 1.01, *(round(o.mean_prob + 1e-6, 6) for o in cal)})
-    cal_remote = sum(o.remote_ok for o in cal) / (len(cal) or 1)
-    ok = [p for p in (_point(cal, t) for t in grid) if p["quality"] >= target * cal_remote]
-    chosen = min(ok, key=lambda p: (p["remote_share"], -p["quality"]))["threshold"] if ok else 1.01
-    return {
+    chosen = _choose(cal, grid, target)
+    report: dict[str, Any] = {
         "items": {"calibration": len(cal), "test": len(test)},
         "target": f"quality >= {target} x always-remote, chosen on calibration",
         "threshold": chosen,
         "calibration": _split_report(cal, chosen, grid),
         "test": _split_report(test, chosen, grid),
     }
+    if prompts is not None:
+        report["learned"] = _learned_report(cal, test, prompts, target)
+    return report
 
 
-def _split_report(obs: Sequence[Observation], threshold: float, grid: Sequence[float]) -> dict[str, Any]:
+def train_accept_model(
+    obs: Sequence[Observation], prompts: Mapping[str, str], *, trained_on: str = ""
+) -> AcceptModel:
+    """Fit the acceptance model on the calibration split's observations that reach the local tier."""
+    cal = [o for o in obs if o.split == "calibration" and not o.gate_reason]
+    return AcceptModel.fit(
+        [evidence(o, prompts[o.id]) for o in cal], [o.local_ok for o in cal], trained_on=trained_on
+    )
+
+
+def _learned_report(
+    cal: Sequence[Observation], test: Sequence[Observation], prompts: Mapping[str, str], target: float
+) -> dict[str, Any]:
+    cal_ev = [evidence(o, prompts[o.id]) for o in cal]
+    loo = leave_one_out_scores(cal_ev, [o.local_ok for o in cal])
+    grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in loo)})
+    chosen = _choose(cal, grid, target, list(loo))
+    model = train_accept_model(cal, prompts)
+    test_scores = list(model.scores([evidence(o, prompts[o.id]) for o in test]))
+    test_grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in test_scores)})
+    return {
+        "threshold": chosen,
+        "calibration": _split_report(cal, chosen, grid, list(loo)),
+        "test": _split_report(test, chosen, test_grid, test_scores),
+    }
+
+
+def _split_report(
+    obs: Sequence[Observation], threshold: float, grid: Sequence[float], scores: Scores = None
+) -> dict[str, Any]:
     n = len(obs) or 1
     local_q = sum(o.local_ok for o in obs) / n
     remote_q = sum(o.remote_ok for o in obs) / n
     oracle_share = sum(1 for o in obs if not o.local_ok) / n
     oracle_q = sum((o.local_ok or o.remote_ok) for o in obs) / n
-    at = _point(obs, threshold)
+    at = _point(obs, threshold, scores)
+    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
     all_remote_tokens = sum(o.remote_tokens for o in obs) or 1
-    used = sum(o.remote_tokens for o in obs if _escalates(o, threshold))
+    used = sum(o.remote_tokens for o, d in zip(obs, decisions, strict=True) if d)
     return {
         "always_local": {"quality": local_q, "remote_share": 0.0},
         "always_remote": {"quality": remote_q, "remote_share": 1.0},
@@ -179,8 +240,8 @@ def _split_report(obs: Sequence[Observation], threshold: float, grid: Sequence[f
         "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
         "remote_tokens_saved": 1 - used / all_remote_tokens,
-        "curve": [_point(obs, t) for t in grid],
-        "reasons": _reasons(obs, threshold),
+        "curve": [_point(obs, t, scores) for t in grid],
+        "reasons": _reasons(obs, decisions),
         "by_category": {
             c: sum(o.local_ok for o in obs if o.category == c) / max(1, sum(o.category == c for o in obs))
             for c in sorted({o.category for o in obs})
@@ -188,12 +249,12 @@ def _split_report(obs: Sequence[Observation], threshold: float, grid: Sequence[f
     }
 
 
-def _reasons(obs: Sequence[Observation], threshold: float) -> dict[str, dict[str, float]]:
+def _reasons(obs: Sequence[Observation], decisions: Sequence[str | None]) -> dict[str, dict[str, float]]:
     """Escalation precision (the local answer was wrong) and recall (of wrong local answers) per reason."""
     wrong = sum(1 for o in obs if not o.local_ok) or 1
     out: dict[str, dict[str, float]] = {}
-    for reason in sorted({r for o in obs if (r := _escalates(o, threshold))}):
-        hits = [o for o in obs if _escalates(o, threshold) == reason]
+    for reason in sorted({d for d in decisions if d}):
+        hits = [o for o, d in zip(obs, decisions, strict=True) if d == reason]
         needed = sum(1 for o in hits if not o.local_ok)
         out[reason] = {"escalations": len(hits), "precision": needed / len(hits), "recall": needed / wrong}
     return out
@@ -201,3 +262,19 @@ def _reasons(obs: Sequence[Observation], threshold: float) -> dict[str, dict[str
 
 def observations_to_jsonl(obs: Sequence[Observation]) -> str:
     return "".join(json.dumps(asdict(o)) + "\n" for o in obs)
+
+
+def observations_from_jsonl(path: Path) -> list[Observation]:
+    """Read observations written by ``eval-router --observations`` (re-score without re-running models)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                out.append(Observation(**json.loads(line)))
+            except (ValueError, TypeError) as e:
+                raise InputError(f"{path}:{n}: bad observation: {e}") from None
+    return out

@@ -39,6 +39,10 @@ class Acceptance(_Strict):
     min_min_prob: float | None = Field(default=None, ge=0, le=1)
     max_mean_entropy: float | None = Field(default=None, ge=0)
     min_tokens: int | None = Field(default=None, ge=0)
+    learned: str | None = None
+    """A learned acceptance model (JSON from tools/train_router_gate.py), relative to the policy file."""
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    """With ``learned``: the least predicted probability that the local answer is right."""
 
 
 class SelfConsistency(_Strict):

@@ -28,6 +28,7 @@ from typing import Any
 
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
+from edgekit.cascade.learned import AcceptModel, Evidence
 from edgekit.cascade.policy import Acceptance, Policy, SelfConsistency, Tier
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore
@@ -71,6 +72,28 @@ def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]
         elif (value < limit) if at_least else (value > limit):
             out.append(f"{label} {value:.3f} {'<' if at_least else '>'} {limit}")
     return out
+
+
+def learned_failures(
+    model: AcceptModel, accept: Acceptance, request: Request, completion: Completion
+) -> list[str]:
+    """The learned acceptance model's verdict on a local answer (empty when it is accepted)."""
+    conf = completion.confidence
+    score = model.score(
+        Evidence(
+            request.text,
+            conf.mean_prob or 0.0,
+            conf.min_prob or 0.0,
+            conf.mean_entropy or 0.0,
+            completion.usage.completion_tokens,
+        )
+    )
+    return [] if score >= accept.min_score else [f"learned acceptance score {score:.3f} < {accept.min_score}"]
+
+
+def _beside(policy_path: Path | None, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() or policy_path is None else policy_path.parent / path
 
 
 def _gist(text: str) -> str:
@@ -119,6 +142,11 @@ class Router:
         self.ledger = ledger or BudgetLedger(policy.budget, None)
         self.breaker = breaker or CircuitBreaker()
         self.gates: list[Gate] = [build_gate(g) for g in policy.gates]
+        self.accept_models = {
+            t.name: AcceptModel.load(_beside(policy.path, t.accept.learned))
+            for t in policy.local_tiers
+            if t.accept.learned
+        }
         self.name = "cascade"
         self._recent: OrderedDict[int, RouteResult] = OrderedDict()  # for route_of, bounded
         self._recent_lock = threading.Lock()
@@ -226,6 +254,8 @@ class Router:
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
                 failed = acceptance_failures(completion, tier.accept)
+                if (learned := self.accept_models.get(tier.name)) is not None:
+                    failed += learned_failures(learned, tier.accept, request, completion)
                 if not failed and tier.self_consistency is not None:
                     t2 = time.perf_counter()
                     failed = self_consistency_failures(model, msgs, params, completion, tier.self_consistency)

@@ -108,25 +108,33 @@ def eval_router(
     observations: Annotated[
         Path | None, typer.Option("--observations", help="Also write per-item results (JSONL).")
     ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option("--from-observations", help="Re-score saved per-item results; no model runs."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Router evaluation: always-local, always-remote, oracle and the cascade's quality/remote-share curve."""
     from edgekit.cascade.evaluation import (
         default_items_path,
         load_items,
+        observations_from_jsonl,
         observations_to_jsonl,
         observe,
         summarize,
     )
 
     items = load_items(data or default_items_path())
-    with load_router(policy, traces=False) as router, progress_bar() as progress:
-        obs = observe(
-            router, items, max_tokens=max_tokens, progress=lambda d, t: progress("answer prompts", d, t)
-        )
+    if replay is not None:
+        obs = observations_from_jsonl(replay)
+    else:
+        with load_router(policy, traces=False) as router, progress_bar() as progress:
+            obs = observe(
+                router, items, max_tokens=max_tokens, progress=lambda d, t: progress("answer prompts", d, t)
+            )
     if observations:
         observations.write_text(observations_to_jsonl(obs))
-    report = summarize(obs, target=target)
+    report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items})
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False)
         return
@@ -134,11 +142,15 @@ def eval_router(
     table = Table("policy (test split)", "quality", "remote share", box=None)
     for name in ("always_local", "always_remote", "oracle", "cascade"):
         table.add_row(name, f"{test[name]['quality']:.1%}", f"{test[name]['remote_share']:.1%}")
+    learned = report["learned"]["test"]["cascade"]
+    table.add_row("learned acceptance", f"{learned['quality']:.1%}", f"{learned['remote_share']:.1%}")
     out.print(table)
-    out.print(
-        f"threshold {report['threshold']:.3f} (chosen on calibration); "
-        f"quality {test['quality_vs_remote']:.1%} of always-remote; "
-        f"remote share {test['share_vs_oracle']:.2f}x the oracle's; "
-        f"remote tokens saved {test['remote_tokens_saved']:.1%}",
-        markup=False,
-    )
+    for label, part in (("mean-probability threshold", report), ("learned acceptance", report["learned"])):
+        t = part["test"]
+        out.print(
+            f"{label}: threshold {part['threshold']:.3f} (chosen on calibration); "
+            f"quality {t['quality_vs_remote']:.1%} of always-remote; "
+            f"remote share {t['share_vs_oracle']:.2f}x the oracle's; "
+            f"remote tokens saved {t['remote_tokens_saved']:.1%}",
+            markup=False,
+        )

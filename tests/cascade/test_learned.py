@@ -1,0 +1,123 @@
+"""The learned acceptance model: fitting, saving, loading, and its place in the router."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from edgekit.cascade.evaluation import Observation, summarize
+from edgekit.cascade.learned import AcceptModel, Evidence, leave_one_out_scores
+from edgekit.cascade.policy import Policy, PolicyError
+from edgekit.cascade.router import Router
+
+from .fakes import FakeModel
+
+
+def _examples(n: int, seed: int = 0) -> tuple[list[Evidence], list[bool]]:
+    """Arithmetic prompts the local model gets wrong, capital-city prompts it gets right, with signals
+    drawn from one distribution for both: only the prompt tells them apart."""
+    rng = random.Random(seed)
+    ev, right = [], []
+    for i in range(n):
+        p = rng.uniform(0.5, 0.9)
+        if i % 2:
+            prompt = f"What is {rng.randint(10, 99)} times {rng.randint(10, 99)}?"
+        else:
+            prompt = f"What is the capital of country {i}?"
+        ev.append(Evidence(prompt, p, p, 0.5, rng.randint(1, 8)))
+        right.append(i % 2 == 0)
+    return ev, right
+
+
+def test_fit_separates_what_signals_alone_cannot(tmp_path: Path) -> None:
+    ev, right = _examples(40)
+    model = AcceptModel.fit(ev, right, trained_on="synthetic")
+    held_out, truth = _examples(20, seed=1)
+    scores = model.scores(held_out)
+    assert all((s >= 0.5) == t for s, t in zip(scores, truth, strict=True))
+    path = tmp_path / "accept.json"
+    path.write_text(model.to_json())
+    again = AcceptModel.load(path)
+    assert again.trained_on == "synthetic"
+    assert list(again.scores(held_out)) == pytest.approx(list(scores))
+
+
+def test_leave_one_out_scores_come_from_models_that_did_not_see_the_item() -> None:
+    ev, right = _examples(12)
+    loo = leave_one_out_scores(ev, right)
+    full = AcceptModel.fit(ev, right).scores(ev)
+    assert loo.shape == (12,)
+    # held-out scores are less confident than in-sample ones on average
+    assert abs(loo - 0.5).mean() < abs(full - 0.5).mean()
+
+
+def test_fit_needs_both_outcomes() -> None:
+    ev, _ = _examples(6)
+    with pytest.raises(ValueError, match="both right and wrong"):
+        AcceptModel.fit(ev, [True] * 6)
+
+
+@pytest.mark.parametrize("text", ["{", '{"kind": "other"}', '{"kind": "edgekit.accept-model", "version": 1}'])
+def test_bad_model_file_is_a_policy_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "accept.json"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match="accept model"):
+        AcceptModel.load(path)
+
+
+def test_router_rejects_local_answers_the_model_scores_low(tmp_path: Path) -> None:
+    ev, right = _examples(40)
+    (tmp_path / "accept.json").write_text(AcceptModel.fit(ev, right).to_json())
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(
+        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\n'
+        'accept = { learned = "accept.json", min_score = 0.5 }\n'
+    )
+    router = Router(Policy.load(policy_file), local=[FakeModel(answer="42", prob=0.6)])
+    wrong = router.route("What is 37 times 59?")
+    assert wrong.route == "degraded:tiny"
+    assert "learned acceptance score" in wrong.rejections[0]
+    assert router.route("What is the capital of country 8?").route == "local:tiny"
+
+
+def test_missing_model_file_is_named(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(
+        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\naccept = { learned = "nope.json" }\n'
+    )
+    with pytest.raises(PolicyError, match=r"nope\.json"):
+        Router(Policy.load(policy_file), local=[FakeModel()])
+
+
+def test_summary_reports_the_learned_cascade_on_the_test_split() -> None:
+    ev, right = _examples(80)
+    obs, prompts = [], {}
+    for i, (e, ok) in enumerate(zip(ev, right, strict=True)):
+        # the id decides the split; find ids so both splits get both kinds
+        obs.append(
+            Observation(
+                f"q{i}",
+                "x",
+                "calibration" if i < 40 else "test",
+                ok,
+                True,
+                e.mean_prob,
+                None,
+                False,
+                10,
+                e.min_prob,
+                e.mean_entropy,
+                e.answer_tokens,
+            )
+        )
+        prompts[f"q{i}"] = e.prompt
+    report = summarize(obs, prompts=prompts)
+    learned = report["learned"]["test"]
+    plain = report["test"]
+    # signals alone carry no information here, so the probability threshold must escalate almost all;
+    # the learned model escalates about the wrong half only
+    assert plain["share_vs_oracle"] > 1.6
+    assert learned["share_vs_oracle"] < 1.25
+    assert learned["cascade"]["quality"] >= 0.85
