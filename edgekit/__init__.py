@@ -8,7 +8,9 @@ The public API (a test keeps ``__all__`` sorted and complete)::
 """
 
 from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
+from edgekit.compress.pipeline import run_recipe
 from edgekit.compress.quantize import QuantizeResult, quantize
+from edgekit.compress.recipe import load_recipe
 from edgekit.errors import EdgekitError
 from edgekit.evaluate import EvalReport, Suite, load_suite, run_eval
 from edgekit.models.lock import Lockfile, ModelEntry
@@ -47,11 +49,13 @@ __all__ = [
     "__version__",
     "list_models",
     "load",
+    "load_recipe",
     "load_suite",
     "lockfile",
     "pull",
     "quantize",
     "remote",
     "run_eval",
+    "run_recipe",
     "verify",
 ]

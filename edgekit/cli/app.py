@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from edgekit.cli import bench, chat, models, quantize, route, run, serve
+from edgekit.cli import bench, chat, compress, models, quantize, route, run, serve
 from edgekit.cli.distill import distill_
 from edgekit.cli.eval import eval_
 from edgekit.cli.render import err, error_line
@@ -30,6 +30,7 @@ app.command("chat")(chat.chat)
 app.command("pull")(models.pull)
 app.command("bench")(bench.bench)
 app.command("eval")(eval_)
+app.command("compress")(compress.compress)
 app.command("serve")(serve.serve)
 app.command("distill")(distill_)
 app.command("quantize")(quantize.quantize)

@@ -40,8 +40,30 @@ def quantize(
     allow_requantize: Annotated[
         bool, typer.Option("--allow-requantize", help="Allow quantizing an already-quantized GGUF.")
     ] = False,
+    emit_recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--emit-recipe", help="Write these options as a recipe for 'edgekit compress'; build nothing."
+        ),
+    ] = None,
 ) -> None:
     """Quantize a model and record it, with provenance, in models.lock."""
+    if emit_recipe is not None:
+        _emit(
+            emit_recipe,
+            src,
+            to,
+            format,
+            calibration,
+            imatrix,
+            out_path,
+            name,
+            output_type,
+            embedding_type,
+            tensor_type or [],
+            allow_requantize,
+        )
+        return
     from edgekit.compress.passes.gguf_quantize import TensorOverrides
     from edgekit.compress.quantize import quantize as run
 
@@ -66,3 +88,49 @@ def quantize(
         f"{result.entry.name}: {result.provenance.quant_type}, {size:,.1f} MB, in models.lock", markup=False
     )
     out.print(str(result.path), markup=False)
+
+
+def _emit(
+    path: Path,
+    src: str,
+    to: str,
+    format: str,
+    calibration: Path | None,
+    imatrix: Path | None,
+    out_path: Path | None,
+    name: str | None,
+    output_type: str | None,
+    embedding_type: str | None,
+    tensor_type: list[str],
+    allow_requantize: bool,
+) -> None:
+    from edgekit.compress.passes.gguf_quantize import TensorOverrides
+    from edgekit.compress.recipe import from_quantize_args, load_recipe
+    from edgekit.evaluate.files import atomic_write_text
+
+    if format == "gguf":
+        from edgekit.compress.passes.gguf_quantize import quant_type
+
+        to = quant_type(to)  # an unknown type fails here, before a file is written
+    rules = TensorOverrides.parse(output_type, embedding_type, tensor_type).rules
+    text = from_quantize_args(
+        src,
+        to,
+        recipe_dir=path.parent,
+        format=format,
+        calibration=calibration,
+        imatrix=imatrix,
+        output_type=output_type,
+        embedding_type=embedding_type,
+        tensor_types=rules,
+        out=out_path,
+        name=name,
+        allow_requantize=allow_requantize,
+    )
+    atomic_write_text(path, text)
+    try:
+        load_recipe(path)  # the emitted recipe must be one compress accepts
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    err.print(f"wrote {path}; build it with: edgekit compress {path}", markup=False)

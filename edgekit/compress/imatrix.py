@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.compress.output import atomic_output
-from edgekit.errors import InputError
+from edgekit.errors import InputError, ModelFileError
 
 
 class ImatrixError(InputError):
@@ -138,6 +138,43 @@ class QuantizeImatrix:
         import llama_cpp
 
         return ctypes.cast(self.array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+
+
+def model_columns(model: str | Path) -> dict[str, int]:
+    """GGUF weight tensor name -> input columns (ne[0]) of the matrices in ``model`` (header only)."""
+    from edgekit.runtime.gguf import MAGIC, _Reader
+
+    path = Path(model)
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot open ({e.strerror})") from None
+    with f:
+        r = _Reader(f, path, path.stat().st_size)
+        if r.take(4) != MAGIC:
+            raise ModelFileError(f"{path}: not a GGUF file (bad magic)")
+        r.unpack("I")
+        n_tensors, n_kv = r.unpack("Q"), r.unpack("Q")
+        for _ in range(n_kv):
+            r.string()
+            r.value(r.unpack("I"), keep=False)
+        columns = {}
+        for _ in range(n_tensors):
+            name = r.string()
+            dims = [r.unpack("Q") for _ in range(r.unpack("I"))]
+            r.unpack("I"), r.unpack("Q")
+            if len(dims) >= 2:
+                columns[name] = int(dims[0])
+    return columns
+
+
+def check_imatrix(imatrix: Imatrix, model: str | Path) -> None:
+    """Raise ``ImatrixMismatchError`` unless ``imatrix`` fits the GGUF ``model`` (names and columns).
+
+    llama.cpp's quantizer silently skips entries it cannot match, so a matrix made for another model
+    would quietly do nothing; call this before quantizing with a matrix the user brought.
+    """
+    imatrix.check_model(model_columns(model))
 
 
 # --- files ---------------------------------------------------------------------------------------------

@@ -290,7 +290,7 @@ class _Stats:
 
     def _read(self, t: _Tensor) -> np.ndarray:
         nbytes = int(self.lib.ggml_nbytes(ctypes.addressof(t)))
-        if self.lib.ggml_backend_buffer_is_host(t.buffer):
+        if not t.buffer or self.lib.ggml_backend_buffer_is_host(t.buffer):  # no buffer: context memory
             raw = (ctypes.c_char * nbytes).from_address(t.data)
         else:
             raw = ctypes.create_string_buffer(nbytes)

@@ -1,0 +1,232 @@
+"""Plan and cache logic of the recipe pipeline, with fake passes in place of the real converters (the
+real ones run in test_compress_cli.py). What is under test here is which steps run, which are skipped,
+what lands where, and what models.lock records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from edgekit.compress.pipeline import Pass, StepContext, plan, run, run_recipe, status
+from edgekit.errors import CheckFailedError
+from edgekit.models.lock import Lockfile
+
+
+class FakePass:
+    """Writes a file (or folder) naming its step and its inputs' content, and remembers each call."""
+
+    def __init__(self, calls: list[str], fail: bool = False) -> None:
+        self.calls, self.fail = calls, fail
+
+    def run(self, ctx: StepContext) -> None:
+        self.calls.append(ctx.step.id)
+        body = json.dumps(
+            {
+                "step": ctx.step.id,
+                "config": dict(ctx.step.config),
+                "inputs": {k: _read(v) for k, v in sorted(ctx.inputs.items())},
+            },
+            sort_keys=True,
+        )
+        if ctx.step.folder:
+            (ctx.out / "model.onnx").write_text(body)
+        else:
+            ctx.out.write_text("GGUF" + body)  # the magic models.lock's format detection reads
+        if self.fail:
+            raise RuntimeError("pass failed")
+
+
+class FakeEval:
+    def __init__(self, calls: list[str], passed: bool) -> None:
+        self.calls, self.passed = calls, passed
+
+    def run(self, ctx: StepContext) -> None:
+        self.calls.append(ctx.step.id)
+        gate = {
+            "name": "drift.all.max_mean_kld",
+            "gate": "max_mean_kld",
+            "value": 0.01 if self.passed else 0.4,
+            "threshold": 0.1,
+            "status": "pass" if self.passed else "fail",
+            "margin": 0.09 if self.passed else -0.3,
+        }
+        ctx.out.write_text(json.dumps({"passed": self.passed, "gates": [gate]}))
+
+
+def _read(path: Path) -> str:
+    if path.is_dir():
+        return ",".join(sorted(p.name for p in path.iterdir()))
+    return path.read_text(errors="replace")[:200]
+
+
+def fakes(calls: list[str], *, passed: bool = True, failing: str = "") -> Mapping[str, Pass]:
+    kinds = ("dequantize", "distill", "convert", "imatrix", "gguf", "export", "onnx")
+    passes: dict[str, Pass] = {k: FakePass(calls, fail=(k == failing)) for k in kinds}
+    passes["eval"] = FakeEval(calls, passed)
+    return passes
+
+
+@pytest.fixture
+def project(isolated: Path) -> Path:
+    """A recipe over a (fake) Hugging Face folder with two GGUF targets, one calibrated, and an ONNX one."""
+    root = isolated / "project"
+    (root / "hf").mkdir(parents=True)
+    (root / "hf" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (root / "cal.txt").write_text("calibration text " * 200)
+    (root / "slice.txt").write_text("held-out text " * 50)
+    (root / "suite.toml").write_text(
+        'version = 1\n[slices.prose]\nfile = "slice.txt"\n[gates]\nmax_mean_kld = 0.1\n'
+    )
+    (root / "recipe.toml").write_text(RECIPE)
+    return root
+
+
+RECIPE = """version = 1
+[source]
+model = "hf"
+[calibration]
+data = "cal.txt"
+[[targets]]
+name = "m-q4"
+format = "gguf"
+type = "Q4_K_M"
+[[targets]]
+name = "m-q8"
+format = "gguf"
+type = "Q8_0"
+calibrate = false
+[[targets]]
+name = "m-int4"
+format = "onnx"
+type = "int4"
+[eval]
+suite = "suite.toml"
+targets = ["m-q4"]
+[output]
+dir = "out"
+"""
+
+
+def ran(result: object) -> list[str]:
+    return [s.step.id for s in result.steps if s.status == "ran"]  # type: ignore[attr-defined]
+
+
+def test_plan_orders_steps_and_shares_conversion_and_calibration(project: Path) -> None:
+    p = plan(project / "recipe.toml")
+    assert [s.id for s in p.steps] == [
+        "convert",
+        "imatrix",
+        "target:m-q4",
+        "target:m-q8",
+        "export",
+        "target:m-int4",
+        "eval:m-q4",
+    ]
+    assert p.step("target:m-q4").inputs == {"model": "convert", "imatrix": "imatrix"}
+    assert p.step("target:m-q8").inputs == {"model": "convert"}
+    assert p.step("eval:m-q4").inputs == {"baseline": "convert", "candidate": "target:m-q4"}
+    assert p.step("target:m-q4").out == project / "out" / "m-q4.gguf"
+    assert len({s.key for s in p.steps}) == len(p.steps)
+    assert plan(project / "recipe.toml").steps == p.steps  # keys are deterministic
+    assert all(r.status == "run" for r in status(p))
+
+
+def test_second_run_skips_everything_and_pins_each_target(project: Path, isolated: Path) -> None:
+    calls: list[str] = []
+    first = run(plan(project / "recipe.toml"), passes=fakes(calls))
+    assert ran(first) == [s.step.id for s in first.steps] and calls == ran(first)
+    assert first.passed and first.gates[0].target == "m-q4"
+    lock = Lockfile.load(isolated / "models.lock")
+    entry = lock.get("m-q4")
+    assert entry.sha256 == first.steps[2].sha256
+    assert entry.provenance is not None
+    assert entry.provenance["recipe_sha256"] == first.plan.recipe.sha256
+    assert entry.provenance["quant_type"] == "Q4_K_M"
+    assert entry.provenance["calibration_sha256"] == first.plan.file_hashes[f"file:{project / 'cal.txt'}"]
+    assert entry.provenance["imatrix_sha256"] == first.steps[1].sha256
+    assert "calibration_sha256" not in (lock.get("m-q8").provenance or {})
+    assert lock.get("m-int4").format == "onnx"
+
+    calls.clear()
+    again = run(plan(project / "recipe.toml"), passes=fakes(calls))
+    assert calls == [] and all(s.status == "cached" for s in again.steps)
+    assert [s.sha256 for s in again.steps] == [s.sha256 for s in first.steps]
+    assert all(r.status == "cached" for r in status(again.plan))
+
+
+def test_changed_calibration_reruns_only_what_reads_it(project: Path) -> None:
+    calls: list[str] = []
+    run(plan(project / "recipe.toml"), passes=fakes(calls))
+    (project / "cal.txt").write_text("other calibration text " * 200)
+    calls.clear()
+    p = plan(project / "recipe.toml")
+    assert [r.step.id for r in status(p) if r.status == "run"] == ["imatrix", "target:m-q4", "eval:m-q4"]
+    result = run(p, passes=fakes(calls))
+    assert calls == ["imatrix", "target:m-q4", "eval:m-q4"] == ran(result)
+
+
+def test_changed_target_settings_rerun_that_target_only(project: Path) -> None:
+    calls: list[str] = []
+    run(plan(project / "recipe.toml"), passes=fakes(calls))
+    recipe = project / "recipe.toml"
+    recipe.write_text(recipe.read_text().replace('type = "Q8_0"', 'type = "Q6_K"'))
+    calls.clear()
+    run(plan(recipe), passes=fakes(calls))
+    assert calls == ["target:m-q8"]
+
+
+def test_missing_or_edited_output_is_rebuilt_and_force_runs_all(project: Path) -> None:
+    calls: list[str] = []
+    run(plan(project / "recipe.toml"), passes=fakes(calls))
+    (project / "out" / "m-q8.gguf").unlink()
+    (project / "out" / "m-q4.gguf").write_text("tampered")
+    calls.clear()
+    p = plan(project / "recipe.toml")
+    reasons = {r.step.id: r.reason for r in status(p) if r.status == "run"}
+    assert reasons["target:m-q8"] == "output missing"
+    assert reasons["target:m-q4"] == "output changed since it was built"
+    assert reasons["eval:m-q4"] == "target:m-q4 runs again"
+    run(p, passes=fakes(calls))
+    assert calls == ["target:m-q4", "target:m-q8", "eval:m-q4"]
+    calls.clear()
+    run(p, force=True, passes=fakes(calls))
+    assert calls == [s.id for s in p.steps]
+
+
+def test_a_failing_step_leaves_no_output_and_no_record(project: Path) -> None:
+    calls: list[str] = []
+    with pytest.raises(RuntimeError, match="pass failed"):
+        run(plan(project / "recipe.toml"), passes=fakes(calls, failing="gguf"))
+    out = project / "out"
+    assert not (out / "m-q4.gguf").exists()
+    assert [p.name for p in out.iterdir()] == []  # no temporary sibling left behind either
+    calls.clear()
+    run(plan(project / "recipe.toml"), passes=fakes(calls))
+    assert calls[:2] == ["target:m-q4", "target:m-q8"]  # convert and imatrix were kept
+
+
+def test_failing_gate_is_a_check_failure_after_the_targets_are_built(project: Path) -> None:
+    calls: list[str] = []
+    result = run(plan(project / "recipe.toml"), passes=fakes(calls, passed=False))
+    assert not result.passed
+    assert (project / "out" / "m-q4.gguf").is_file()
+    (failure,) = result.gates[0].failures
+    assert failure["name"] == "drift.all.max_mean_kld"
+    with pytest.raises(CheckFailedError, match=r"m-q4: drift\.all\.max_mean_kld 0\.4 \(limit 0\.1\)") as e:
+        from edgekit.compress.pipeline import gate_error
+
+        raise gate_error(result)
+    assert e.value.exit_code == 1
+
+
+def test_compress_checks_the_gate(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    import edgekit.compress.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "load_pass", lambda kind: fakes(calls, passed=False)[kind])
+    with pytest.raises(CheckFailedError):
+        run_recipe(project / "recipe.toml")
+    assert not run_recipe(project / "recipe.toml", check=False).passed
