@@ -25,6 +25,8 @@ from edgekit.runtime.types import (
     TokenSignal,
     Usage,
 )
+from edgekit.safety import Guard, SafetyPolicy
+from edgekit.safety import load_policy as load_safety_policy
 
 __version__ = "0.1.0"
 
@@ -39,10 +41,12 @@ __all__ = [
     "EdgekitError",
     "EvalReport",
     "GenerationParams",
+    "Guard",
     "Lockfile",
     "Model",
     "ModelEntry",
     "QuantizeResult",
+    "SafetyPolicy",
     "Suite",
     "TokenSignal",
     "Usage",
@@ -50,6 +54,7 @@ __all__ = [
     "list_models",
     "load",
     "load_recipe",
+    "load_safety_policy",
     "load_suite",
     "lockfile",
     "pull",

@@ -123,12 +123,19 @@ class OutputTypeGate(_GateBase):
 
 
 class SafetyGate(_GateBase):
-    """Follow the safety filters' verdicts: any category whose action is 'escalate' escalates."""
+    """Follow the safety filters' verdicts: any category whose action is 'escalate' escalates.
+
+    The verdicts come with the request, or from the safety guard screening the request being answered
+    (``edgekit.safety.GuardedResponder``, e.g. ``edgekit serve --safety``). Reasons name categories only.
+    """
 
     name = "safety"
 
     def decide(self, request: Request) -> GateDecision:
-        flagged = sorted(c for c, action in request.safety.items() if action == "escalate")
+        from edgekit.safety.signal import current_signal
+
+        verdicts = request.safety or current_signal()
+        flagged = sorted(c for c, action in verdicts.items() if action == "escalate")
         if flagged:
             return GateDecision(self.name, "escalate", f"safety: {', '.join(flagged)}")
         return self._pass("no safety escalation")

@@ -14,6 +14,7 @@ from edgekit.cli import bench, chat, compress, models, quantize, route, run, ser
 from edgekit.cli.distill import distill_
 from edgekit.cli.eval import eval_
 from edgekit.cli.render import err, error_line
+from edgekit.cli.safety import safety_app
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
 
@@ -37,6 +38,7 @@ app.command("quantize")(quantize.quantize)
 app.add_typer(models.app, name="models")
 app.add_typer(route.route_app, name="route")
 app.add_typer(route.trace_app, name="trace")
+app.add_typer(safety_app, name="safety")
 
 app.command("eval-router")(route.eval_router)
 

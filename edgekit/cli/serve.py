@@ -54,6 +54,12 @@ def serve(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Cascade policy TOML (implies --cascade).")
     ] = None,
+    safety: Annotated[
+        bool, typer.Option("--safety", help="Filter input and output with the on-device safety policy.")
+    ] = False,
+    safety_policy: Annotated[
+        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
+    ] = None,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
     from edgekit.serve import ModelPool, ServeOptions, bind, create_app, run  # needs the 'serve' extra
@@ -81,6 +87,8 @@ def serve(
         with progress_bar() as progress:
             copies = [edgekit.load(model, n_ctx=n_ctx, progress=progress) for _ in range(concurrency)]
     responder = copies[0] if concurrency == 1 else ModelPool(copies)
+    if safety or safety_policy:
+        responder, extras = _guarded(responder, safety_policy, extras)
     app = create_app(responder, options, extras=extras)
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -88,6 +96,23 @@ def serve(
     if options.api_key is None and not _is_loopback(host):
         err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
     run(app, sock, grace_s=grace, log_level=log_level)
+
+
+def _guarded(
+    responder: Responder, policy: Path | None, extras: ResponseExtras | None
+) -> tuple[Responder, ResponseExtras | None]:
+    """The safety policy around the responder: input screened, output filtered (streams with hold-back)."""
+    from edgekit.safety import Guard, GuardedResponder, load_policy
+
+    guarded = GuardedResponder(responder, Guard(load_policy(policy)).warm())
+    if extras is None:
+        return guarded, None
+    inner = extras
+
+    def route(final: Completion | Chunk) -> Any:
+        return inner(guarded.original(final))
+
+    return guarded, route
 
 
 def _route_of(routers: list[Router]) -> ResponseExtras:

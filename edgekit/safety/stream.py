@@ -1,0 +1,148 @@
+"""Filtering streamed output with the least hold-back that still catches a match split across chunks.
+
+``StreamGuard.feed(chunk)`` returns the text that is now safe to show. It keeps back the last ``window``
+characters (the longest match any streaming filter can make) and any unfinished word (keys, tokens,
+e-mail addresses and IBANs written without spaces have no spaces, so a word is released only once it
+ended, up to ``MAX_WORD`` characters). Everything else is checked with the filters of its layer and
+released with redactions applied. A span that reaches into the held-back part holds back from its start.
+A ``block`` verdict stops the stream: nothing from the blocked span on is released (during decoding that
+is how a banned sequence cuts generation). ``finish()`` releases the rest after a last check, and runs
+the whole-text filters (the classifier) on the complete output: text already released by then stays
+released, so their verdict ends the stream (``content_filter``) rather than withdrawing it.
+
+Filters see a little already-released text before the pending part (``LOOKBEHIND``), so context cues ("date
+of birth:") that were released earlier still count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from edgekit.safety.guard import LAYER_FILTERS, Decision, redact
+from edgekit.safety.taxonomy import Layer, Span, Verdict
+
+if TYPE_CHECKING:
+    from edgekit.runtime.types import Chunk
+    from edgekit.safety.guard import Guard
+
+MAX_WORD = 512
+LOOKBEHIND = 64
+
+
+class StreamGuard:
+    def __init__(self, guard: Guard, layer: Layer = "decoding") -> None:
+        self.guard = guard
+        self.layer = layer
+        names = LAYER_FILTERS[layer]
+        self.stream_filters = [n for n in names if n in guard.filters and guard.filters[n].window >= 0]
+        self.whole_filters = [n for n in names if n in guard.filters and guard.filters[n].window < 0]
+        self.window = max((guard.filters[n].window for n in self.stream_filters), default=0)
+        self.pending = ""
+        self.released = ""  # original text released so far (for look-behind and the final check)
+        self.full: list[str] = []
+        self.stopped: Decision | None = None
+        self.decisions: list[Decision] = []
+
+    def feed(self, chunk: str) -> str:
+        """Add generated text; return the part that is safe to show now (possibly redacted)."""
+        if self.stopped is not None or not chunk:
+            return ""
+        self.pending += chunk
+        self.full.append(chunk)
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        """End of generation: release what is held back, after the last checks."""
+        if self.stopped is not None:
+            return ""
+        out = self._release(final=True)
+        if self.stopped is None and self.whole_filters:
+            decision = self.guard.check("".join(self.full), self.layer, filters=self.whole_filters)
+            self.decisions.append(decision)
+            if decision.blocked:
+                self.stopped = decision
+        return out
+
+    def _safe_end(self) -> int:
+        end = len(self.pending) - self.window
+        word_start = len(self.pending)
+        while word_start > 0 and not self.pending[word_start - 1].isspace():
+            word_start -= 1
+        if len(self.pending) - word_start <= MAX_WORD:
+            end = min(end, word_start)
+        return max(end, 0)
+
+    def _release(self, *, final: bool) -> str:
+        end = len(self.pending) if final else self._safe_end()
+        if end == 0 and not final:
+            return ""
+        behind = self.released[-LOOKBEHIND:]
+        text = behind + self.pending
+        decision = self.guard.check(text, self.layer, filters=self.stream_filters)
+        shift = len(behind)
+        spans: list[Span] = []
+        block_at: int | None = None
+        for v in decision.verdicts:
+            for s in v.spans:
+                start, stop = s.start - shift, s.end - shift
+                if stop <= 0:
+                    continue  # entirely in text released before
+                if v.action == "block":
+                    block_at = max(0, start) if block_at is None else min(block_at, max(0, start))
+                elif v.action == "redact":
+                    spans.append(Span(max(0, start), stop, s.kind))
+        for s in spans:
+            if s.start < end < s.end:  # a match that may still grow: hold it back whole
+                end = s.start
+        if decision.verdicts:
+            self.decisions.append(decision)
+        if block_at is not None:  # a complete match already: stop now, release only what came before it
+            end = min(end, block_at)
+            self.stopped = _only_blocks(decision)
+        head = self.pending[:end]
+        out = redact(head, [s for s in spans if s.end <= end])
+        self.released += head
+        self.pending = self.pending[end:]
+        if self.stopped is not None:
+            self.pending = ""
+        return out
+
+
+def _only_blocks(decision: Decision) -> Decision:
+    blocks: tuple[Verdict, ...] = tuple(v for v in decision.verdicts if v.action == "block")
+    return Decision(decision.layer, "block", blocks, "", language=decision.language)
+
+
+def guard_chunks(guard: Guard, chunks: Iterator[Chunk], layer: Layer = "output") -> Iterator[Chunk]:
+    """Filter a model's chunks through a ``StreamGuard``. On ``block`` the upstream iterator is closed
+    (which stops generation) and the last chunk says ``content_filter``. An empty final chunk is passed on
+    as the same object, so servers can still look up facts recorded for it (the cascade's route)."""
+    from edgekit.runtime.types import Chunk
+
+    sg = guard.stream(layer)
+    last: Chunk | None = None
+    try:
+        for chunk in chunks:
+            if chunk.finish_reason or chunk.usage:
+                last = chunk
+            text = sg.feed(chunk.text)
+            if text:
+                yield Chunk(text)
+            if sg.stopped is not None:
+                break
+        if sg.stopped is None:
+            text = sg.finish()
+            if text:
+                yield Chunk(text)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    usage = last.usage if last is not None else None
+    if sg.stopped is not None:
+        yield Chunk("", finish_reason="content_filter", usage=usage)
+    elif last is not None and not last.text:
+        yield last
+    else:
+        yield Chunk("", finish_reason=last.finish_reason if last else "stop", usage=usage)
