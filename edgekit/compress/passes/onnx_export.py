@@ -14,8 +14,11 @@ much as the export, and every output here is checked by loading it in edgekit's 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgekit.compress.hf import require
@@ -39,6 +42,23 @@ Progress = Callable[[str, int, "int | None"], None]
 
 def _noop(stage: str, done: int, total: int | None) -> None:
     return None
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's tracer and deprecation warnings and transformers/optimum log lines say nothing the
+    user can act on; hide them during the export and leave the loggers' levels as they were."""
+    loggers = [logging.getLogger(name) for name in ("transformers", "optimum", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def check_causal_lm(hf_dir: Path) -> dict[str, object]:
@@ -76,17 +96,18 @@ def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: Progress | None =
     check_causal_lm(hf_dir)
     from optimum.exporters.onnx import main_export
 
-    report("export", 0, 1)
     with atomic_output(out_dir, folder=True) as tmp:
+        report("export", 0, 1)
         try:
-            main_export(
-                str(hf_dir),
-                output=str(tmp),
-                task=TASK,
-                library_name="transformers",
-                device="cpu",
-                do_validation=False,
-            )
+            with quiet_exporter():
+                main_export(
+                    str(hf_dir),
+                    output=str(tmp),
+                    task=TASK,
+                    library_name="transformers",
+                    device="cpu",
+                    do_validation=False,
+                )
         except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as e:
             detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
             raise ModelFileError(
@@ -101,5 +122,5 @@ def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: Progress | None =
         for name in SIDE_FILES:
             if not (tmp / name).exists() and (hf_dir / name).is_file():
                 shutil.copy2(hf_dir / name, tmp / name)
-    report("export", 1, 1)
+        report("export", 1, 1)
     return out_dir

@@ -1,0 +1,255 @@
+"""The ONNX path on the real default model: export with past key values, int8-dynamic, int8-static and
+int4 quantization, each loaded and answering in edgekit's ONNX backend, models.lock provenance, bad
+input, interrupted writes, and drift of the ONNX export against the GGUF it was made from.
+
+The fp32 export is built once per session (``default_onnx``); each quantization runs once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import edgekit
+from edgekit.compress.calibration import load_calibration
+from edgekit.compress.onnx import record_onnx, to_onnx
+from edgekit.compress.passes.onnx_export import export_causal_lm
+from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
+from edgekit.errors import InputError, TokenizerMismatchError
+from edgekit.evaluate.scoring import Tokens, check_same_tokens
+from edgekit.models.lock import Lockfile
+from edgekit.models.verify import content_sha256
+from tests.compress.onnx_fixtures import ROOT, default_onnx  # noqa: F401
+from tests.evaluate.conftest import excerpt
+
+CALIBRATION = ROOT / "recipes" / "data" / "calibration" / "chat.jsonl"
+QUESTION = "Which city is the capital of France?"
+# Operators each mode must leave in the graph: proof that the weights really were quantized.
+QUANT_OPS = {
+    "int8-dynamic": {"DynamicQuantizeLinear", "MatMulInteger"},
+    "int8-static": {"QuantizeLinear", "DequantizeLinear"},
+    "int4": {"MatMulNBits"},
+}
+
+
+def op_types(folder: Path) -> set[str]:
+    return {n.op_type for n in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.node}
+
+
+def answer(folder: Path) -> tuple[str, int]:
+    with edgekit.load(str(folder), threads=1) as model:
+        reply = model.chat(QUESTION, temperature=0, max_tokens=24)
+    return reply.text, reply.usage.completion_tokens
+
+
+def small_calibration() -> TextSet:
+    """Three documents of the shipped calibration set (never the evaluation texts)."""
+    return TextSet(load_calibration(CALIBRATION).texts[:3])
+
+
+# --- export --------------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_export_has_a_kv_cache_and_answers(default_onnx: Path, default_hf: Path) -> None:  # noqa: F811
+    side = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+    for name in ("model.onnx", *side):
+        assert (default_onnx / name).is_file(), name
+    session = ort.InferenceSession(str(default_onnx / "model.onnx"), providers=["CPUExecutionProvider"])
+    inputs = {i.name: i for i in session.get_inputs()}
+    config = json.loads((default_hf / "config.json").read_text())
+    assert {"input_ids", "attention_mask", "position_ids"} <= set(inputs)
+    past = [n for n in inputs if n.startswith("past_key_values.")]
+    assert len(past) == 2 * config["num_hidden_layers"]
+    key = inputs["past_key_values.0.key"]
+    # grouped-query attention: the cache has the KV heads, not the query heads
+    assert key.type == "tensor(float)" and key.shape[1] == config["num_key_value_heads"] == 3
+    text, tokens = answer(default_onnx)
+    assert tokens > 0 and "Paris" in text
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_export_is_pinned_with_provenance(default_onnx: Path, default_hf: Path) -> None:  # noqa: F811
+    entry = Lockfile.load(default_onnx.parent / "models.lock").models["smollm2-135m-onnx"]
+    assert entry.format == "onnx" and entry.sha256 == content_sha256(default_onnx)
+    prov = entry.provenance or {}
+    assert prov["step"] == "export" and prov["quant_type"] == "fp32"
+    assert prov["source_sha256"] == content_sha256(default_hf)
+    assert {"optimum-onnx", "onnxruntime", "torch", "transformers"} <= set(prov["tools"])
+
+
+# --- quantization --------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_quantized_model_loads_answers_and_is_pinned(
+    mode: str,
+    default_onnx: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    handlers = list(logging.getLogger().handlers)
+    cal = small_calibration() if mode == "int8-static" else None
+    out = quantize_onnx(default_onnx, tmp_path / mode, mode, calibration=cal, block_size=32)
+    assert logging.getLogger().handlers == handlers  # onnxruntime's basicConfig did not leak out
+
+    assert QUANT_OPS[mode] <= op_types(out)
+    assert (out / "model.onnx").stat().st_size < 0.6 * (default_onnx / "model.onnx").stat().st_size
+    assert (out / "tokenizer.json").read_bytes() == (default_onnx / "tokenizer.json").read_bytes()
+    text, tokens = answer(out)
+    assert tokens > 0 and "Paris" in text
+
+    lock = tmp_path / "models.lock"
+    lock.write_text((ROOT / "models.lock").read_text())
+    record_onnx(
+        lock,
+        out,
+        mode,
+        name=f"smollm2-onnx-{mode}",
+        source=str(default_onnx),
+        source_sha256="ab" * 32,
+        calibration_sha256=cal.sha256 if cal else "",
+        settings={"block_size": 32} if mode == "int4" else {},
+    )
+    entry = Lockfile.load(lock).models[f"smollm2-onnx-{mode}"]
+    prov = entry.provenance or {}
+    assert entry.format == "onnx" and entry.sha256 == content_sha256(out)
+    assert prov["step"] == "quantize" and prov["quant_type"] == mode and prov["source_sha256"] == "ab" * 32
+    assert "onnxruntime" in prov["tools"]
+    if cal is not None:
+        assert prov["calibration_sha256"] == cal.sha256
+    else:
+        assert "calibration_sha256" not in prov
+
+
+# --- GGUF vs ONNX drift (the eval gate across formats) --------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_gguf_and_its_onnx_export_agree_in_edgekit_eval(
+    default_model_path: Path,
+    default_onnx: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The ONNX export holds the GGUF's Q4_1 weights dequantized: same model, different runtime, so the
+    drift gate must pass with tight thresholds (llama.cpp still rounds activations to 8 bits in its Q4_1
+    dot products, so the distributions are close but not identical)."""
+    (tmp_path / "prose.txt").write_text(excerpt("prose.txt", 700), encoding="utf-8")
+    (tmp_path / "code.txt").write_text(excerpt("code.txt", 600), encoding="utf-8")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        "version = 1\n[drift]\nchunk_tokens = 128\nmin_tokens = 32\n"
+        '[slices.prose]\nfile = "prose.txt"\n[slices.code]\nfile = "code.txt"\n'
+        "[tasks]\nenabled = false\n[speed]\nruns = 0\n"
+        "[gates]\nmax_mean_kld = 0.02\nmin_top1 = 0.9\nmax_ppl_ratio = 1.05\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "eval", "--baseline", str(default_model_path),
+         "--candidate", str(default_onnx), "--suite", str(suite), "--json", str(tmp_path / "r.json"),
+         "--no-cache"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "EDGEKIT_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["baseline"]["format"], report["candidate"]["format"]) == ("gguf", "onnx")
+    assert (report["baseline"]["backend"], report["candidate"]["backend"]) == ("llama.cpp", "onnxruntime")
+    drift = report["drift"]["all"]
+    assert drift["tokens"] > 200
+    assert 0 < drift["mean_kld"] < 0.02 and drift["top1"] >= 0.9
+    assert report["passed"] and report["summary"]["failed"] == 0
+
+
+def test_token_prefixes_may_differ_only_by_one_bos() -> None:
+    ids = np.array([5, 6, 7], dtype=np.int32)
+    check_same_tokens("s", Tokens((), ids), Tokens((1,), ids))  # GGUF without BOS vs its HF export
+    check_same_tokens("s", Tokens((1,), ids), Tokens((), ids))
+    for base, cand in [((1,), (2,)), ((), (1, 2)), ((1, 2), (1,))]:
+        with pytest.raises(TokenizerMismatchError):
+            check_same_tokens("s", Tokens(base, ids), Tokens(cand, ids))
+    with pytest.raises(TokenizerMismatchError):
+        check_same_tokens("s", Tokens((), ids), Tokens((1,), ids[:2]))
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_int8_static_without_calibration_is_an_input_error(
+    default_onnx: Path,  # noqa: F811
+    default_hf: Path,
+    tmp_path: Path,
+) -> None:
+    for calibration in (None, [], ["   "]):
+        with pytest.raises(InputError, match="calibration"):
+            quantize_onnx(default_onnx, tmp_path / "q", "int8-static", calibration=calibration)
+    with pytest.raises(InputError, match="calibration"):
+        to_onnx(default_hf, tmp_path / "q", "int8-static")  # refused before the export starts
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_unknown_mode_and_block_size_are_input_errors(
+    default_onnx: Path,  # noqa: F811
+    default_hf: Path,
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InputError, match="int8-dynamic, int8-static, int4"):
+        quantize_onnx(default_onnx, tmp_path / "q", "int3")
+    with pytest.raises(InputError, match="fp32, int8-dynamic"):
+        to_onnx(default_hf, tmp_path / "q", "q4_k_m")
+    with pytest.raises(InputError, match="power of two"):
+        quantize_onnx(default_onnx, tmp_path / "q", "int4", block_size=24)
+    with pytest.raises(InputError, match=r"no model\.onnx"):
+        quantize_onnx(default_hf, tmp_path / "q", "int4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sources_that_are_not_causal_lms_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no config\.json"):
+        export_causal_lm(tmp_path, tmp_path / "out")
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
+    with pytest.raises(InputError, match="not a causal language model"):
+        export_causal_lm(encoder, tmp_path / "out")
+    with pytest.raises(InputError, match="encoder"):
+        to_onnx(encoder, tmp_path / "out", "int4")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_interrupted_quantization_leaves_the_old_output_and_no_temporary(
+    default_onnx: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "int4"
+    out.mkdir()
+    (out / "model.onnx").write_text("the previous build")
+
+    def interrupt(stage: str, done: int, total: int | None) -> None:
+        if stage == "quantize" and done == total:  # everything is written, just before the rename
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quantize_onnx(default_onnx, out, "int4", progress=interrupt)
+    assert [p.name for p in tmp_path.iterdir()] == ["int4"]
+    assert [p.name for p in out.iterdir()] == ["model.onnx"]
+    assert (out / "model.onnx").read_text() == "the previous build"
