@@ -24,6 +24,8 @@ def compress(
 ) -> None:
     """Build a recipe's targets (cached by input hashes), pin them in models.lock, run its eval gate."""
     p = plan(recipe)
+    for warning in p.warnings:
+        err.print(f"warning: {warning}", markup=False)
     if dry_run:
         steps = status(p, force=force)
         if json_out:
@@ -47,6 +49,7 @@ def _plan_json(p: Plan, steps: tuple[StepResult, ...]) -> dict[str, Any]:
         "recipe_sha256": p.recipe.sha256,
         "source": {"spec": p.source.spec, "format": p.source.format, "sha256": p.source.sha256},
         "steps": [s.to_dict() for s in steps],
+        "warnings": list(p.warnings),
     }
 
 

@@ -103,6 +103,7 @@ class Plan:
     source: SourceRef
     steps: tuple[Step, ...]
     file_hashes: Mapping[str, str] = field(default_factory=dict)  # "file:PATH" -> sha256
+    warnings: tuple[str, ...] = ()  # e.g. calibration text that overlaps the evaluation text
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -270,8 +271,20 @@ class _Builder:
                 if t.calibrate and cal is not None and cal.data is not None:
                     inputs["calibration"] = self.file(cal.data)
                 self.add(f"target:{t.name}", "onnx", inputs, t.settings(), out=t.out, folder=True, target=t)
-        self.evals(base_gguf)
-        return Plan(r, src, tuple(self.steps), self.hashes)
+        suite = self.evals(base_gguf)
+        return Plan(r, src, tuple(self.steps), self.hashes, self.overlap(suite))
+
+    def overlap(self, suite: Any) -> tuple[str, ...]:
+        """Calibration text must stay apart from the text the gate scores; say so when it does not."""
+        cal = self.recipe.calibration
+        if cal is None or cal.data is None:
+            return ()
+        from edgekit.compress.calibration import check_overlap, load_calibration
+
+        data = load_calibration(cal.data)  # empty or too-short text fails here, before any step runs
+        texts = [s.text for s in suite.slices] if suite is not None else None
+        found = check_overlap(data, texts)
+        return (found.warning,) if found.warning else ()
 
     def gguf_base(self, targets: list[Target], hf: str | None) -> str:
         if not targets:
@@ -302,10 +315,10 @@ class _Builder:
             "imatrix", "imatrix", {"model": base, "calibration": self.file(cal.data)}, cfg, "imatrix.gguf"
         )
 
-    def evals(self, base_gguf: str) -> None:
+    def evals(self, base_gguf: str) -> Any:
         gate = self.recipe.eval
         if gate is None:
-            return
+            return None
         from edgekit.evaluate.suite import load_suite
 
         suite = load_suite(gate.suite)  # a broken suite fails the plan, not the run after the builds
@@ -335,6 +348,7 @@ class _Builder:
                 cfg,
                 "report.json",
             )
+        return suite
 
     def baseline_for_source(self, base_gguf: str) -> str:
         if self.source.format == "gguf":

@@ -230,3 +230,18 @@ def test_compress_checks_the_gate(project: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(CheckFailedError):
         run_recipe(project / "recipe.toml")
     assert not run_recipe(project / "recipe.toml", check=False).passed
+
+
+def test_calibration_overlapping_the_eval_text_is_a_plan_warning(project: Path) -> None:
+    assert plan(project / "recipe.toml").warnings == ()
+    (project / "cal.txt").write_text((project / "slice.txt").read_text() * 4 + "calibration text " * 100)
+    (warning,) = plan(project / "recipe.toml").warnings
+    assert "shares" in warning and "evaluation text" in warning
+
+
+def test_too_little_calibration_text_fails_the_plan(project: Path) -> None:
+    from edgekit.compress.calibration import CalibrationError
+
+    (project / "cal.txt").write_text("too short")
+    with pytest.raises(CalibrationError, match="at least"):
+        plan(project / "recipe.toml")
