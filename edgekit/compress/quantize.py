@@ -215,6 +215,7 @@ def _onnx(
     from edgekit.compress.passes.onnx_quantize import MODES
 
     mode = to.strip().lower()
+    mode = {"int8": "int8-dynamic"}.get(mode, mode)  # `--to int8`: the usual name on the encoder path
     if mode not in MODES:
         raise InputError(f"unknown ONNX quantization type {to!r}", f"Use one of: {', '.join(MODES)}.")
     if name is not None and not NAME_RE.match(name):
