@@ -59,7 +59,15 @@ def _describe(r: StepResult) -> str:
         return f"{s.target.format} {s.target.type} -> {s.out}"
     if s.kind == "eval":
         return f"{s.inputs['candidate'].removeprefix('target:')} against {s.inputs['baseline']}"
-    return ", ".join(f"{k}={v}" for k, v in s.config.items() if k != "suite_sha256") or s.kind
+    what = {
+        "dequantize": "GGUF -> Hugging Face folder (float32)",
+        "distill": "depth-pruned student",
+        "convert": "Hugging Face folder -> GGUF",
+        "imatrix": "importance matrix from the calibration text",
+        "export": "Hugging Face folder -> ONNX (float)",
+    }.get(s.kind, s.kind)
+    settings = ", ".join(f"{k}={v}" for k, v in s.config.items() if k != "suite_sha256")
+    return f"{what} ({settings})" if settings else what
 
 
 def _render_plan(p: Plan, steps: tuple[StepResult, ...]) -> None:
