@@ -2,7 +2,9 @@
 pool, the cascade router), so ``edgekit serve --safety`` filters input and output in one place.
 
 Input: every user message passes the ``input`` layer and every tool message (documents, tool results)
-the ``context`` layer; ``block`` refuses the request (``SafetyBlockedError``, HTTP 400), ``redact``
+the ``context`` layer; ``block`` refuses the request (``SafetyBlockedError``, HTTP 400; a blocked
+document is replaced by a short notice instead, so one poisoned search result does not sink the
+request), ``redact``
 replaces the spans before the model sees them (and before anything is sent to a remote tier),
 ``escalate`` is handed to the cascade's safety gate through ``signal.use_signal`` (a single model has no
 safer path: the request goes on, with an audit record). Output: non-streaming answers pass the ``output``
@@ -22,6 +24,8 @@ from edgekit.runtime.types import ChatMessage, Chunk, Completion, normalize_mess
 from edgekit.safety.guard import Guard, SafetyBlockedError
 from edgekit.safety.signal import use_signal
 from edgekit.safety.taxonomy import Action, strictest
+
+WITHHELD = "[document withheld by the safety policy]"
 
 
 class GuardedResponder:
@@ -45,6 +49,9 @@ class GuardedResponder:
                 out.append(m)
                 continue
             d = self.guard.check(m["content"], layer)  # type: ignore[arg-type]
+            if d.blocked and layer == "context":  # a poisoned document is left out, not obeyed
+                out.append({**m, "content": WITHHELD})
+                continue
             if d.blocked:
                 raise SafetyBlockedError(
                     f"the request was refused by the safety policy ({_brief(d.signal())})"

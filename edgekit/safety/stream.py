@@ -92,16 +92,18 @@ class StreamGuard:
                     block_at = max(0, start) if block_at is None else min(block_at, max(0, start))
                 elif v.action == "redact":
                     spans.append(Span(max(0, start), stop, s.kind))
-        for s in spans:
-            if s.start < end < s.end:  # a match that may still grow: hold it back whole
-                end = s.start
         if decision.verdicts:
             self.decisions.append(decision)
-        if block_at is not None:  # a complete match already: stop now, release only what came before it
-            end = min(end, block_at)
+        if block_at is not None:
+            # A complete match already: the stream ends here, so everything before it is final.
+            end = block_at
+            spans = [Span(sp.start, min(sp.end, end), sp.kind) for sp in spans if sp.start < end]
             self.stopped = _only_blocks(decision)
+        for sp in spans:
+            if sp.start < end < sp.end:  # a match that may still grow: hold it back whole
+                end = sp.start
         head = self.pending[:end]
-        out = redact(head, [s for s in spans if s.end <= end])
+        out = redact(head, [sp for sp in spans if sp.end <= end])
         self.released += head
         self.pending = self.pending[end:]
         if self.stopped is not None:

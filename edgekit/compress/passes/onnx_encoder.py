@@ -3,8 +3,9 @@
 The export is optimum-onnx's ``feature-extraction`` task (inputs: input_ids, attention_mask,
 token_type_ids; output: last_hidden_state); pooling stays outside the graph so callers can mean-pool with
 the attention mask exactly like sentence-transformers. ``int8`` then applies onnxruntime's dynamic int8
-quantization (weights int8, activations quantized per batch at run time): about a quarter of the size and
-faster on CPUs, with embeddings close to float32 ones.
+quantization (weights int8 per output channel, activations quantized per batch at run time): a quarter of
+the size and faster on CPUs. On all-MiniLM-L6-v2 the pooled embeddings keep a cosine similarity of about
+0.99 to float32 ones (per-tensor weights: about 0.95).
 
 The output folder holds ``model.onnx``, the tokenizer files and ``edgekit-encoder.json`` (what was done),
 and is written atomically: an interrupted export never leaves a partial folder under its final name.
@@ -66,7 +67,10 @@ def export_encoder(hf_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 quantize_dynamic(
-                    str(raw / "model.onnx"), str(tmp / "model.onnx"), weight_type=QuantType.QInt8
+                    str(raw / "model.onnx"),
+                    str(tmp / "model.onnx"),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
                 )
         else:
             shutil.copy2(raw / "model.onnx", tmp / "model.onnx")
