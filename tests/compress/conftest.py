@@ -1,4 +1,5 @@
-"""Fixtures for compression tests: the default model as an F16 GGUF converted from its HF folder."""
+"""Fixtures for compression tests: the default model as an F16 GGUF converted from its HF folder, and as
+an fp32 ONNX export."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ def default_f16_gguf(default_hf: Path) -> Path:
             out.unlink(missing_ok=True)
             raise
     return out
+
+
+@pytest.fixture(scope="session")
+def default_onnx(default_hf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``default_hf`` exported to fp32 ONNX with past key values, once per session, through ``to_onnx``.
+
+    The export is pinned in a private copy of models.lock next to it (``<folder>/../models.lock``). It
+    holds the default GGUF's Q4_1 weights dequantized, so it is that GGUF's twin for drift comparisons.
+    """
+    from edgekit.compress.onnx import to_onnx
+
+    root = tmp_path_factory.mktemp("onnx")
+    lock = root / "models.lock"
+    lock.write_text((Path(__file__).resolve().parents[2] / "models.lock").read_text(encoding="utf-8"))
+    return to_onnx(default_hf, root / "smollm2-135m-onnx", "fp32", lock_path=lock, name="smollm2-135m-onnx")

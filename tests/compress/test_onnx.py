@@ -28,9 +28,9 @@ from edgekit.errors import InputError, TokenizerMismatchError
 from edgekit.evaluate.scoring import Tokens, check_same_tokens
 from edgekit.models.lock import Lockfile
 from edgekit.models.verify import content_sha256
-from tests.compress.onnx_fixtures import ROOT, default_onnx  # noqa: F401
 from tests.evaluate.conftest import excerpt
 
+ROOT = Path(__file__).resolve().parents[2]
 CALIBRATION = ROOT / "recipes" / "data" / "calibration" / "chat.jsonl"
 QUESTION = "Which city is the capital of France?"
 # Operators each mode must leave in the graph: proof that the weights really were quantized.
@@ -52,8 +52,8 @@ def answer(folder: Path) -> tuple[str, int]:
 
 
 def small_calibration() -> TextSet:
-    """Three documents of the shipped calibration set (never the evaluation texts)."""
-    return TextSet(load_calibration(CALIBRATION).texts[:3])
+    """Two documents of the shipped calibration set (never the evaluation texts)."""
+    return TextSet(load_calibration(CALIBRATION).texts[:2])
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def small_calibration() -> TextSet:
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_export_has_a_kv_cache_and_answers(default_onnx: Path, default_hf: Path) -> None:  # noqa: F811
+def test_export_has_a_kv_cache_and_answers(default_onnx: Path, default_hf: Path) -> None:
     side = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
     for name in ("model.onnx", *side):
         assert (default_onnx / name).is_file(), name
@@ -80,7 +80,7 @@ def test_export_has_a_kv_cache_and_answers(default_onnx: Path, default_hf: Path)
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_export_is_pinned_with_provenance(default_onnx: Path, default_hf: Path) -> None:  # noqa: F811
+def test_export_is_pinned_with_provenance(default_onnx: Path, default_hf: Path) -> None:
     entry = Lockfile.load(default_onnx.parent / "models.lock").models["smollm2-135m-onnx"]
     assert entry.format == "onnx" and entry.sha256 == content_sha256(default_onnx)
     prov = entry.provenance or {}
@@ -97,7 +97,7 @@ def test_export_is_pinned_with_provenance(default_onnx: Path, default_hf: Path) 
 @pytest.mark.parametrize("mode", MODES)
 def test_quantized_model_loads_answers_and_is_pinned(
     mode: str,
-    default_onnx: Path,  # noqa: F811
+    default_onnx: Path,
     tmp_path: Path,
 ) -> None:
     handlers = list(logging.getLogger().handlers)
@@ -141,7 +141,7 @@ def test_quantized_model_loads_answers_and_is_pinned(
 @pytest.mark.slow
 def test_gguf_and_its_onnx_export_agree_in_edgekit_eval(
     default_model_path: Path,
-    default_onnx: Path,  # noqa: F811
+    default_onnx: Path,
     tmp_path: Path,
 ) -> None:
     """The ONNX export holds the GGUF's Q4_1 weights dequantized: same model, different runtime, so the
@@ -191,7 +191,7 @@ def test_token_prefixes_may_differ_only_by_one_bos() -> None:
 @pytest.mark.model
 @pytest.mark.slow
 def test_int8_static_without_calibration_is_an_input_error(
-    default_onnx: Path,  # noqa: F811
+    default_onnx: Path,
     default_hf: Path,
     tmp_path: Path,
 ) -> None:
@@ -206,7 +206,7 @@ def test_int8_static_without_calibration_is_an_input_error(
 @pytest.mark.model
 @pytest.mark.slow
 def test_unknown_mode_and_block_size_are_input_errors(
-    default_onnx: Path,  # noqa: F811
+    default_onnx: Path,
     default_hf: Path,
     tmp_path: Path,
 ) -> None:
@@ -237,7 +237,7 @@ def test_sources_that_are_not_causal_lms_are_input_errors(tmp_path: Path) -> Non
 @pytest.mark.model
 @pytest.mark.slow
 def test_interrupted_quantization_leaves_the_old_output_and_no_temporary(
-    default_onnx: Path,  # noqa: F811
+    default_onnx: Path,
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "int4"
