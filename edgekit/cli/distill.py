@@ -109,6 +109,7 @@ def distill_(
             "loss_after": result.loss_after,
             "teacher_sha256": result.teacher_sha256,
             "data_sha256": result.data_sha256,
+            "out_sha256": result.out_sha256,
         }
         out.print(json.dumps(data_out, indent=2), markup=False)
         return

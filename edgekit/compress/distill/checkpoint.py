@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from edgekit.compress.output import atomic_output
-from edgekit.errors import InputError
+from edgekit.errors import BackendError, InputError
 
 VERSION = 1
 
@@ -27,7 +27,13 @@ def save(path: Path, state: dict[str, Any]) -> None:
         "rng_python": random.getstate(),
     }
     with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:  # torch's zip writer reports a full disk as a RuntimeError
+            raise BackendError(
+                f"cannot write the checkpoint {path} ({str(e).splitlines()[0][:160]})",
+                f"Check free space on {path.parent}; the previous checkpoint, if any, is intact.",
+            ) from None
 
 
 def load(path: Path, fingerprint: str) -> dict[str, Any]:

@@ -120,3 +120,4 @@ class DistillResult:
     params_teacher: int = 0
     params_student: int = 0
     license: str = "unknown"  # the teacher's, when it came from models.lock
+    out_sha256: str = ""  # the output folder's manifest hash (as models.lock records folders)

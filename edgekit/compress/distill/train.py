@@ -10,6 +10,7 @@ import contextlib
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from edgekit.compress.output import atomic_output
 from edgekit.compress.provenance import Provenance
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
-from edgekit.models.verify import ProgressFn
+from edgekit.models.verify import ProgressFn, content_sha256
 
 PROVENANCE_FILE = "edgekit-provenance.json"
 PROBE_EXAMPLES = 4
@@ -234,7 +235,7 @@ def _run(config: DistillConfig, progress: ProgressFn, settings: Settings) -> Dis
         license=teacher_ref.license,
     )
     _write(config, result, student, tokenizer, progress)
-    return result
+    return replace(result, out_sha256=content_sha256(config.out, progress, stage="hash student"))
 
 
 def provenance(config: DistillConfig, result: DistillResult) -> Provenance:

@@ -119,7 +119,7 @@ def test_student_is_recorded_in_models_lock(
     entry = register(result, config, name="smollm2-distilled", lock_path=lock)
     assert entry.format == "hf"
     again = Lockfile.load(lock).get("smollm2-distilled")
-    assert again.sha256 == entry.sha256
+    assert again.sha256 == entry.sha256 == result.out_sha256
     assert again.provenance and again.provenance["source_sha256"] == result.teacher_sha256
     assert again.provenance["step"] == "distill"
 
