@@ -56,9 +56,9 @@ def default_hf(default_model_path: Path) -> Path:
     Kept in the edgekit cache next to the model, keyed by the GGUF's name, so a second test session
     reuses it; ``gguf_to_hf`` writes atomically, so an interrupted run never leaves a partial folder.
     """
-    from edgekit.compress.hf import gguf_to_hf
+    from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
 
-    out = default_model_path.parent.parent / "hf" / default_model_path.stem
+    out = default_model_path.parent.parent / "hf" / f"{default_model_path.stem}.v{HF_LAYOUT}"
     if not (out / "config.json").is_file():
         gguf_to_hf(default_model_path, out)
     return out

@@ -6,11 +6,16 @@ is an ordinary safetensors checkpoint that the converters, the ONNX exporter and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from edgekit.compress.output import atomic_output
 from edgekit.errors import MissingDependencyError, ModelFileError
 
+# Bumped when gguf_to_hf writes a different folder for the same GGUF, so caches keyed by it start over
+# (2: the tokenizer follows the GGUF's pre-tokenizer, BOS and EOS; see match_gguf_tokenizer).
+HF_LAYOUT = 2
 TORCH_EXTRA = "pip install 'edgekit[torch]' torch==2.13.0"
 
 
@@ -47,4 +52,67 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
         # transformers copies the whole GGUF as a "tokenizer.model"; tokenizer.json carries the vocabulary.
         if (tmp / "tokenizer.json").exists():
             (tmp / "tokenizer.model").unlink(missing_ok=True)
+            match_gguf_tokenizer(tmp, gguf)
     return Path(out)
+
+
+# llama.cpp pre-tokenizer names -> the tokenizers pre-tokenizer that splits text the same way.
+_BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+PRE_TOKENIZERS: dict[str, dict[str, Any]] = {
+    "gpt-2": _BYTE_LEVEL,
+    "smollm": {
+        "type": "Sequence",
+        "pretokenizers": [{"type": "Digits", "individual_digits": True}, _BYTE_LEVEL],
+    },
+}
+
+
+def _gguf_field(reader: Any, key: str) -> Any:
+    field = reader.fields.get(key)
+    if field is None or not field.data:
+        return None
+    value = field.parts[field.data[0]]
+    return bytes(value).decode("utf-8") if field.types and field.types[0].name == "STRING" else value[0]
+
+
+def match_gguf_tokenizer(folder: Path, gguf: Path) -> None:
+    """Make the saved byte-level BPE tokenizer split, decode and add BOS the way the GGUF says.
+
+    transformers' GGUF reader gives every byte-level vocabulary GPT-2's plain pre-tokenizer, byte fallback
+    and a SentencePiece decoder, always adds a BOS, and names BOS as EOS. The GGUF's own metadata
+    (``tokenizer.ggml.pre``, ``add_bos_token``, ``eos_token_id``) says what llama.cpp does; without this,
+    SmolLM2's export tokenized "\n\n2024" differently from its GGUF (digits are split before the regex).
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    if _gguf_field(reader, "tokenizer.ggml.model") != "gpt2":
+        return
+    tok_file = folder / "tokenizer.json"
+    data = json.loads(tok_file.read_text(encoding="utf-8"))
+    pre = PRE_TOKENIZERS.get(str(_gguf_field(reader, "tokenizer.ggml.pre")))
+    if pre is not None:
+        data["pre_tokenizer"] = pre
+    if isinstance(data.get("model"), dict):
+        data["model"]["byte_fallback"] = False
+    data["decoder"] = dict(_BYTE_LEVEL, add_prefix_space=True)
+    add_bos = bool(_gguf_field(reader, "tokenizer.ggml.add_bos_token"))
+    if not add_bos:
+        data["post_processor"] = dict(_BYTE_LEVEL, add_prefix_space=True, trim_offsets=False)
+    tok_file.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    eos_id = _gguf_field(reader, "tokenizer.ggml.eos_token_id")
+    vocab = {t["id"]: t["content"] for t in data.get("added_tokens", [])}
+    eos = vocab.get(int(eos_id)) if eos_id is not None else None
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if name == "tokenizer_config.json":
+            config["add_bos_token"] = add_bos
+            if eos is not None:
+                config["eos_token_id"] = int(eos_id)
+        if eos is not None:
+            config["eos_token"] = eos
+        path.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

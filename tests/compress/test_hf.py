@@ -31,3 +31,28 @@ def test_truncated_gguf_fails_cleanly(tmp_path: Path, default_model_path: Path) 
         gguf_to_hf(bad, out)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["cut.gguf"]
+
+
+def test_dequantized_tokenizer_splits_like_the_gguf(default_hf: Path, default_model_path: Path) -> None:
+    """The folder's tokenizer.json must tokenize as llama.cpp does with the GGUF: the SmolLM2
+    pre-tokenizer splits digits first (transformers' GGUF reader gives plain GPT-2 splitting, which
+    differed on "\\n\\n2024"), adds no BOS, and names <|im_end|> as EOS."""
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    hf = Tokenizer.from_file(str(default_hf / "tokenizer.json"))
+    gguf = llama_cpp.Llama(str(default_model_path), vocab_only=True, verbose=False)
+    texts = [
+        "Released 2024-03-01.\n\n2024 was a leap year; 3.14159 is pi.",
+        '{"id": 1182, "items": ["mug", "lamp"], "total": 34.50}\n\n12:30',
+        "  indented  text\twith\ttabs, émojis 🙂 and 日本語のテキスト",
+    ]
+    try:
+        for text in texts:
+            want = gguf.tokenize(text.encode(), add_bos=False, special=False)
+            assert hf.encode(text, add_special_tokens=True).ids == want, text
+    finally:
+        gguf.close()
+    config = json.loads((default_hf / "tokenizer_config.json").read_text())
+    assert config["add_bos_token"] is False and config["eos_token"] == "<|im_end|>"
+    assert hf.decode(hf.encode("a  b\n\n c").ids) == "a  b\n\n c"
