@@ -8,6 +8,8 @@ modules (torch, transformers, optimum, onnxruntime.quantization) are imported in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,26 @@ class Dequantize:
         from edgekit.compress.hf import gguf_to_hf
 
         ctx.progress("dequantize", 0, 1)
-        gguf_to_hf(ctx.inputs["model"], ctx.out)
+        with _quiet_transformers():
+            gguf_to_hf(ctx.inputs["model"], ctx.out)
         ctx.progress("dequantize", 1, 1)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers logs notices and draws a tqdm bar of its own while it reads a GGUF; the library must
+    not print, so both are off for the call and restored after."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class Distill:
