@@ -317,6 +317,7 @@ def _collect(
 ) -> _Stats:
     import llama_cpp as lc
 
+    from edgekit.config import Settings
     from edgekit.runtime.llamacpp import _default_threads
 
     lib = _ggml()
@@ -333,7 +334,8 @@ def _collect(
         cparams = lc.llama_context_default_params()
         cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = n_ctx
         cparams.n_seq_max = 1
-        cparams.n_threads = cparams.n_threads_batch = threads or _default_threads()
+        n_threads = threads or Settings.from_env().threads or _default_threads()
+        cparams.n_threads = cparams.n_threads_batch = n_threads
         cparams.cb_eval = cb
         cparams.cb_eval_user_data = None
         ctx = lc.llama_init_from_model(model, cparams)
