@@ -245,3 +245,30 @@ def test_too_little_calibration_text_fails_the_plan(project: Path) -> None:
     (project / "cal.txt").write_text("too short")
     with pytest.raises(CalibrationError, match="at least"):
         plan(project / "recipe.toml")
+
+
+@pytest.mark.model  # a real model file as the baseline path
+def test_eval_baseline_can_be_a_lock_name_or_a_file(project: Path, default_model_path: Path) -> None:
+    from edgekit.errors import RecipeError
+
+    recipe = project / "recipe.toml"
+    text = recipe.read_text()
+    recipe.write_text(
+        text.replace('suite = "suite.toml"', 'suite = "suite.toml"\nbaseline = "smollm2-135m-instruct"')
+    )
+    p = plan(recipe)
+    assert p.step("eval:m-q4").inputs["baseline"] == "lock:smollm2-135m-instruct"
+    assert (
+        p.file_hashes["lock:smollm2-135m-instruct"]
+        == Lockfile.load(project.parent / "models.lock").get().sha256
+    )
+    (project / "base.gguf").symlink_to(default_model_path)
+    recipe.write_text(text.replace('suite = "suite.toml"', 'suite = "suite.toml"\nbaseline = "base.gguf"'))
+    assert plan(recipe).step("eval:m-q4").inputs["baseline"] == f"file:{default_model_path.resolve()}"
+    recipe.write_text(
+        text.replace('suite = "suite.toml"', 'suite = "suite.toml"\nbaseline = "no-such-model"')
+    )
+    with pytest.raises(
+        RecipeError, match=r"eval baseline 'no-such-model' is not a file or a models\.lock name"
+    ):
+        plan(recipe)
