@@ -72,9 +72,15 @@ def _fold(ch: str) -> str:
 
 
 def normalize(text: str) -> Normalized:
+    if text.isascii():  # nothing to fold: the common case on every streamed chunk
+        return Normalized(text, text, tuple(range(len(text))))
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
+        if ch < "\x80":
+            out.append(ch)
+            origin.append(i)
+            continue
         folded = _fold(ch)
         out.append(folded)
         origin.extend([i] * len(folded))

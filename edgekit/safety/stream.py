@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAX_WORD = 512
 LOOKBEHIND = 64
+MIN_RELEASE = 16
+"""Characters that must be ready before a release: checks run once per few tokens, not on every one."""
 
 
 class StreamGuard:
@@ -75,7 +77,7 @@ class StreamGuard:
 
     def _release(self, *, final: bool) -> str:
         end = len(self.pending) if final else self._safe_end()
-        if end == 0 and not final:
+        if end < MIN_RELEASE and not final:  # release in small batches: one check per few tokens
             return ""
         behind = self.released[-LOOKBEHIND:]
         text = behind + self.pending

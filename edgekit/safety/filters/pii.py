@@ -24,6 +24,7 @@ EMAIL = re.compile(
 )
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+DIGIT = re.compile(r"\d")
 INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,7}")
 SSN = re.compile(r"(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])")
 SSN_CUE = re.compile(r"\b(ssn|social security|soc\.? sec\.?)\b", re.IGNORECASE)
@@ -107,7 +108,7 @@ class PiiFilter:
         for m in IPV6.finditer(t):
             if m.group().count(":") >= 2 and any(c.isalnum() for c in m.group()) and _is_ip(m.group()):
                 yield m.start(), m.end(), "ip_address"
-        if any(c.isdigit() for c in t):
+        if DIGIT.search(t):
             yield from self._phones(t)
 
     def _phones(self, t: str) -> Iterator[tuple[int, int, str]]:
