@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from edgekit.errors import InputError
-from edgekit.safety.taxonomy import CATEGORIES, LAYERS, Action, Layer
-from edgekit.tomlfile import read_toml, validate
+from edgekit.safety.taxonomy import CATEGORIES, HAZARDS, LAYERS, Action, Layer
+from edgekit.tomlfile import line_of, read_toml, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,12 +127,29 @@ class SafetyPolicy(_Strict):
 
     @classmethod
     def _validate(cls, data: dict[str, Any], text: str, path: Path) -> SafetyPolicy:
+        _hazard_codes(data, text, path)
         policy: SafetyPolicy = validate(cls, {**data, "path": path}, text, path, SafetyPolicyError)
         head = policy.classifier.head
         if head is not None and not head.is_absolute():
             fixed = policy.classifier.model_copy(update={"head": path.parent / head})
             policy = policy.model_copy(update={"classifier": fixed})
         return policy
+
+
+def _hazard_codes(data: dict[str, Any], text: str, path: Path) -> None:
+    """Llama Guard's codes (S1..S14) are not keys, their names are: say which name a code means."""
+    tables = [("actions", data.get("actions"))]
+    layers = data.get("layers")
+    if isinstance(layers, dict):
+        tables += [(f"layers.{k}", v) for k, v in layers.items()]
+    for where, table in tables:
+        for key in table if isinstance(table, dict) else ():
+            if key.upper() in HAZARDS:
+                loc = [*where.split("."), key]
+                raise SafetyPolicyError(
+                    f"{path}:{line_of(text, loc)}: {where}.{key}: hazard codes are not keys",
+                    f"Use the category name: {key} is '{HAZARDS[key.upper()]}'.",
+                )
 
 
 def default_policy_path() -> Path:

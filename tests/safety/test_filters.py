@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgekit.safety.filters import Context
 from edgekit.safety.filters.banned import BannedFilter
@@ -140,3 +142,48 @@ def test_banned_sequences_match_whole_words_through_obfuscation() -> None:
     f = BannedFilter(sequences=["project falcon"])
     assert f.check("About Project F\u0430lcon: ...", Context())
     assert not f.check("project falconry", Context())
+
+
+OBFUSCATE = st.sampled_from(["", "\u200b", "\u200d", "\u2060", "\ufeff"])
+CARDS = ["4111111111111111", "5500005555555559", "378282246310005", "6011000990139424"]
+
+
+def _fullwidth(digits: str) -> str:
+    return "".join(chr(0xFF10 + int(d)) for d in digits)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    noise=st.text(max_size=80),
+    card=st.sampled_from(CARDS),
+    joiners=st.lists(OBFUSCATE, min_size=20, max_size=20),
+    wide=st.booleans(),
+)
+def test_fuzz_obfuscated_cards_in_noise_are_redacted_without_crashing(
+    noise: str, card: str, joiners: list[str], wide: bool
+) -> None:
+    from edgekit.safety.guard import redact
+
+    shown = _fullwidth(card) if wide else card
+    sneaky = "".join(d + j for d, j in zip(shown, joiners, strict=False))
+    text = f"{noise} card {sneaky} ok"
+    verdicts = PII.check(text, Context())
+    spans = [s for v in verdicts for s in v.spans]
+    assert all(0 <= s.start < s.end <= len(text) for s in spans)
+    out = redact(text, spans)
+    kept = "".join(c for c in out if c.isdigit() or "\uff10" <= c <= "\uff19")
+    assert _fullwidth(card)[:8] not in kept and card[:8] not in kept
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_every_filter_on_arbitrary_text(text: str) -> None:
+    for f in (PII, SECRETS, InjectionFilter(), BannedFilter(sequences=["x y"])):
+        for layer in ("input", "context"):
+            for v in f.check(text, Context(layer=layer)):  # type: ignore[arg-type]
+                assert v.spans and all(0 <= s.start < s.end <= len(text) for s in v.spans)
+                assert not any(
+                    text[s.start : s.end] in v.reason
+                    for s in v.spans
+                    if len(s.kind) > 3 and s.end - s.start > 3
+                )

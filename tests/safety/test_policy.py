@@ -63,6 +63,13 @@ def test_bad_values_are_input_errors(text: str) -> None:
         SafetyPolicy.parse(text)
 
 
+def test_a_hazard_code_as_key_names_its_category() -> None:
+    with pytest.raises(SafetyPolicyError) as e:
+        SafetyPolicy.parse("[actions]\npii = 'redact'\nS9 = 'block'\n")
+    assert e.value.message.startswith("safety.toml:3: actions.S9")
+    assert "indiscriminate_weapons" in e.value.hint
+
+
 def test_a_missing_policy_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(SafetyPolicyError, match="no such safety policy"):
         load_policy(tmp_path / "nope.toml")
