@@ -251,3 +251,51 @@ def test_write_seam_enospc_keeps_the_old_output(
         quantize_gguf(default_f16_gguf, out, "Q8_0")
     assert out.read_bytes() == b"previous build"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.gguf"]
+
+
+CALIBRATION = "\n\n".join(
+    f"Note {i}: the {w} report lists {i * 7} items, each checked twice before it ships. "
+    f'{{"id": {i}, "status": "ok", "tags": ["{w}", "batch-{i % 3}"]}}'
+    for i, w in enumerate(["weekly", "daily", "quarterly", "annual", "monthly"] * 6)
+)
+
+
+@pytest.mark.slow
+def test_calibration_and_imatrix_file_reach_the_quantizer(
+    default_f16_gguf: Path, isolated: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from edgekit.compress.calibration import load_calibration
+    from edgekit.compress.imatrix import read_imatrix
+
+    data = isolated / "cal.txt"
+    data.write_text(CALIBRATION, encoding="utf-8")
+    # Q4_K_M rather than an IQ type: the same importance-matrix path, a tenth of the quantizing time here.
+    result = quantize(default_f16_gguf, "Q4_K_M", calibration=data, out=isolated / "q4.gguf", name="smol-cal")
+    prov = Lockfile.load(isolated / "models.lock").get("smol-cal").provenance or {}
+    assert prov["calibration_sha256"] == load_calibration(data).sha256
+    assert len(prov["imatrix_sha256"]) == 64
+    assert _meta(result.path)["edgekit.provenance.imatrix_sha256"] == prov["imatrix_sha256"]
+    assert _answer(result.path).strip()
+
+    # A user's importance matrix file (llama.cpp's GGUF imatrix format) through the CLI: uniform weights.
+    import numpy as np
+
+    from edgekit.compress.imatrix import Imatrix, write_imatrix
+
+    cols = {t.name: int(t.shape[0]) for t in gguf.GGUFReader(default_f16_gguf).tensors if len(t.shape) == 2}
+    im = Imatrix(
+        values={n: np.ones(c, dtype=np.float32) for n, c in cols.items() if n.startswith("blk.")},
+        counts={n: np.ones(1, dtype=np.float32) for n in cols if n.startswith("blk.")},
+        chunks=1,
+    )
+    path = write_imatrix(im, isolated / "smol.imatrix.gguf")
+    with pytest.raises(SystemExit) as e:
+        main(["quantize", str(default_f16_gguf), "--to", "q4_0", "--imatrix", str(path), "--name", "smol-im"])
+    assert e.value.code == 0
+    out = Path(capsys.readouterr().out.strip())
+    try:
+        assert out.parent == Path.cwd() and out.name.endswith("-Q4_0.gguf")
+        prov = Lockfile.load(isolated / "models.lock").get("smol-im").provenance or {}
+        assert prov["imatrix_sha256"] == read_imatrix(path).sha256 and "calibration_sha256" not in prov
+    finally:
+        out.unlink()
