@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import InputError
-from edgekit.safety.audit import AuditSink, AuditTrail, make_record, salt_from_env
+from edgekit.safety.audit import AuditFile, AuditSink, AuditTrail, make_record, salt_from_env
 from edgekit.safety.filters import Context, Filter
 from edgekit.safety.filters.banned import BannedFilter
 from edgekit.safety.filters.injection import InjectionFilter
@@ -139,12 +139,15 @@ class Guard:
     """
 
     policy: SafetyPolicy = field(default_factory=load_policy)
-    audit: AuditSink = field(default_factory=AuditTrail)
+    audit: AuditSink | None = None
+    """Where audit records go: the policy's ``[audit] file`` when set, else an in-memory ``AuditTrail``."""
     classifier: bool = True
     filters: dict[str, Filter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         p = self.policy
+        if self.audit is None:
+            self.audit = AuditFile(p.audit.file) if p.audit.file is not None else AuditTrail()
         built: dict[str, Filter] = {
             "pii": PiiFilter(region=p.pii.region, types=list(p.pii.types) if p.pii.types else None),
             "secrets": SecretsFilter(),
@@ -258,7 +261,7 @@ class Guard:
 
     def _decide(self, layer: Layer, text: str, verdicts: list[Verdict], language: str | None) -> Decision:
         for v in verdicts:
-            if v.action != "allow":
+            if v.action != "allow" and self.audit is not None:
                 self.audit.record(make_record(v, layer, text, self._salt))
         spans = [s for v in verdicts if v.action == "redact" for s in v.spans]
         out = redact(text, spans) if spans else text

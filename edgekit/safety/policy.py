@@ -90,6 +90,9 @@ class DecodingSettings(_Strict):
 class AuditSettings(_Strict):
     salt_env: str = "EDGEKIT_AUDIT_SALT"
     """Environment variable with the salt for audit hashes; unset: a random salt per process."""
+    file: Path | None = None
+    """Append audit records to this JSON-lines file (relative: to the policy file); unset: keep the
+    latest 1,000 in memory (``Guard.audit.records``)."""
 
 
 class SafetyPolicy(_Strict):
@@ -133,6 +136,11 @@ class SafetyPolicy(_Strict):
         if head is not None and not head.is_absolute():
             fixed = policy.classifier.model_copy(update={"head": path.parent / head})
             policy = policy.model_copy(update={"classifier": fixed})
+        audit = policy.audit.file
+        if audit is not None and not audit.is_absolute():
+            policy = policy.model_copy(
+                update={"audit": policy.audit.model_copy(update={"file": path.parent / audit})}
+            )
         return policy
 
 

@@ -151,3 +151,32 @@ def test_a_banned_sequence_cuts_real_generation_short(default_model: object) -> 
     assert free.text.startswith(shown)
     assert len(produced) < free.usage.completion_tokens  # generation stopped early, not filtered after
     assert isinstance(free.usage, Usage)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_edgekit_serve_with_a_safety_policy(default_model_path: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.serve.test_serve_real import start_server, stop
+
+    policy = tmp_path / "safety.toml"
+    policy.write_text(
+        "[actions]\nsecrets = 'block'\n[classifier]\nenabled = false\n[audit]\nfile = 'audit.jsonl'\n"
+    )
+    served = start_server(tmp_path / "server.log", "--n-ctx", "1024", "--safety-policy", str(policy))
+    key = "AKIAIOSFODNN7EXAMPLE"
+    try:
+        url = served.base_url + "/chat/completions"
+        refused = httpx.post(
+            url, json={"messages": [{"role": "user", "content": f"my key {key}"}]}, timeout=60
+        )
+        assert refused.status_code == 400 and "safety policy" in refused.json()["error"]["message"]
+        body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "stream": True}
+        with httpx.stream("POST", url, json=body, timeout=120) as r:
+            lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+        assert r.status_code == 200 and lines[-1] == "data: [DONE]"
+    finally:
+        stop(served.proc)
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert '"category":"secrets"' in audit and key not in audit
