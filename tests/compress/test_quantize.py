@@ -299,3 +299,14 @@ def test_calibration_and_imatrix_file_reach_the_quantizer(
         assert prov["imatrix_sha256"] == read_imatrix(path).sha256 and "calibration_sha256" not in prov
     finally:
         out.unlink()
+
+
+@pytest.mark.slow
+def test_onnx_format_dispatches_to_the_encoder_export(isolated: Path) -> None:
+    with pytest.raises(InputError, match="encoders export as int8-dynamic only"):
+        quantize("all-minilm-l6-v2", "int4", format="onnx", out=isolated / "x")
+    result = quantize("all-minilm-l6-v2", "int8-dynamic", format="onnx", out=isolated / "minilm-int8")
+    assert (result.path / "model.onnx").is_file() and result.path == (isolated / "minilm-int8").resolve()
+    entry = Lockfile.load(isolated / "models.lock").get("all-minilm-l6-v2-int8-dynamic")
+    assert (entry.format, entry.role) == ("onnx", "encoder")
+    assert (entry.provenance or {})["quant_type"] == "int8-dynamic"
