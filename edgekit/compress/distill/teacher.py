@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.compress.hf import gguf_to_hf
+from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
 from edgekit.models.lock import Lockfile
@@ -26,7 +26,7 @@ class Teacher:
 
 
 def _from_gguf(gguf: Path, progress: ProgressFn) -> Path:
-    folder = gguf.parent.parent / "hf" / gguf.stem
+    folder = gguf.parent.parent / "hf" / f"{gguf.stem}.v{HF_LAYOUT}"  # where the tests' default_hf lives
     if not (folder / "config.json").is_file():
         progress("dequantize teacher", 0, None)
         gguf_to_hf(gguf, folder)

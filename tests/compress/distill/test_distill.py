@@ -163,3 +163,16 @@ def test_bad_input_fails_before_training(default_hf: Path, tmp_path: Path, empty
     with pytest.raises(InputError, match="no checkpoint"):
         distill(small(default_hf, tmp_path / "c", resume=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
+
+
+def test_teacher_by_lock_name_uses_the_dequantized_default(default_hf: Path) -> None:
+    from edgekit.compress.distill.teacher import resolve_teacher
+    from edgekit.config import Settings
+
+    settings = Settings.from_env()
+    entry = Lockfile.load(settings.lock_path).get("smollm2-135m-instruct")
+    teacher = resolve_teacher("smollm2-135m-instruct", settings)
+    assert teacher.folder == default_hf and teacher.sha256 == entry.sha256
+    assert teacher.license == entry.license
+    with pytest.raises(InputError, match="no such file"):
+        resolve_teacher("missing/teacher", settings)
