@@ -97,7 +97,7 @@ def quantize(
                 f"{source.display} is already quantized: requantizing to {qtype} adds a second rounding "
                 "error; quality is lower than quantizing from F16"
             )
-    im, calibration_sha = _importance(model, calibration, imatrix, settings, progress)
+    im, calibration_sha = _importance(model, calibration, imatrix, settings, progress, warnings)
     base = _base_name(source)
     out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf"
     if out_path.resolve() == model.resolve():
@@ -166,17 +166,24 @@ def _importance(
     imatrix: str | Path | None,
     settings: Settings,
     progress: ProgressFn,
+    warnings: list[str],
 ) -> tuple[Any, str]:
-    """(Imatrix or None, calibration sha256 or "")."""
+    """(Imatrix or None, calibration sha256 or ""); appends a warning when calibration text overlaps the
+    drift gate's evaluation text."""
     if imatrix is not None:
-        from edgekit.compress.imatrix import read_imatrix
+        from edgekit.compress.imatrix import check_imatrix, read_imatrix
 
-        return read_imatrix(Path(imatrix)), ""
+        im = read_imatrix(Path(imatrix))
+        check_imatrix(im, model)  # llama.cpp would silently skip entries that name no tensor of this model
+        return im, ""
     if calibration is None:
         return None, ""
-    from edgekit.compress.calibration import load_calibration
+    from edgekit.compress.calibration import check_overlap, load_calibration
 
     data = load_calibration(Path(calibration))
+    overlap = check_overlap(data)
+    if overlap.warning:
+        warnings.append(overlap.warning)
     try:
         from edgekit.compress.passes.imatrix import compute_imatrix
     except ImportError:

@@ -270,3 +270,28 @@ def test_quantize_with_the_computed_imatrix(
     with edgekit.load(calibrated, n_ctx=256) as model:
         reply = model.chat("Name a primary color.", temperature=0, max_tokens=8)
     assert reply.usage.completion_tokens > 0
+
+
+@pytest.mark.model
+def test_quantize_refuses_an_imatrix_made_for_another_model(
+    default_f16_gguf: Path, tmp_path: Path, isolated: Path
+) -> None:
+    """A user's imatrix whose names match nothing in the model would be skipped silently by llama.cpp."""
+    from edgekit.compress.quantize import quantize
+
+    foreign = Imatrix(
+        {"blk.0.attn_q.weight": np.ones(896, np.float32)},
+        {"blk.0.attn_q.weight": np.array([512], np.float32)},
+        1,
+    )
+    path = write_imatrix(foreign, tmp_path / "qwen.imatrix.gguf")
+    with pytest.raises(ImatrixMismatchError, match="896 columns") as e:
+        quantize(
+            default_f16_gguf,
+            "Q4_0",
+            imatrix=path,
+            out=tmp_path / "out.gguf",
+            lock_path=isolated / "models.lock",
+        )
+    assert e.value.exit_code == 2
+    assert not (tmp_path / "out.gguf").exists()
