@@ -30,19 +30,24 @@ class Dequantize:
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """transformers logs notices and draws a tqdm bar of its own while it reads a GGUF; the library must
-    not print, so both are off for the call and restored after."""
+    """transformers logs notices while it reads a GGUF, and its GGUF reader draws a tqdm bar of its own
+    (``tqdm.auto`` imported into ``modeling_gguf_pytorch_utils``, outside transformers' progress-bar
+    switch); the library must not print, so both are off for the call and restored after."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    level, bar = hf_logging.get_verbosity(), getattr(gguf_utils, "tqdm", None)
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
+        if bar is not None:
+            gguf_utils.tqdm = bar
 
 
 class Distill:
