@@ -81,6 +81,19 @@ class RecipeError(InputError):
     default_hint = "Fix the key named above; see 'Recipes' in the README for the recipe format."
 
 
+class SchemaError(InputError):
+    """A JSON schema is malformed, too large, or uses a keyword strict mode cannot enforce."""
+
+    default_hint = "Fix the schema (see 'Structured output' in the README); JSON pointers name the place."
+
+    def __init__(
+        self, message: str, hint: str | None = None, *, pointer: str = "", keyword: str = ""
+    ) -> None:
+        super().__init__(message, hint)
+        self.pointer = pointer
+        self.keyword = keyword
+
+
 # --- model store (exit 3 unless the user can fix it) ------------------------------------------
 
 
@@ -190,6 +203,17 @@ class ShuttingDownError(ServerBusyError):
 
 
 # --- checks (exit 1) -------------------------------------------------------------------------------
+
+
+class SchemaOutputError(EdgekitError):
+    """The model's output did not satisfy the schema within the allowed attempts and tokens."""
+
+    default_hint = "Raise --max-tokens, simplify the schema, or use a larger model."
+
+    def __init__(self, message: str, hint: str | None = None, *, text: str = "", attempts: int = 0) -> None:
+        super().__init__(message, hint)
+        self.text = text
+        self.attempts = attempts
 
 
 class CheckFailedError(EdgekitError):

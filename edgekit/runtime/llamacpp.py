@@ -37,7 +37,7 @@ def _import_llama_cpp():
 
 class LlamaCppBackend(BackendBase):
     name = "llama.cpp"
-    capabilities = Capabilities(grammar=False, logprobs=True, stream=True, local=True)
+    capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True)
 
     def __init__(
         self,
@@ -70,6 +70,7 @@ class LlamaCppBackend(BackendBase):
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._grammar_tokenizer: object | None = None
         template = self.info.chat_template
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         self._formatter = (
@@ -125,6 +126,7 @@ class LlamaCppBackend(BackendBase):
         logits_ptr = lib.llama_get_logits_ith
         utf8, stops = Utf8Stream(), StopMatcher(params.stop)
         n_out, finish = 0, "length"
+        mask = self._grammar_mask(params)
         gen = llm.generate(
             tokens,
             top_k=params.top_k,
@@ -132,12 +134,15 @@ class LlamaCppBackend(BackendBase):
             min_p=0.0,
             temp=params.temperature,
             repeat_penalty=1.0,
+            logits_processor=None if mask is None else [lambda _ids, logits: mask.apply(logits)],
         )
         try:
             for token in gen:
                 if lib.llama_vocab_is_eog(self._vocab, token):
                     finish = "stop"
                     break
+                if mask is not None:
+                    mask.consume(token)
                 n_out += 1
                 text = utf8.feed(self._piece(token))
                 signal = TokenSignal(text, token_id=token)
@@ -152,12 +157,31 @@ class LlamaCppBackend(BackendBase):
                         yield Chunk(shown, (signal,))
                     break
                 yield Chunk(shown, (signal,))
+                if mask is not None and mask.done:
+                    finish = "stop"  # the value is complete; the grammar allows nothing more
+                    break
                 if n_out >= limit:
                     break
         finally:
             gen.close()
         tail = "" if stops.stopped else stops.push(utf8.flush()) + stops.flush()
         yield Chunk(tail, (), finish_reason=finish, usage=Usage(len(tokens), n_out))
+
+    def _grammar_mask(self, params: GenerationParams):  # -> GrammarMask | None
+        if params.response_format is None:
+            return None
+        from edgekit.schema.matcher import GrammarMask
+
+        return GrammarMask(self.grammar_tokenizer(), params.response_format.grammar, self._n_vocab)
+
+    def grammar_tokenizer(self) -> object:
+        """The llguidance tokenizer over this model's vocabulary (built once, about a second)."""
+        if self._grammar_tokenizer is None:
+            from edgekit.schema.matcher import llama_tokenizer
+
+            eog = [t for t in (self.llm.token_eos(), self._lib.llama_vocab_eot(self._vocab)) if t >= 0]
+            self._grammar_tokenizer = llama_tokenizer(self._vocab, sorted(set(eog)))
+        return self._grammar_tokenizer
 
     # --- scoring (no generation) ----------------------------------------------------------------
 

@@ -19,6 +19,20 @@ class ChatMessage(TypedDict):
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """A JSON schema the reply must follow (built by ``edgekit.schema.compile_schema``).
+
+    Local backends steer decoding with ``grammar`` (llguidance); remote ones send ``schema`` as an
+    OpenAI ``response_format``. Either way the caller validates the finished text.
+    """
+
+    name: str
+    schema: str
+    """The JSON schema, as JSON text."""
+    grammar: str
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     """Sampling and length controls. ``temperature=0`` means greedy decoding."""
 
@@ -28,6 +42,7 @@ class GenerationParams:
     top_k: int = 40
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    response_format: ResponseFormat | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -1,0 +1,68 @@
+"""Token masks from a compiled grammar, for local backends that sample token by token.
+
+``GrammarMask`` wraps one llguidance matcher for one generation: ``apply(logits)`` sets every token the
+grammar forbids to -inf (a bitmask computed in tens of microseconds), ``consume(token)`` advances it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import BackendError
+from edgekit.schema.compile import limits
+
+
+def llama_tokenizer(vocab: Any, eos: Sequence[int]) -> Any:
+    """An llguidance tokenizer over a llama.cpp vocabulary (about a second: cache it per model)."""
+    import warnings
+
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    with warnings.catch_warnings():  # it calls llama_token_get_attr, deprecated in llama-cpp-python
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lltokenizer_from_vocab(vocab, eos_token=list(eos))
+
+
+class GrammarMask:
+    def __init__(self, tokenizer: Any, grammar: str, n_vocab: int) -> None:
+        from llguidance import LLMatcher
+
+        self.matcher = LLMatcher(tokenizer, grammar, log_level=0, limits=limits())
+        self._check()
+        self.n_vocab = n_vocab
+        self._words = np.zeros((n_vocab + 31) // 32, dtype=np.int32)
+        self._bytes = self._words.view(np.uint8)
+
+    def _check(self) -> None:
+        if self.matcher.is_error():
+            raise BackendError(f"the output grammar failed: {self.matcher.get_error()[:300]}")
+
+    def allowed(self) -> np.ndarray:
+        """Boolean array over the vocabulary: True where the grammar allows the token next."""
+        self.matcher.unsafe_compute_mask_ptr(self._words.ctypes.data, self._words.nbytes)
+        self._check()
+        return np.unpackbits(self._bytes, bitorder="little", count=self.n_vocab).view(bool)
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        allowed = self.allowed()
+        n = min(len(logits), self.n_vocab)
+        logits[:n][~allowed[:n]] = -np.inf
+        logits[n:] = -np.inf
+        return logits
+
+    def consume(self, token: int) -> None:
+        if not self.matcher.consume_token(token):
+            self._check()
+            raise BackendError(f"the sampler chose token {token}, which the output grammar forbids")
+
+    @property
+    def done(self) -> bool:
+        """The grammar allows nothing more: the value is complete."""
+        return bool(self.matcher.is_stopped())
+
+    @property
+    def accepting(self) -> bool:
+        return bool(self.matcher.is_accepting())
