@@ -68,8 +68,8 @@ class ClassifierSettings(_Strict):
     """Harm probability at or above which a text is flagged, for languages without their own threshold."""
     thresholds: dict[str, float] = {}
     """Per language (ISO 639-1 code): lower means stricter."""
-    max_chars: int = Field(default=2000, ge=16)
-    """Longer texts are classified in pieces of this size; the worst piece counts."""
+    max_chars: int = Field(default=400, ge=16)
+    """Longer texts are classified in windows of whole sentences up to this size; the worst one counts."""
 
     @field_validator("thresholds")
     @classmethod

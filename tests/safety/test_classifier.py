@@ -89,3 +89,13 @@ def test_without_the_export_extra_the_error_names_the_command(
     with pytest.raises(MissingDependencyError) as e:
         encoder_dir()
     assert "pip install 'edgekit[onnx-export]'" in e.value.hint
+
+
+def test_windows_keep_sentences_whole_and_bounded() -> None:
+    from edgekit.safety.filters.classifier import windows
+
+    text = "One two three. " * 40 + "A" * 900 + "\nLast line here."
+    parts = windows(text, 100)
+    assert all(len(p) <= 100 for p in parts)
+    assert parts[0].startswith("One two three.") and parts[-1].endswith("Last line here.")
+    assert "".join(parts).replace(" ", "") == text.replace(" ", "").replace("\n", "")

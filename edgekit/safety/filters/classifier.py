@@ -5,11 +5,13 @@ The head (``recipes/safety/classifier-head.npz``, trained by ``tools/train_safet
 trained on. A text is flagged when its harm probability (1 - p(benign)) reaches the threshold for its
 language (policy ``[classifier.thresholds]``, else the head's own per-language thresholds, chosen by
 cross-validation on the training split, else ``threshold``); the verdict names the most likely
-hazard category and covers the whole text. Long texts are scored in pieces; the worst piece counts.
+hazard category and covers the whole text. Long texts are scored in windows of whole sentences; the
+worst window counts.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,26 @@ from edgekit.safety.taxonomy import CATEGORIES, Action, Span, Verdict
 
 if TYPE_CHECKING:
     from edgekit.safety.encoder import Encoder
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+")
+
+
+def windows(text: str, max_chars: int) -> list[str]:
+    """Whole sentences packed into windows of at most ``max_chars`` (a longer sentence is cut): the head
+    was trained on short texts, and one harmful sentence must not drown in a long benign answer."""
+    out: list[str] = []
+    current = ""
+    for sentence in (s for s in SENTENCE_END.split(text) if s.strip()):
+        for i in range(0, len(sentence), max_chars):
+            part = sentence[i : i + max_chars]
+            if current and len(current) + 1 + len(part) > max_chars:
+                out.append(current)
+                current = ""
+            current = f"{current} {part}" if current else part
+    if current:
+        out.append(current)
+    return out or [text[:max_chars]]
 
 
 def default_head_path() -> Path:
@@ -87,7 +109,7 @@ class HarmClassifier:
         head: Path | None = None,
         threshold: float = 0.5,
         thresholds: dict[str, float] | None = None,
-        max_chars: int = 2000,
+        max_chars: int = 400,
         encoder: Encoder | None = None,
         action: Action = "block",
     ) -> None:
@@ -127,8 +149,7 @@ class HarmClassifier:
     def check(self, text: str, context: Context) -> list[Verdict]:
         if not text.strip():
             return []
-        pieces = [text[i : i + self.max_chars] for i in range(0, len(text), self.max_chars)]
-        probs = self.harm(pieces)
+        probs = self.harm(windows(text, self.max_chars))
         worst = int(np.argmax(1.0 - probs[:, 0]))
         p = probs[worst]
         harm = float(1.0 - p[0])
