@@ -22,10 +22,12 @@ def _meta(path: Path, key: str) -> object:
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_default_model_converts_with_a_byte_level_tokenizer(default_hf: Path, default_f16_gguf: Path) -> None:
-    # The fixture already ran the tokenizer check; here: what the repair changed, and the probe coverage.
-    assert _meta(default_f16_gguf, "tokenizer.ggml.model") == "gpt2"
-    assert _meta(default_f16_gguf, "tokenizer.ggml.pre") == "gpt-2"
+def test_default_model_converts_with_its_own_tokenizer(
+    default_hf: Path, default_f16_gguf: Path, default_model_path: Path
+) -> None:
+    # The fixture already ran the tokenizer check; the vocabulary type and pre-tokenizer are the original's.
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
+        assert _meta(default_f16_gguf, key) == _meta(default_model_path, key)
     assert _meta(default_f16_gguf, "general.file_type") == 1  # F16
     assert check_tokenizer(default_hf, default_f16_gguf) == len(PROBES)
     ids = gguf_token_ids(default_f16_gguf, ["<|im_start|>user"])
@@ -48,10 +50,41 @@ def test_a_tokenizer_that_differs_from_the_source_is_an_error(
     other = tmp_path / "source"
     other.mkdir()
     data = json.loads((default_hf / "tokenizer.json").read_text(encoding="utf-8"))
-    data["pre_tokenizer"]["add_prefix_space"] = True  # "Hello" becomes " Hello"
+    # "Hello" becomes " Hello"
+    data["pre_tokenizer"] = {
+        "type": "ByteLevel",
+        "add_prefix_space": True,
+        "trim_offsets": True,
+        "use_regex": True,
+    }
     (other / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(TokenizerError, match="differs from the source on 'Hello world'"):
         check_tokenizer(other, default_f16_gguf)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_transformers_style_export_is_repaired_before_conversion(tmp_path: Path, default_hf: Path) -> None:
+    """The folder as transformers' GGUF export writes it (byte-level BPE marked byte_fallback, GPT-2's plain
+    pre-tokenizer): converted as is, llama.cpp aborts on its tokenizer; the repaired conversion passes."""
+    old = tmp_path / "export"
+    old.mkdir()
+    for item in default_hf.iterdir():
+        if item.name != "tokenizer.json":
+            (old / item.name).symlink_to(item)
+    data = json.loads((default_hf / "tokenizer.json").read_text(encoding="utf-8"))
+    data["model"]["byte_fallback"] = True
+    data["pre_tokenizer"] = {
+        "type": "ByteLevel",
+        "add_prefix_space": False,
+        "trim_offsets": False,
+        "use_regex": True,
+    }
+    data["decoder"] = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}
+    (old / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    out = convert_to_gguf(old, tmp_path / "f16.gguf")
+    assert _meta(out, "tokenizer.ggml.model") == "gpt2"  # not "llama" (SentencePiece), which aborts
+    assert check_tokenizer(old, out) == len(PROBES)
 
 
 def test_repair_only_touches_byte_level_bpe_with_byte_fallback(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgekit.errors import TokenizerError
+from edgekit.errors import ModelFileError, TokenizerError
 
 PROBES: tuple[str, ...] = (
     "Hello world",
@@ -38,7 +38,10 @@ def source_token_ids(folder: Path, texts: Sequence[str]) -> list[list[int]]:
     if tj.is_file():
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(tj))
+        try:
+            tok = Tokenizer.from_file(str(tj))
+        except Exception as e:  # tokenizers raises a bare Exception for a malformed file
+            raise ModelFileError(f"{tj}: the source tokenizer cannot be read ({e})") from None
         return [tok.encode(t, add_special_tokens=False).ids for t in texts]
     from transformers import AutoTokenizer
 
