@@ -9,13 +9,12 @@ chunks is still caught before any of it is released (the longest match the filte
 characters; see ``stream.StreamGuard``). Filters that judge a whole text (the classifier) say
 ``window = -1``: a stream runs them when it ends.
 
-Filters register by name in ``REGISTRY`` ("module:Class", loaded lazily, so the ONNX classifier loads
-only when a policy enables it); a policy may name any importable class.
+``Guard`` builds the filters its policy enables (the ONNX classifier only when enabled) and runs them by
+name per enforcement point (``guard.LAYER_FILTERS``); ``Guard(filters={"pii": MyPii()})`` replaces one.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,20 +44,3 @@ class Filter(Protocol):
     window: int
 
     def check(self, text: str, context: Context) -> list[Verdict]: ...
-
-
-REGISTRY: dict[str, str] = {
-    "pii": "edgekit.safety.filters.pii:PiiFilter",
-    "secrets": "edgekit.safety.filters.secrets:SecretsFilter",
-    "injection": "edgekit.safety.filters.injection:InjectionFilter",
-    "language": "edgekit.safety.filters.language:LanguageFilter",
-    "classifier": "edgekit.safety.filters.classifier:HarmClassifier",
-    "banned": "edgekit.safety.filters.banned:BannedFilter",
-}
-
-
-def filter_class(name: str) -> type:
-    target = REGISTRY.get(name, name)
-    module, _, cls = target.partition(":")
-    cls_obj: type = getattr(importlib.import_module(module), cls)
-    return cls_obj
