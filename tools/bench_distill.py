@@ -72,6 +72,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--teacher-top-k", type=int, default=0, help="cached top-K teacher targets (0: full)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-window", type=int, default=256)
     parser.add_argument("--gen-tokens", type=int, default=48)
@@ -91,6 +92,7 @@ def main() -> int:
             batch_size=opts.batch_size,
             lr=opts.lr,
             temperature=opts.temperature,
+            teacher_top_k=opts.teacher_top_k,
             checkpoint_every=opts.steps,
             threads=opts.threads,
         )
@@ -139,7 +141,8 @@ def main() -> int:
     print(f"teacher {opts.teacher}: {result.layers_teacher} layers; student drops {list(result.dropped)}")
     print(
         f"distilled {result.steps} steps x {opts.batch_size} x {opts.seq_len} tokens in {train_s:.0f} s "
-        f"({opts.threads} thread(s)); probe KD loss {result.loss_before:.4f} -> {result.loss_after:.4f}"
+        f"({opts.threads} thread(s), teacher top-k {opts.teacher_top_k or 'all'}); "
+        f"probe KD loss {result.loss_before:.4f} -> {result.loss_after:.4f}"
     )
     print(f"held-out: {len(windows)} windows, {n_tokens} predicted tokens from recipes/data/eval/")
     print(

@@ -53,6 +53,12 @@ def distill_(
     alpha: Annotated[
         float, typer.Option("--alpha", help="Share of hard-label cross-entropy mixed in (logits).")
     ] = 0.0,
+    teacher_top_k: Annotated[
+        int,
+        typer.Option(
+            "--teacher-top-k", help="Logits mode: keep the teacher's top-K per position (0: full logits)."
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data order and initialization.")] = 0,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")
@@ -87,6 +93,7 @@ def distill_(
         lr=lr,
         temperature=temperature,
         alpha=alpha,
+        teacher_top_k=teacher_top_k,
         seed=seed,
         checkpoint_every=checkpoint_every,
         checkpoint_dir=checkpoint_dir,
@@ -121,7 +128,7 @@ def distill_(
     )
     out.print(
         f"{config.mode} loss on the probe batch: {result.loss_before:.4f} before, {result.loss_after:.4f} "
-        f"after {result.steps} steps"
+        f"after {result.steps} step{'s' if result.steps != 1 else ''}"
         + (f" (resumed at {result.resumed_from})" if result.resumed_from else ""),
         markup=False,
     )

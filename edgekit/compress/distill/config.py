@@ -22,7 +22,7 @@ MODES: tuple[str, ...] = ("logits", "sequence")
 _NOT_FINGERPRINTED = frozenset({"steps", "checkpoint_every", "out", "checkpoint_dir", "resume", "threads"})
 
 _SEQUENCE_ONLY = frozenset({"generator", "generator_model", "answer_tokens"})
-_LOGITS_ONLY = frozenset({"temperature", "alpha"})
+_LOGITS_ONLY = frozenset({"temperature", "alpha", "teacher_top_k"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class DistillConfig:
     weight_decay: float = 0.0
     temperature: float = 2.0
     alpha: float = 0.0  # weight of the hard-label cross-entropy mixed into the logit loss
+    teacher_top_k: int = 0  # 0: full teacher logits every step; K: its top-K per position, computed once
     importance_windows: int = 8  # training windows the block-influence criterion averages over
     seed: int = 0
     checkpoint_every: int = 50
@@ -69,6 +70,7 @@ class DistillConfig:
             (0 <= self.alpha <= 1, f"--alpha {self.alpha} is outside [0, 1]", "Use 0 (pure KD) to 1."),
             (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1", "Use 1 or more steps."),
             (self.answer_tokens >= 1, "--answer-tokens must be at least 1", "Use 1 or more."),
+            (self.teacher_top_k >= 0, "--teacher-top-k must be 0 or more", "Use 0 (full logits) or e.g. 64."),
             (self.importance_windows >= 1, "importance_windows must be at least 1", "Use 1 or more."),
         ]
         for ok, message, hint in checks:

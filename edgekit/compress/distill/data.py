@@ -29,6 +29,7 @@ class Batch:
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
     loss_mask: torch.Tensor  # (B, T): token t is a target (predicted from position t - 1)
+    index: tuple[int, ...] = ()  # which examples, by position in the training set
 
 
 def read_text(path: Path, what: str) -> str:
@@ -101,14 +102,14 @@ def order(n: int, seed: int, epoch: int) -> list[int]:
 def batch_at(examples: Sequence[Example], position: int, size: int, seed: int, pad_id: int) -> Batch:
     """The batch that starts at ``position`` examples into the seeded stream (epochs reshuffled)."""
     n = len(examples)
-    picked = []
+    index = []
     for p in range(position, position + size):
         epoch, i = divmod(p, n)
-        picked.append(examples[order(n, seed, epoch)[i]])
-    return collate(picked, pad_id)
+        index.append(order(n, seed, epoch)[i])
+    return collate([examples[i] for i in index], pad_id, tuple(index))
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> Batch:
+def collate(examples: Sequence[Example], pad_id: int, index: tuple[int, ...] = ()) -> Batch:
     width = max(int(e.input_ids.numel()) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attn = torch.zeros((len(examples), width), dtype=torch.long)
@@ -119,4 +120,4 @@ def collate(examples: Sequence[Example], pad_id: int) -> Batch:
         attn[row, :t] = 1
         mask[row, :t] = e.loss_mask
     mask[:, 0] = False  # the first token has no position to be predicted from
-    return Batch(ids, attn, mask)
+    return Batch(ids, attn, mask, index)

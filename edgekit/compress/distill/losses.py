@@ -39,6 +39,34 @@ def kd_loss(
     return loss
 
 
+def topk_kd_loss(
+    student: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    top_logp: torch.Tensor,
+    top_idx: torch.Tensor,
+    tail_logp: torch.Tensor,
+    *,
+    temperature: float,
+    alpha: float = 0.0,
+) -> torch.Tensor:
+    """``kd_loss`` against cached teacher targets: its top-k log-probabilities at ``temperature`` per
+    target position (``top_logp``, ``top_idx``: (N, k)) and the log of the rest's mass (``tail_logp``: (N,)).
+
+    The student's distribution is folded the same way (the teacher's top-k tokens plus one tail bucket),
+    so this is a lower bound of the full KL that equals it when k covers the vocabulary.
+    """
+    s, targets = _shifted(student, ids, mask)
+    log_q = F.log_softmax(s.float() / temperature, dim=-1)
+    q_top = log_q.gather(-1, top_idx.long())
+    q_tail = torch.log1p(-q_top.exp().sum(-1).clamp(max=1 - 1e-6))
+    kl = (top_logp.exp() * (top_logp - q_top)).sum(-1) + tail_logp.exp() * (tail_logp - q_tail)
+    loss = (temperature**2) * kl.mean()
+    if alpha > 0:
+        loss = (1 - alpha) * loss + alpha * F.cross_entropy(s.float(), targets)
+    return loss
+
+
 def ce_loss(student: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy on the target positions (the answer tokens in sequence mode)."""
     s, targets = _shifted(student, ids, mask)

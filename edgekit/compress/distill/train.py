@@ -30,8 +30,9 @@ from edgekit.compress.distill.data import (
     sha256_bytes,
     text_windows,
 )
-from edgekit.compress.distill.losses import ce_loss, kd_loss
+from edgekit.compress.distill.losses import ce_loss, kd_loss, topk_kd_loss
 from edgekit.compress.distill.prune import block_influence, choose_layers, decoder_layers, drop_layers
+from edgekit.compress.distill.targets import TopKTargets
 from edgekit.compress.distill.teacher import resolve_teacher
 from edgekit.compress.output import atomic_output
 from edgekit.compress.provenance import Provenance
@@ -125,10 +126,28 @@ def default_data(name: str) -> Path:
     return Path(__file__).resolve().parents[3] / "recipes" / "data" / "distill" / name
 
 
-def _objective(config: DistillConfig, student: nn.Module, teacher: nn.Module, batch: Batch) -> torch.Tensor:
+def _objective(
+    config: DistillConfig,
+    student: nn.Module,
+    teacher: nn.Module,
+    batch: Batch,
+    cached: TopKTargets | None = None,
+) -> torch.Tensor:
     logits = student(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
     if config.mode == "sequence":
         return ce_loss(logits, batch.input_ids, batch.loss_mask)
+    if cached is not None:
+        top, idx, tail = cached.for_batch(batch)
+        return topk_kd_loss(
+            logits,
+            batch.input_ids,
+            batch.loss_mask,
+            top,
+            idx,
+            tail,
+            temperature=config.temperature,
+            alpha=config.alpha,
+        )
     with torch.no_grad():
         target = teacher(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
@@ -170,11 +189,13 @@ def _run(config: DistillConfig, progress: ProgressFn, settings: Settings) -> Dis
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    probe = collate(examples[:PROBE_EXAMPLES], pad)
+    probe = collate(examples[:PROBE_EXAMPLES], pad, tuple(range(min(PROBE_EXAMPLES, len(examples)))))
+    use_topk = config.mode == "logits" and config.teacher_top_k > 0
+    cached = TopKTargets(teacher, examples, config.teacher_top_k, config.temperature) if use_topk else None
 
     if state is None:
         with torch.no_grad():
-            loss_before = float(_objective(config, student, teacher, probe))
+            loss_before = float(_objective(config, student, teacher, probe, cached))
         step, position = 0, 0
     else:
         student.load_state_dict(state["model"])
@@ -203,7 +224,7 @@ def _run(config: DistillConfig, progress: ProgressFn, settings: Settings) -> Dis
     progress("distill", step, config.steps)
     while step < config.steps:
         batch = batch_at(examples, position, config.batch_size, config.seed, pad)
-        loss = _objective(config, student, teacher, batch)
+        loss = _objective(config, student, teacher, batch, cached)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -215,7 +236,7 @@ def _run(config: DistillConfig, progress: ProgressFn, settings: Settings) -> Dis
         progress("distill", step, config.steps)
     student.eval()
     with torch.no_grad():
-        loss_after = float(_objective(config, student, teacher, probe))
+        loss_after = float(_objective(config, student, teacher, probe, cached))
 
     result = DistillResult(
         out=config.out,

@@ -176,3 +176,10 @@ def test_teacher_by_lock_name_uses_the_dequantized_default(default_hf: Path) -> 
     assert teacher.license == entry.license
     with pytest.raises(InputError, match="no such file"):
         resolve_teacher("missing/teacher", settings)
+
+
+def test_cached_top_k_teacher_targets_train_the_student(default_hf: Path, tmp_path: Path) -> None:
+    result = distill(small(default_hf, tmp_path / "student", teacher_top_k=32, steps=2))
+    assert result.loss_after < result.loss_before
+    facts = json.loads((tmp_path / "student" / "edgekit-provenance.json").read_text())
+    assert facts["settings"]["teacher_top_k"] == 32

@@ -10,7 +10,7 @@ import torch
 
 from edgekit.compress.distill import DistillConfig, distill
 from edgekit.compress.distill.data import Example, batch_at, collate
-from edgekit.compress.distill.losses import ce_loss, kd_loss
+from edgekit.compress.distill.losses import ce_loss, kd_loss, topk_kd_loss
 from edgekit.compress.distill.prune import choose_layers
 from edgekit.errors import InputError, MissingDependencyError
 
@@ -110,3 +110,20 @@ def test_missing_torch_names_the_pip_command(monkeypatch: pytest.MonkeyPatch, tm
         distill(cfg(out=tmp_path / "out"))
     assert "pip install" in e.value.hint and "torch" in e.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def test_topk_targets_bound_the_full_kl_and_match_it_over_the_whole_vocabulary() -> None:
+    gen = torch.Generator().manual_seed(2)
+    student, teacher = torch.randn(2, 5, 9, generator=gen), 3 * torch.randn(2, 5, 9, generator=gen)
+    ids = torch.randint(0, 9, (2, 5), generator=gen)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    full = float(kd_loss(student, teacher, ids, mask, temperature=2.0))
+
+    def cached(k: int) -> float:
+        logp = torch.log_softmax(teacher[:, :-1].reshape(-1, 9) / 2.0, dim=-1)
+        top, idx = logp.topk(k, dim=-1)
+        tail = torch.log1p(-top.exp().sum(-1).clamp(max=1 - 1e-6))
+        return float(topk_kd_loss(student, ids, mask, top, idx, tail, temperature=2.0))
+
+    assert cached(9) == pytest.approx(full, rel=1e-4)
+    assert 0 < cached(2) < cached(5) <= full + 1e-6
