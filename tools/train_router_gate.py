@@ -19,6 +19,7 @@ from edgekit.cascade.evaluation import (
     observations_from_jsonl,
     train_accept_model,
 )
+from edgekit.cascade.learned import default_embed
 from edgekit.evaluate.files import atomic_write_text
 
 
@@ -30,7 +31,9 @@ def main() -> int:
     prompts = {i.id: i.prompt for i in load_items(default_items_path())}
     obs = [o for o in observations_from_jsonl(args.observations) if o.split == "calibration"]
     digest = hashlib.sha256(args.observations.read_bytes()).hexdigest()
-    model = train_accept_model(obs, prompts, trained_on=f"calibration split of {digest[:16]}")
+    model = train_accept_model(
+        obs, prompts, default_embed(), trained_on=f"calibration split of {digest[:16]}"
+    )
     atomic_write_text(args.out, model.to_json() + "\n")
     print(f"trained on {len(obs)} calibration observations -> {args.out}")
     return 0

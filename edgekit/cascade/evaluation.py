@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edgekit.cascade.learned import AcceptModel, Evidence, leave_one_out_scores
+from edgekit.cascade.learned import AcceptModel, Embed, Evidence, leave_one_out_scores
 from edgekit.cascade.router import Router
 from edgekit.errors import InputError
 
@@ -172,10 +172,15 @@ def evidence(o: Observation, prompt: str) -> Evidence:
 
 
 def summarize(
-    obs: Sequence[Observation], *, target: float = 0.95, prompts: Mapping[str, str] | None = None
+    obs: Sequence[Observation],
+    *,
+    target: float = 0.95,
+    prompts: Mapping[str, str] | None = None,
+    embed: Embed | None = None,
 ) -> dict[str, Any]:
-    """The report. With ``prompts`` (id -> prompt text), also the learned acceptance model's cascade:
-    fit on the calibration split (threshold from leave-one-out scores there), reported on the test split.
+    """The report. With ``prompts`` (id -> prompt text) and ``embed``, also the learned acceptance model's
+    cascade: fit on the calibration split (threshold from leave-one-out scores there), reported on the
+    test split.
     """
     cal = [o for o in obs if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
@@ -188,30 +193,39 @@ def summarize(
         "calibration": _split_report(cal, chosen, grid),
         "test": _split_report(test, chosen, grid),
     }
-    if prompts is not None:
-        report["learned"] = _learned_report(cal, test, prompts, target)
+    if prompts is not None and embed is not None:
+        report["learned"] = _learned_report(cal, test, prompts, embed, target)
     return report
 
 
 def train_accept_model(
-    obs: Sequence[Observation], prompts: Mapping[str, str], *, trained_on: str = ""
+    obs: Sequence[Observation], prompts: Mapping[str, str], embed: Embed, *, trained_on: str = ""
 ) -> AcceptModel:
-    """Fit the acceptance model on the calibration split's observations that reach the local tier."""
-    cal = [o for o in obs if o.split == "calibration" and not o.gate_reason]
+    """Fit the acceptance model on the calibration split's observations."""
+    cal = [o for o in obs if o.split == "calibration"]
+    texts = [prompts[o.id] for o in cal]
     return AcceptModel.fit(
-        [evidence(o, prompts[o.id]) for o in cal], [o.local_ok for o in cal], trained_on=trained_on
+        [evidence(o, t) for o, t in zip(cal, texts, strict=True)],
+        [o.local_ok for o in cal],
+        embed(texts),
+        trained_on=trained_on,
     )
 
 
 def _learned_report(
-    cal: Sequence[Observation], test: Sequence[Observation], prompts: Mapping[str, str], target: float
+    cal: Sequence[Observation],
+    test: Sequence[Observation],
+    prompts: Mapping[str, str],
+    embed: Embed,
+    target: float,
 ) -> dict[str, Any]:
     cal_ev = [evidence(o, prompts[o.id]) for o in cal]
-    loo = leave_one_out_scores(cal_ev, [o.local_ok for o in cal])
+    loo = leave_one_out_scores(cal_ev, [o.local_ok for o in cal], embed([e.prompt for e in cal_ev]))
     grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in loo)})
     chosen = _choose(cal, grid, target, list(loo))
-    model = train_accept_model(cal, prompts)
-    test_scores = list(model.scores([evidence(o, prompts[o.id]) for o in test]))
+    model = train_accept_model(cal, prompts, embed)
+    test_ev = [evidence(o, prompts[o.id]) for o in test]
+    test_scores = list(model.scores(test_ev, embed([e.prompt for e in test_ev])))
     test_grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in test_scores)})
     return {
         "threshold": chosen,

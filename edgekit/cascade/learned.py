@@ -1,23 +1,26 @@
 """A learned acceptance model: should the cascade keep this local answer?
 
-Logistic regression over two kinds of evidence that are free at decision time: the prompt (hashed word
-unigrams and bigrams, its length, its share of digits) and the local answer's confidence signals
-(mean and minimum chosen-token probability, mean entropy, answer length). It predicts the probability
-that the local answer is right; a tier accepts when that score reaches ``accept.min_score``.
+Logistic regression over evidence that is free at decision time:
+- how often the local model was right on the most similar training prompts (k nearest neighbours by
+  cosine similarity of sentence embeddings from the on-device MiniLM encoder, RouteLLM-style);
+- the local answer's confidence signals (mean and minimum chosen-token probability, mean entropy) and
+  sizes (answer tokens, prompt words, share of digits).
+It predicts the probability that the local answer is right; a tier accepts when that score reaches
+``accept.min_score``.
 
-It is trained only on the calibration split of the router's labeled set (``tools/train_router_gate.py``)
-and saved as a small JSON file that the policy names (``accept.learned``). Plain numpy: the model has a
-few hundred weights, and Newton's method fits it in milliseconds.
+Trained only on the calibration split of the router's labeled set (``tools/train_router_gate.py``),
+saved as JSON with the training prompts' embeddings. The neighbour feature of each training item is
+computed without that item (leave-one-out), so the regression does not learn to trust a neighbour that
+is the item itself. Chosen by leave-one-out AUC on the calibration split: hashed prompt words generalized
+worse there than the neighbour feature (0.66 against 0.83 on their own).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
-import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +28,11 @@ import numpy as np
 
 from edgekit.cascade.policy import PolicyError
 
-HASH_DIM = 256
+Embed = Callable[[Sequence[str]], np.ndarray]
+"""Texts -> (n, dim) L2-normalized embeddings."""
+
 DENSE = ("mean_prob", "min_prob", "mean_entropy", "answer_tokens", "prompt_words", "digit_share")
+FEATURES = (*DENSE, "neighbours_right")
 _WORD = re.compile(r"\w+")
 
 
@@ -41,34 +47,39 @@ class Evidence:
     answer_tokens: int
 
 
+def default_embed() -> Embed:
+    """The on-device MiniLM encoder (int8 ONNX, built on first use by the compression pipeline)."""
+    from edgekit.safety.encoder import shared_encoder
+
+    return shared_encoder().embed
+
+
 def _dense(e: Evidence) -> list[float]:
     words = _WORD.findall(e.prompt.lower())
-    digits = sum(ch.isdigit() for ch in e.prompt)
     return [
         e.mean_prob,
         e.min_prob,
         e.mean_entropy,
         math.log1p(e.answer_tokens),
         math.log1p(len(words)),
-        digits / max(1, len(e.prompt)),
+        sum(ch.isdigit() for ch in e.prompt) / max(1, len(e.prompt)),
     ]
 
 
-def _hashed(prompt: str, dim: int) -> np.ndarray:
-    words = _WORD.findall(prompt.lower())
-    grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-    v = np.zeros(dim)
-    for g in set(grams):
-        v[zlib.crc32(g.encode()) % dim] = 1.0
-    norm = np.linalg.norm(v)
-    return v / norm if norm else v
+def neighbours_right(
+    queries: np.ndarray, bank: np.ndarray, right: np.ndarray, k: int, *, exclude_self: bool = False
+) -> np.ndarray:
+    """Similarity-weighted share of right local answers among each query's k nearest bank items.
 
-
-def featurize(evidence: Sequence[Evidence], dim: int = HASH_DIM) -> tuple[np.ndarray, np.ndarray]:
-    """(dense features, hashed prompt features), one row per item."""
-    dense = np.array([_dense(e) for e in evidence], dtype=float).reshape(len(evidence), len(DENSE))
-    hashed = np.array([_hashed(e.prompt, dim) for e in evidence]).reshape(len(evidence), dim)
-    return dense, hashed
+    Smoothed toward 0.5 (one pseudo-count), so an item with no similar neighbour gets no strong vote.
+    """
+    sims = queries @ bank.T
+    if exclude_self:
+        np.fill_diagonal(sims, -np.inf)
+    k = min(k, bank.shape[0] - (1 if exclude_self else 0))
+    top = np.argsort(-sims, axis=1)[:, :k]
+    w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0)
+    return np.asarray((np.sum(w * right[top], axis=1) + 0.5) / (w.sum(axis=1) + 1.0))
 
 
 def _fit(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> np.ndarray:
@@ -87,69 +98,101 @@ def _fit(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> np.ndarray
     return w
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+
+
 @dataclass(frozen=True)
 class AcceptModel:
     weights: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    dim: int = HASH_DIM
-    l2: float = 1.0
+    bank: np.ndarray
+    """Embeddings of the training prompts."""
+    right: np.ndarray
+    """Whether the local answer was right, per training prompt."""
+    k: int = 3
+    l2: float = 3.0
     trained_on: str = ""
     """What it was trained on (data file sha256 and split), for provenance."""
 
     @classmethod
     def fit(
-        cls, evidence: Sequence[Evidence], right: Sequence[bool], *, l2: float = 1.0, trained_on: str = ""
+        cls,
+        evidence: Sequence[Evidence],
+        right: Sequence[bool],
+        embeddings: np.ndarray,
+        *,
+        k: int = 3,
+        l2: float = 3.0,
+        trained_on: str = "",
     ) -> AcceptModel:
-        if len(evidence) < 4 or len(set(right)) < 2:
-            raise ValueError("need at least 4 examples with both right and wrong local answers")
-        dense, hashed = featurize(evidence)
-        mean, std = dense.mean(axis=0), dense.std(axis=0) + 1e-6
-        x = _design((dense - mean) / std, hashed)
-        w = _fit(x, np.asarray(right, dtype=float), l2)
-        return cls(w, mean, std, HASH_DIM, l2, trained_on)
+        if len(evidence) < max(4, k + 1) or len(set(right)) < 2:
+            raise ValueError(
+                f"need at least {max(4, k + 1)} examples with both right and wrong local answers"
+            )
+        y = np.asarray(right, dtype=float)
+        bank = np.asarray(embeddings, dtype=np.float32)
+        x = np.column_stack(
+            [np.array([_dense(e) for e in evidence]), neighbours_right(bank, bank, y, k, exclude_self=True)]
+        )
+        mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        w = _fit(_design((x - mean) / std), y, l2)
+        return cls(w, mean, std, bank, y, k, l2, trained_on)
 
-    def scores(self, evidence: Sequence[Evidence]) -> np.ndarray:
-        """Probability that each local answer is right."""
-        dense, hashed = featurize(evidence, self.dim)
-        x = _design((dense - self.mean) / self.std, hashed)
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x @ self.weights, -30, 30))))
+    def scores(self, evidence: Sequence[Evidence], embeddings: np.ndarray) -> np.ndarray:
+        """Probability that each local answer is right (``embeddings``: of the evidence's prompts)."""
+        x = np.column_stack(
+            [
+                np.array([_dense(e) for e in evidence]).reshape(len(evidence), len(DENSE)),
+                neighbours_right(np.asarray(embeddings, dtype=np.float32), self.bank, self.right, self.k),
+            ]
+        )
+        return _sigmoid(_design((x - self.mean) / self.std) @ self.weights)
 
-    def score(self, evidence: Evidence) -> float:
-        return float(self.scores([evidence])[0])
+    def score(self, evidence: Evidence, embed: Embed) -> float:
+        return float(self.scores([evidence], embed([evidence.prompt]))[0])
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "kind": "edgekit.accept-model",
-                "version": 1,
-                "features": {"dense": list(DENSE), "hashed_dim": self.dim},
+                "version": 2,
+                "features": list(FEATURES),
+                "k": self.k,
                 "l2": self.l2,
                 "trained_on": self.trained_on,
                 "mean": self.mean.tolist(),
                 "std": self.std.tolist(),
                 "weights": self.weights.tolist(),
-            },
-            indent=1,
+                "right": self.right.astype(int).tolist(),
+                "bank": [[round(float(v), 5) for v in row] for row in self.bank],
+            }
         )
 
     @classmethod
     def load(cls, path: Path) -> AcceptModel:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if data.get("kind") != "edgekit.accept-model" or data.get("version") != 1:
-                raise ValueError("not an edgekit accept model (version 1)")
-            dim = int(data["features"]["hashed_dim"])
+            if not isinstance(data, dict) or data.get("kind") != "edgekit.accept-model":
+                raise ValueError("not an edgekit accept model")
+            if data.get("version") != 2 or data.get("features") != list(FEATURES):
+                raise ValueError("made by another edgekit version")
             model = cls(
                 np.asarray(data["weights"], dtype=float),
                 np.asarray(data["mean"], dtype=float),
                 np.asarray(data["std"], dtype=float),
-                dim,
-                float(data.get("l2", 1.0)),
+                np.asarray(data["bank"], dtype=np.float32),
+                np.asarray(data["right"], dtype=float),
+                int(data["k"]),
+                float(data["l2"]),
                 str(data.get("trained_on", "")),
             )
-            if model.weights.shape != (len(DENSE) + dim + 1,) or model.mean.shape != (len(DENSE),):
+            n = len(FEATURES)
+            if model.weights.shape != (n + 1,) or model.mean.shape != (n,) or model.std.shape != (n,):
                 raise ValueError("weights do not match the feature layout")
+            if model.bank.ndim != 2 or model.bank.shape[0] != model.right.shape[0] or model.k < 1:
+                raise ValueError("training embeddings and labels do not match")
         except OSError as e:
             raise PolicyError(f"{path}: cannot read the accept model ({e.strerror})") from None
         except (ValueError, KeyError, TypeError) as e:
@@ -159,20 +202,22 @@ class AcceptModel:
         return model
 
 
-def _design(dense: np.ndarray, hashed: np.ndarray) -> np.ndarray:
-    return np.hstack([dense, hashed, np.ones((dense.shape[0], 1))])
+def _design(x: np.ndarray) -> np.ndarray:
+    return np.hstack([x, np.ones((x.shape[0], 1))])
 
 
 def leave_one_out_scores(
-    evidence: Sequence[Evidence], right: Sequence[bool], *, l2: float = 1.0
+    evidence: Sequence[Evidence], right: Sequence[bool], embeddings: np.ndarray, *, k: int = 3
 ) -> np.ndarray:
     """Held-out scores for every item (each from a model fit without it): honest threshold selection."""
     out = np.zeros(len(evidence))
+    emb = np.asarray(embeddings)
     for i in range(len(evidence)):
-        rest = [e for j, e in enumerate(evidence) if j != i]
-        labels = [r for j, r in enumerate(right) if j != i]
+        keep = [j for j in range(len(evidence)) if j != i]
+        labels = [right[j] for j in keep]
         if len(set(labels)) < 2:
             out[i] = float(labels[0]) if labels else 0.5
             continue
-        out[i] = AcceptModel.fit(rest, labels, l2=l2).score(evidence[i])
+        model = AcceptModel.fit([evidence[j] for j in keep], labels, emb[keep], k=k)
+        out[i] = model.scores([evidence[i]], emb[[i]])[0]
     return out

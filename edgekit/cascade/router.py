@@ -28,7 +28,7 @@ from typing import Any
 
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
-from edgekit.cascade.learned import AcceptModel, Evidence
+from edgekit.cascade.learned import AcceptModel, Embed, Evidence, default_embed
 from edgekit.cascade.policy import Acceptance, Policy, SelfConsistency, Tier
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore
@@ -75,19 +75,18 @@ def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]
 
 
 def learned_failures(
-    model: AcceptModel, accept: Acceptance, request: Request, completion: Completion
+    model: AcceptModel, accept: Acceptance, request: Request, completion: Completion, embed: Embed
 ) -> list[str]:
     """The learned acceptance model's verdict on a local answer (empty when it is accepted)."""
     conf = completion.confidence
-    score = model.score(
-        Evidence(
-            request.text,
-            conf.mean_prob or 0.0,
-            conf.min_prob or 0.0,
-            conf.mean_entropy or 0.0,
-            completion.usage.completion_tokens,
-        )
+    evidence = Evidence(
+        request.text,
+        conf.mean_prob or 0.0,
+        conf.min_prob or 0.0,
+        conf.mean_entropy or 0.0,
+        completion.usage.completion_tokens,
     )
+    score = model.score(evidence, embed)
     return [] if score >= accept.min_score else [f"learned acceptance score {score:.3f} < {accept.min_score}"]
 
 
@@ -132,6 +131,7 @@ class Router:
         traces: TraceStore | None = None,
         ledger: BudgetLedger | None = None,
         breaker: CircuitBreaker | None = None,
+        embed: Embed | None = None,
     ) -> None:
         if len(local) != len(policy.local_tiers):
             raise ValueError("one local model per local tier is needed")
@@ -147,9 +147,16 @@ class Router:
             for t in policy.local_tiers
             if t.accept.learned
         }
+        self._embed = embed
         self.name = "cascade"
         self._recent: OrderedDict[int, RouteResult] = OrderedDict()  # for route_of, bounded
         self._recent_lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Prompt embeddings for learned acceptance (the on-device encoder, loaded on first use)."""
+        if self._embed is None:
+            self._embed = default_embed()
+        return self._embed(texts)
 
     # --- the Model-compatible surface ------------------------------------------------------------
 
@@ -255,7 +262,7 @@ class Router:
                 best = (tier, completion)
                 failed = acceptance_failures(completion, tier.accept)
                 if (learned := self.accept_models.get(tier.name)) is not None:
-                    failed += learned_failures(learned, tier.accept, request, completion)
+                    failed += learned_failures(learned, tier.accept, request, completion, self.embed)
                 if not failed and tier.self_consistency is not None:
                     t2 = time.perf_counter()
                     failed = self_consistency_failures(model, msgs, params, completion, tier.self_consistency)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgekit.cascade.router import load_router
 from edgekit.cascade.trace import TraceStore, stats
-from edgekit.cli.render import out, progress_bar, read_text_arg
+from edgekit.cli.render import err, out, progress_bar, read_text_arg
 
 route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)
@@ -134,7 +134,15 @@ def eval_router(
             )
     if observations:
         observations.write_text(observations_to_jsonl(obs))
-    report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items})
+    from edgekit.cascade.learned import default_embed
+    from edgekit.errors import MissingDependencyError
+
+    try:
+        embed = default_embed()
+    except MissingDependencyError as e:  # the learned model needs the encoder; the rest of the report not
+        embed = None
+        err.print(f"learned acceptance skipped: {e.message}", markup=False)
+    report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items}, embed=embed)
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False)
         return
@@ -142,10 +150,13 @@ def eval_router(
     table = Table("policy (test split)", "quality", "remote share", box=None)
     for name in ("always_local", "always_remote", "oracle", "cascade"):
         table.add_row(name, f"{test[name]['quality']:.1%}", f"{test[name]['remote_share']:.1%}")
-    learned = report["learned"]["test"]["cascade"]
-    table.add_row("learned acceptance", f"{learned['quality']:.1%}", f"{learned['remote_share']:.1%}")
+    parts = [("mean-probability threshold", report)]
+    if "learned" in report:
+        learned = report["learned"]["test"]["cascade"]
+        table.add_row("learned acceptance", f"{learned['quality']:.1%}", f"{learned['remote_share']:.1%}")
+        parts.append(("learned acceptance", report["learned"]))
     out.print(table)
-    for label, part in (("mean-probability threshold", report), ("learned acceptance", report["learned"])):
+    for label, part in parts:
         t = part["test"]
         out.print(
             f"{label}: threshold {part['threshold']:.3f} (chosen on calibration); "

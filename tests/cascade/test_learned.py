@@ -1,10 +1,18 @@
-"""The learned acceptance model: fitting, saving, loading, and its place in the router."""
+"""The learned acceptance model: fitting, saving, loading, and its place in the router.
+
+These are unit tests of the logic around the encoder seam: ``embed`` here is a deterministic bag-of-words
+embedding, so they need no model. The real encoder is exercised by the safety tests.
+"""
 
 from __future__ import annotations
 
 import random
+import re
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgekit.cascade.evaluation import Observation, summarize
@@ -13,6 +21,14 @@ from edgekit.cascade.policy import Policy, PolicyError
 from edgekit.cascade.router import Router
 
 from .fakes import FakeModel
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, t in enumerate(texts):
+        for w in re.findall(r"[a-z]+", t.lower()):
+            out[i, zlib.crc32(w.encode()) % 64] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 def _examples(n: int, seed: int = 0) -> tuple[list[Evidence], list[bool]]:
@@ -31,23 +47,30 @@ def _examples(n: int, seed: int = 0) -> tuple[list[Evidence], list[bool]]:
     return ev, right
 
 
+def _fit(ev: list[Evidence], right: list[bool], **kw: object) -> AcceptModel:
+    return AcceptModel.fit(ev, right, embed([e.prompt for e in ev]), **kw)  # type: ignore[arg-type]
+
+
 def test_fit_separates_what_signals_alone_cannot(tmp_path: Path) -> None:
     ev, right = _examples(40)
-    model = AcceptModel.fit(ev, right, trained_on="synthetic")
+    model = _fit(ev, right, trained_on="synthetic")
     held_out, truth = _examples(20, seed=1)
-    scores = model.scores(held_out)
+    scores = model.scores(held_out, embed([e.prompt for e in held_out]))
     assert all((s >= 0.5) == t for s, t in zip(scores, truth, strict=True))
     path = tmp_path / "accept.json"
     path.write_text(model.to_json())
     again = AcceptModel.load(path)
     assert again.trained_on == "synthetic"
-    assert list(again.scores(held_out)) == pytest.approx(list(scores))
+    assert list(again.scores(held_out, embed([e.prompt for e in held_out]))) == pytest.approx(
+        list(scores), abs=1e-4
+    )
 
 
 def test_leave_one_out_scores_come_from_models_that_did_not_see_the_item() -> None:
     ev, right = _examples(12)
-    loo = leave_one_out_scores(ev, right)
-    full = AcceptModel.fit(ev, right).scores(ev)
+    emb = embed([e.prompt for e in ev])
+    loo = leave_one_out_scores(ev, right, emb)
+    full = _fit(ev, right).scores(ev, emb)
     assert loo.shape == (12,)
     # held-out scores are less confident than in-sample ones on average
     assert abs(loo - 0.5).mean() < abs(full - 0.5).mean()
@@ -56,10 +79,12 @@ def test_leave_one_out_scores_come_from_models_that_did_not_see_the_item() -> No
 def test_fit_needs_both_outcomes() -> None:
     ev, _ = _examples(6)
     with pytest.raises(ValueError, match="both right and wrong"):
-        AcceptModel.fit(ev, [True] * 6)
+        _fit(ev, [True] * 6)
 
 
-@pytest.mark.parametrize("text", ["{", '{"kind": "other"}', '{"kind": "edgekit.accept-model", "version": 1}'])
+@pytest.mark.parametrize(
+    "text", ["{", "[]", '{"kind": "other"}', '{"kind": "edgekit.accept-model", "version": 1}']
+)
 def test_bad_model_file_is_a_policy_error(tmp_path: Path, text: str) -> None:
     path = tmp_path / "accept.json"
     path.write_text(text)
@@ -67,15 +92,17 @@ def test_bad_model_file_is_a_policy_error(tmp_path: Path, text: str) -> None:
         AcceptModel.load(path)
 
 
+def _policy(tmp_path: Path, accept: str) -> Policy:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(f'[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\naccept = {accept}\n')
+    return Policy.load(policy_file)
+
+
 def test_router_rejects_local_answers_the_model_scores_low(tmp_path: Path) -> None:
     ev, right = _examples(40)
-    (tmp_path / "accept.json").write_text(AcceptModel.fit(ev, right).to_json())
-    policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(
-        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\n'
-        'accept = { learned = "accept.json", min_score = 0.5 }\n'
-    )
-    router = Router(Policy.load(policy_file), local=[FakeModel(answer="42", prob=0.6)])
+    (tmp_path / "accept.json").write_text(_fit(ev, right).to_json())
+    policy = _policy(tmp_path, '{ learned = "accept.json", min_score = 0.5 }')
+    router = Router(policy, local=[FakeModel(answer="42", prob=0.6)], embed=embed)
     wrong = router.route("What is 37 times 59?")
     assert wrong.route == "degraded:tiny"
     assert "learned acceptance score" in wrong.rejections[0]
@@ -83,37 +110,23 @@ def test_router_rejects_local_answers_the_model_scores_low(tmp_path: Path) -> No
 
 
 def test_missing_model_file_is_named(tmp_path: Path) -> None:
-    policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(
-        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\naccept = { learned = "nope.json" }\n'
-    )
     with pytest.raises(PolicyError, match=r"nope\.json"):
-        Router(Policy.load(policy_file), local=[FakeModel()])
+        Router(_policy(tmp_path, '{ learned = "nope.json" }'), local=[FakeModel()])
 
 
 def test_summary_reports_the_learned_cascade_on_the_test_split() -> None:
     ev, right = _examples(80)
     obs, prompts = [], {}
     for i, (e, ok) in enumerate(zip(ev, right, strict=True)):
-        # the id decides the split; find ids so both splits get both kinds
+        split = "calibration" if i < 40 else "test"
         obs.append(
             Observation(
-                f"q{i}",
-                "x",
-                "calibration" if i < 40 else "test",
-                ok,
-                True,
-                e.mean_prob,
-                None,
-                False,
-                10,
-                e.min_prob,
-                e.mean_entropy,
-                e.answer_tokens,
+                f"q{i}", "x", split, ok, True, e.mean_prob, None, False, 10,
+                e.min_prob, e.mean_entropy, e.answer_tokens,
             )
-        )
+        )  # fmt: skip
         prompts[f"q{i}"] = e.prompt
-    report = summarize(obs, prompts=prompts)
+    report = summarize(obs, prompts=prompts, embed=embed)
     learned = report["learned"]["test"]
     plain = report["test"]
     # signals alone carry no information here, so the probability threshold must escalate almost all;
@@ -121,3 +134,4 @@ def test_summary_reports_the_learned_cascade_on_the_test_split() -> None:
     assert plain["share_vs_oracle"] > 1.6
     assert learned["share_vs_oracle"] < 1.25
     assert learned["cascade"]["quality"] >= 0.85
+    assert "learned" not in summarize(obs, prompts=prompts)  # no encoder, no learned report
