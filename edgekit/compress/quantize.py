@@ -64,6 +64,11 @@ def quantize(
     progress = progress or _noop
     settings = Settings.from_env()
     if format == "onnx":
+        if overrides or imatrix is not None or allow_requantize:
+            raise InputError(
+                "per-tensor types, --imatrix and --allow-requantize are GGUF options",
+                "Drop them for --format onnx.",
+            )
         return _onnx(src, to, out, calibration, name, lock_path, settings, progress)
     if format != "gguf":
         raise InputError(f"unknown format {format!r}", "Use --format gguf or --format onnx.")

@@ -168,6 +168,8 @@ def test_unknown_types_list_the_valid_ones(tmp_path: Path) -> None:
         TensorOverrides.parse(rules=["blk.(=Q8_0"])
     with pytest.raises(InputError, match="unknown ONNX quantization type"):
         quantize("smollm2-135m-instruct", "Q4_K_M", format="onnx")
+    with pytest.raises(InputError, match="are GGUF options"):
+        quantize("smollm2-135m-instruct", "int4", format="onnx", overrides=TensorOverrides(output="Q8_0"))
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
