@@ -67,6 +67,9 @@ def to_onnx(
 ) -> Path:
     """Build the ONNX target ``mode`` of ``hf_dir`` at ``out_dir``; returns ``out_dir``.
 
+    ``hf_dir`` may also be an fp32 export written earlier (it holds ``model.onnx``): it is then only
+    quantized.
+
     ``source``/``source_sha256`` describe what the user named (a lock name, hub id@revision) for the
     provenance; by default the folder's path and manifest hash.
     """
@@ -80,7 +83,13 @@ def to_onnx(
     if mode != "fp32":
         check_mode(mode, cal, block_size)
     check_causal_lm(hf_dir)
-    if mode == "fp32":
+    if (hf_dir / "model.onnx").is_file():  # already an fp32 export: quantize it as it is
+        if mode == "fp32":
+            raise InputError(
+                f"{hf_dir} is already an ONNX export", "Pick a quantized mode, or use it as it is."
+            )
+        quantize_onnx(hf_dir, out_dir, mode, calibration=cal, block_size=block_size, progress=progress)
+    elif mode == "fp32":
         export_causal_lm(hf_dir, out_dir, progress=progress)
     else:
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,31 @@ def test_quantized_model_loads_answers_and_is_pinned(
         assert "calibration_sha256" not in prov
 
 
+@pytest.mark.model
+@pytest.mark.slow
+def test_to_onnx_quantizes_an_export_and_pins_it(default_onnx: Path, tmp_path: Path) -> None:
+    lock = tmp_path / "models.lock"
+    lock.write_text((ROOT / "models.lock").read_text())
+    out = to_onnx(
+        default_onnx, tmp_path / "int4-b64", "int4", block_size=64, lock_path=lock, name="smollm2-int4-b64",
+        source="smollm2-135m-onnx", source_sha256="cd" * 32,
+    )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int4-b64", "models.lock"]  # no work folder left
+    blocks = {
+        a.i
+        for n in onnx.load(str(out / "model.onnx"), load_external_data=False).graph.node
+        if n.op_type == "MatMulNBits"
+        for a in n.attribute
+        if a.name == "block_size"
+    }
+    assert blocks == {64}
+    prov = Lockfile.load(lock).models["smollm2-int4-b64"].provenance or {}
+    assert prov["quant_type"] == "int4" and prov["settings"]["block_size"] == 64
+    assert prov["source"] == "smollm2-135m-onnx" and prov["source_sha256"] == "cd" * 32
+    with pytest.raises(InputError, match="already an ONNX export"):
+        to_onnx(default_onnx, tmp_path / "again", "fp32")
+
+
 # --- GGUF vs ONNX drift (the eval gate across formats) --------------------------------------------
 
 
