@@ -23,7 +23,7 @@ from edgekit.compress.passes.gguf_quantize import (
     quantize_gguf,
 )
 from edgekit.compress.provenance import Provenance, record
-from edgekit.compress.source import Source, config_architectures, resolve
+from edgekit.compress.source import Source, resolve
 from edgekit.config import Settings
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.models.lock import NAME_RE, ModelEntry
@@ -222,14 +222,14 @@ def _onnx(
     settings: Settings,
     progress: ProgressFn,
 ) -> QuantizeResult:
-    """ONNX: export the HF source with optimum-onnx (cached by content hash), then quantize with
-    onnxruntime (``passes/onnx_quantize.py``); an encoder folder takes the encoder path (int8 only)."""
-    from edgekit.compress.passes.onnx_quantize import MODES
+    """ONNX: ``edgekit.compress.onnx.to_onnx`` exports with optimum-onnx and quantizes with onnxruntime
+    (an encoder folder takes the encoder path); this resolves the source and names the output."""
+    from edgekit.compress.onnx import ALIASES, ENCODER_MODES, MODES, to_onnx
 
     mode = to.strip().lower()
-    mode = {"int8": "int8-dynamic"}.get(mode, mode)  # `--to int8`: the usual name on the encoder path
-    if mode not in MODES:
-        raise InputError(f"unknown ONNX quantization type {to!r}", f"Use one of: {', '.join(MODES)}.")
+    if ALIASES.get(mode, mode) not in MODES and mode not in ENCODER_MODES:
+        valid = sorted({*MODES, *ALIASES})
+        raise InputError(f"unknown ONNX quantization type {to!r}", f"Use one of: {', '.join(valid)}.")
     if name is not None and not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
     source = resolve(src, settings=settings, progress=progress)
@@ -241,39 +241,23 @@ def _onnx(
         from edgekit.compress.calibration import load_calibration
 
         data = load_calibration(Path(calibration))
-    encoder = not any(a.endswith("ForCausalLM") for a in config_architectures(hf))
-    if encoder:
-        from edgekit.compress.passes.onnx_encoder import export_encoder
-
-        if mode != "int8-dynamic":
-            raise InputError(f"encoders export as int8-dynamic only, not {mode}", "Use --to int8-dynamic.")
-        export_encoder(hf, out_path, int8=True)
-    else:
-        from edgekit.compress.passes.onnx_export import export_causal_lm
-        from edgekit.compress.passes.onnx_quantize import quantize_onnx
-
-        fp32 = settings.cache_dir / "converted" / f"{source.sha256[:16]}-onnx"
-        if not (fp32 / "model.onnx").is_file():
-            export_causal_lm(hf, fp32, progress=progress)
-        quantize_onnx(fp32, out_path, mode, calibration=data, progress=progress)
-    provenance = Provenance(
+    lock = Path(lock_path) if lock_path is not None else settings.lock_path
+    name = name or f"{base}-{mode}"
+    to_onnx(
+        hf,
+        out_path,
+        mode,
+        calibration=data,
+        lock_path=lock,
+        name=name,
         source=source.display,
         source_sha256=source.sha256,
-        step="quantize",
-        quant_type=mode,
-        calibration_sha256=data.sha256 if data is not None else "",
-        settings={"format": "onnx"},
+        progress=progress,
     )
-    lock = Path(lock_path) if lock_path is not None else settings.lock_path
-    entry = record(
-        lock,
-        out_path,
-        provenance,
-        name=name or f"{base}-{mode}",
-        role="encoder" if encoder else "chat",
-        description=f"{source.display} exported to ONNX ({mode}) by edgekit",
-    )
-    return QuantizeResult(out_path.resolve(), entry, provenance)
+    from edgekit.models.lock import Lockfile
+
+    entry = Lockfile.load(lock).get(name)
+    return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})))
 
 
 def _gguf_as_hf(source: Source, settings: Settings) -> Path:

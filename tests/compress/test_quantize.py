@@ -305,10 +305,14 @@ def test_calibration_and_imatrix_file_reach_the_quantizer(
 
 @pytest.mark.slow
 def test_onnx_format_dispatches_to_the_encoder_export(isolated: Path) -> None:
-    with pytest.raises(InputError, match="encoders export as int8-dynamic only"):
+    with pytest.raises(InputError, match="causal LMs only"):
         quantize("all-minilm-l6-v2", "int4", format="onnx", out=isolated / "x")
-    result = quantize("all-minilm-l6-v2", "int8-dynamic", format="onnx", out=isolated / "minilm-int8")
+    result = quantize("all-minilm-l6-v2", "int8", format="onnx", out=isolated / "minilm-int8")
     assert (result.path / "model.onnx").is_file() and result.path == (isolated / "minilm-int8").resolve()
-    entry = Lockfile.load(isolated / "models.lock").get("all-minilm-l6-v2-int8-dynamic")
-    assert (entry.format, entry.role) == ("onnx", "encoder")
-    assert (entry.provenance or {})["quant_type"] == "int8-dynamic"
+    entry = Lockfile.load(isolated / "models.lock").get("all-minilm-l6-v2-int8")
+    assert (entry.format, entry.role) == ("onnx", "encoder") and entry == result.entry
+    assert result.provenance.quant_type == "int8" and result.provenance.source == "all-minilm-l6-v2"
+    assert (
+        result.provenance.source_sha256
+        == Lockfile.load(isolated / "models.lock").get("all-minilm-l6-v2").sha256
+    )
