@@ -184,8 +184,12 @@ class Guard:
 
     # --- the enforcement points ----------------------------------------------------------------
 
-    def check(self, text: str, layer: Layer = "input", *, filters: Sequence[str] | None = None) -> Decision:
-        """Run the filters of ``layer`` (or the named ones) on ``text`` and apply the policy."""
+    def check(
+        self, text: str, layer: Layer = "input", *, filters: Sequence[str] | None = None, audit: bool = True
+    ) -> Decision:
+        """Run the filters of ``layer`` (or the named ones) on ``text`` and apply the policy.
+
+        ``audit=False`` leaves the audit to the caller (a stream records what it releases, once)."""
         names = LAYER_FILTERS[layer] if filters is None else tuple(filters)
         context = Context(layer=layer, normalized=normalize(text))
         verdicts: list[Verdict] = []
@@ -202,7 +206,7 @@ class Guard:
             for v in f.check(text, context):
                 action = self.policy.action_for(v.category, layer, v.action)
                 verdicts.append(replace(v, action=action))
-        return self._decide(layer, text, verdicts, language)
+        return self._decide(layer, text, verdicts, language, audit=audit)
 
     def check_input(self, text: str) -> Decision:
         return self.check(text, "input")
@@ -259,10 +263,16 @@ class Guard:
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def _decide(self, layer: Layer, text: str, verdicts: list[Verdict], language: str | None) -> Decision:
-        for v in verdicts:
-            if v.action != "allow" and self.audit is not None:
-                self.audit.record(make_record(v, layer, text, self._salt))
+    def record(self, verdict: Verdict, layer: Layer, text: str) -> None:
+        """Audit one verdict (its spans index ``text``) unless its action is ``allow``."""
+        if verdict.action != "allow" and self.audit is not None:
+            self.audit.record(make_record(verdict, layer, text, self._salt))
+
+    def _decide(
+        self, layer: Layer, text: str, verdicts: list[Verdict], language: str | None, *, audit: bool = True
+    ) -> Decision:
+        for v in verdicts if audit else ():
+            self.record(v, layer, text)
         spans = [s for v in verdicts if v.action == "redact" for s in v.spans]
         out = redact(text, spans) if spans else text
         return Decision(

@@ -17,6 +17,7 @@ of birth:") that were released earlier still count.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from edgekit.safety.guard import LAYER_FILTERS, Decision, redact
@@ -81,7 +82,7 @@ class StreamGuard:
             return ""
         behind = self.released[-LOOKBEHIND:]
         text = behind + self.pending
-        decision = self.guard.check(text, self.layer, filters=self.stream_filters)
+        decision = self.guard.check(text, self.layer, filters=self.stream_filters, audit=False)
         shift = len(behind)
         spans: list[Span] = []
         block_at: int | None = None
@@ -104,6 +105,7 @@ class StreamGuard:
         for sp in spans:
             if sp.start < end < sp.end:  # a match that may still grow: hold it back whole
                 end = sp.start
+        self._audit(decision, shift, end)
         head = self.pending[:end]
         out = redact(head, [sp for sp in spans if sp.end <= end])
         self.released += head
@@ -111,6 +113,21 @@ class StreamGuard:
         if self.stopped is not None:
             self.pending = ""
         return out
+
+    def _audit(self, decision: Decision, shift: int, end: int) -> None:
+        """Record each finding once, when its text is released (or when it stops the stream), with offsets
+        into the whole stream: pending text is checked again on every release."""
+        base = len(self.released)
+        whole = self.released + self.pending
+        for v in decision.verdicts:
+            spans = tuple(
+                Span(base + s.start - shift, base + s.end - shift, s.kind)
+                for s in v.spans
+                if s.end - shift > 0
+                and (s.end - shift <= end or (v.action == "block" and self.stopped is not None))
+            )
+            if spans:
+                self.guard.record(replace(v, spans=spans), self.layer, whole)
 
 
 def _only_blocks(decision: Decision) -> Decision:

@@ -109,3 +109,21 @@ def test_fuzz_random_chunking_never_leaks_and_matches_the_whole_text_result(
 def test_every_streaming_layer_redacts(layer: str) -> None:
     sg = GUARD.stream(layer)  # type: ignore[arg-type]
     assert "[REDACTED:email]" in sg.feed("to jo@example.com ") + sg.finish()
+
+
+def test_a_stream_audits_each_finding_once_with_offsets_into_the_whole_answer() -> None:
+    from edgekit.safety.audit import AuditTrail
+
+    trail = AuditTrail()
+    guard = Guard(
+        SafetyPolicy.parse("[decoding]\nbanned = ['project falcon']\n"), classifier=False, audit=trail
+    )
+    text = "Hello there, my friend. Write to jo.doe@example.com soon, about Project Falcon and more."
+    sg = guard.stream("output")
+    for ch in text:
+        sg.feed(ch)
+    sg.finish()
+    records = [(r.category, r.spans) for r in trail.records]
+    email = text.index("jo.doe")
+    falcon = text.index("Project")
+    assert records == [("pii", ((email, email + 18),)), ("banned_sequence", ((falcon, falcon + 14),))]
