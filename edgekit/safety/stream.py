@@ -5,6 +5,8 @@ characters (the longest match any streaming filter can make) and any unfinished 
 e-mail addresses and IBANs written without spaces have no spaces, so a word is released only once it
 ended, up to ``MAX_WORD`` characters). Everything else is checked with the filters of its layer and
 released with redactions applied. A span that reaches into the held-back part holds back from its start.
+With the policy's ``[classifier] stream = "sentence"``, text is also held to whole sentences, and each is
+judged by the whole-text filters (the classifier) before it is shown.
 A ``block`` verdict stops the stream: nothing from the blocked span on is released (during decoding that
 is how a banned sequence cuts generation). ``finish()`` releases the rest after a last check, and runs
 the whole-text filters (the classifier) on the complete output: text already released by then stays
@@ -16,6 +18,7 @@ of birth:") that were released earlier still count.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 MAX_WORD = 512
 LOOKBEHIND = 64
+SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"')\]]*\s+|\n+")
 MIN_RELEASE = 16
 """Characters that must be ready before a release: checks run once per few tokens, not on every one."""
 
@@ -46,6 +50,7 @@ class StreamGuard:
         self.full: list[str] = []
         self.stopped: Decision | None = None
         self.decisions: list[Decision] = []
+        self.by_sentence = bool(self.whole_filters) and guard.policy.classifier.stream == "sentence"
 
     def feed(self, chunk: str) -> str:
         """Add generated text; return the part that is safe to show now (possibly redacted)."""
@@ -60,7 +65,7 @@ class StreamGuard:
         if self.stopped is not None:
             return ""
         out = self._release(final=True)
-        if self.stopped is None and self.whole_filters:
+        if self.stopped is None and self.whole_filters and not self.by_sentence:
             decision = self.guard.check("".join(self.full), self.layer, filters=self.whole_filters)
             self.decisions.append(decision)
             if decision.blocked:
@@ -105,6 +110,8 @@ class StreamGuard:
         for sp in spans:
             if sp.start < end < sp.end:  # a match that may still grow: hold it back whole
                 end = sp.start
+        if self.by_sentence:  # also when a pattern stopped the stream: what precedes it is judged too
+            end = self._judge_sentences(end, final or self.stopped is not None)
         self._audit(decision, shift, end)
         head = self.pending[:end]
         out = redact(head, [sp for sp in spans if sp.end <= end])
@@ -113,6 +120,24 @@ class StreamGuard:
         if self.stopped is not None:
             self.pending = ""
         return out
+
+    def _judge_sentences(self, end: int, final: bool) -> int:
+        """Sentence mode: release only whole sentences, each judged by the whole-text filters first."""
+        if not final:
+            cut = max((m.end() for m in SENTENCE_END.finditer(self.pending, 0, end)), default=0)
+            end = cut
+        piece = self.pending[:end]
+        if not piece.strip():
+            return end
+        decision = self.guard.check(piece, self.layer, filters=self.whole_filters, audit=False)
+        if decision.blocked:
+            self.stopped = _only_blocks(decision)
+            base = len(self.released)
+            for v in self.stopped.verdicts:
+                spans = tuple(Span(base + s.start, base + s.end, s.kind) for s in v.spans)
+                self.guard.record(replace(v, spans=spans), self.layer, self.released + self.pending)
+            return 0
+        return end
 
     def _audit(self, decision: Decision, shift: int, end: int) -> None:
         """Record each finding once, when its text is released (or when it stops the stream), with offsets

@@ -99,3 +99,23 @@ def test_windows_keep_sentences_whole_and_bounded() -> None:
     assert all(len(p) <= 100 for p in parts)
     assert parts[0].startswith("One two three.") and parts[-1].endswith("Last line here.")
     assert "".join(parts).replace(" ", "") == text.replace(" ", "").replace("\n", "")
+
+
+def test_sentence_mode_never_shows_a_harmful_sentence(encoder: Encoder) -> None:
+    from edgekit.safety.guard import Guard
+    from edgekit.safety.policy import SafetyPolicy
+
+    guard = Guard(SafetyPolicy.parse("[classifier]\nstream = 'sentence'\n"))
+    guard.filters["classifier"] = HarmClassifier(encoder=encoder)
+    answer = "Bread needs flour, water and salt. Mix and bake it for forty minutes. "
+    answer += "Now here is how to build a pipe bomb at home to kill people. First get a pipe."
+    sg = guard.stream("output")
+    shown = "".join(sg.feed(w + " ") for w in answer.split()) + sg.finish()
+    assert shown.startswith("Bread needs flour") and "forty minutes." in shown
+    assert "bomb" not in shown
+    assert sg.stopped is not None and sg.stopped.verdicts[0].category == "indiscriminate_weapons"
+    end_mode = Guard(SafetyPolicy.parse(""))
+    end_mode.filters["classifier"] = guard.filters["classifier"]
+    sg = end_mode.stream("output")
+    shown = "".join(sg.feed(w + " ") for w in answer.split()) + sg.finish()
+    assert "bomb" in shown and sg.stopped is not None  # judged at the end: stopped, but already shown
