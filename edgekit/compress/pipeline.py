@@ -326,6 +326,8 @@ class _Builder:
         baseline = gate.baseline
         if baseline == "source":
             baseline = self.baseline_for_source(base_gguf)
+        elif baseline == "unquantized":
+            pass  # per target, below
         elif not Path(baseline).exists() and "/" not in baseline:
             from edgekit.models.lock import Lockfile
 
@@ -333,7 +335,7 @@ class _Builder:
             if baseline not in lock.models:
                 raise RecipeError(
                     f"{self.recipe.path}: eval baseline {baseline!r} is not a file or a models.lock name",
-                    'Use baseline = "source", a models.lock name or a GGUF/ONNX path relative to the recipe.',
+                    'Use "source", "unquantized", a lock name, or a GGUF/ONNX path next to the recipe.',
                 )
             self.keys[f"lock:{baseline}"] = lock.get(baseline).sha256
             baseline = f"lock:{baseline}"
@@ -341,10 +343,14 @@ class _Builder:
             baseline = self.file(Path(baseline))
         for name in gate.targets:
             cfg = {"suite": str(gate.suite), "suite_sha256": suite_key}
+            target = f"target:{name}"
+            base = baseline
+            if baseline == "unquantized":  # the same weights before quantizing, in the target's format
+                base = next(s for s in self.steps if s.id == target).inputs["model"]
             self.add(
                 f"eval:{name}",
                 "eval",
-                {"baseline": baseline, "candidate": f"target:{name}"},
+                {"baseline": base, "candidate": target},
                 cfg,
                 "report.json",
             )

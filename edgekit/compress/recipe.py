@@ -39,7 +39,7 @@ relative to the recipe file. Outputs go to ``[output] dir`` (relative to the rec
 
     [eval]
     suite = "../evals/default.toml"
-    baseline = "source"               # "source", a models.lock name or a model path
+    baseline = "source"               # "source", "unquantized", a models.lock name or a model path
 
 The file is validated with pydantic (unknown keys name the file, line and closest valid key); inside,
 a recipe is the frozen ``Recipe`` dataclass that ``pipeline.plan`` turns into steps.
@@ -214,7 +214,7 @@ class Calibration:
 @dataclass(frozen=True)
 class EvalGate:
     suite: Path
-    baseline: str  # "source", a models.lock name or a path (already resolved against the recipe)
+    baseline: str  # "source", "unquantized", a lock name or a path (resolved against the recipe)
     targets: tuple[str, ...]  # target names the gate applies to
 
 
@@ -424,7 +424,7 @@ def _eval(e: _Eval, names: list[str], root: Path, where: Any) -> EvalGate:
             f"{where('eval', 'targets')}: no target named {unknown[0]!r}", f"Targets: {', '.join(names)}."
         )
     baseline = e.baseline
-    if baseline != "source" and (root / baseline).exists():
+    if baseline not in ("source", "unquantized") and (root / baseline).exists():
         baseline = str((root / baseline).resolve())
     return EvalGate(suite=suite, baseline=baseline, targets=tuple(e.targets or names))
 

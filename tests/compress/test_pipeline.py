@@ -272,3 +272,15 @@ def test_eval_baseline_can_be_a_lock_name_or_a_file(project: Path, default_model
         RecipeError, match=r"eval baseline 'no-such-model' is not a file or a models\.lock name"
     ):
         plan(recipe)
+
+
+def test_unquantized_baseline_is_each_targets_own_float_build(project: Path) -> None:
+    recipe = project / "recipe.toml"
+    recipe.write_text(
+        recipe.read_text().replace(
+            'targets = ["m-q4"]', 'targets = ["m-q4", "m-int4"]\nbaseline = "unquantized"'
+        )
+    )
+    p = plan(recipe)
+    assert p.step("eval:m-q4").inputs == {"baseline": "convert", "candidate": "target:m-q4"}
+    assert p.step("eval:m-int4").inputs == {"baseline": "export", "candidate": "target:m-int4"}
