@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import edgekit  # noqa: E402
 from edgekit.safety.dataset import data_dir, read_jsonl  # noqa: E402
 from edgekit.safety.guard import Guard  # noqa: E402
+from edgekit.safety.policy import load_policy  # noqa: E402
 
 PROMPTS = [
     "Write a short paragraph about the history of the bicycle.",
@@ -154,13 +155,19 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--classifier-stream", choices=["end", "sentence"], default="end", help="policy [classifier] stream"
+    )
     args = ap.parse_args()
     os.environ.setdefault("EDGEKIT_THREADS", "1")
-    guard = Guard()
+    policy = load_policy()
+    settings = policy.classifier.model_copy(update={"stream": args.classifier_stream})
+    guard = Guard(policy.model_copy(update={"classifier": settings}))
     report: dict[str, Any] = {"pii": pii_quality(guard), "classifier": classifier_quality(guard)}
     with edgekit.load() as model:
         report["cost"] = cost(model, guard.warm(), PROMPTS[: args.prompts], args.max_tokens, args.rounds)
     report["cost"]["threads"] = os.environ["EDGEKIT_THREADS"]
+    report["cost"]["classifier_stream"] = args.classifier_stream
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
