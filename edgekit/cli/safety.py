@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from edgekit.cli.render import out, read_text_arg
+from edgekit.cli.render import err, out, read_text_arg
 from edgekit.errors import InputError
 from edgekit.safety.taxonomy import LAYERS
 
@@ -33,6 +34,14 @@ def check(
         raise InputError(f"--layer {layer!r} is not one of {', '.join(LAYERS)}")
     value = read_text_arg(text)
     guard = Guard(load_policy(policy))
+    if "classifier" in guard.filters:
+        # The first run builds the int8 encoder (seconds); stderr says so when it is a terminal.
+        with (
+            err.status("loading the harmful-content classifier", spinner="dots")
+            if err.is_terminal
+            else (contextlib.nullcontext())
+        ):
+            guard.warm()
     decision = guard.check(value, layer)
     if as_json:
         out.print(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False), markup=False)
