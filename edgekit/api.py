@@ -9,9 +9,9 @@ with edgekit.load() as model:                      # the default model, pulled a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
@@ -20,6 +20,9 @@ from edgekit.models.store import EntryStatus, ModelStore
 from edgekit.models.verify import ProgressFn, VerifyMemo, _noop
 from edgekit.runtime.base import Backend
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, GenerationParams, normalize_messages
+
+if TYPE_CHECKING:
+    from edgekit.schema import JsonResult, Tool, ToolCall
 
 
 class Model:
@@ -47,6 +50,7 @@ class Model:
         top_k: int = ...,
         seed: int | None = ...,
         stop: Sequence[str] = ...,
+        schema: Any = ...,
     ) -> Completion: ...
 
     @overload
@@ -62,6 +66,7 @@ class Model:
         top_k: int = ...,
         seed: int | None = ...,
         stop: Sequence[str] = ...,
+        schema: Any = ...,
     ) -> Iterator[Chunk]: ...
 
     @overload
@@ -77,6 +82,7 @@ class Model:
         top_k: int = ...,
         seed: int | None = ...,
         stop: Sequence[str] = ...,
+        schema: Any = ...,
     ) -> Completion | Iterator[Chunk]: ...
 
     def chat(
@@ -91,7 +97,11 @@ class Model:
         top_k: int = 40,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        schema: Any = None,
     ) -> Completion | Iterator[Chunk]:
+        """Answer ``messages``. With ``schema`` (JSON schema dict, JSON text, path, pydantic model or
+        CompiledSchema) the reply is JSON matching it, validated before it is returned (see
+        ``generate_json``); a reply that never matches raises SchemaOutputError."""
         msgs = normalize_messages(messages, system)
         params = GenerationParams(
             max_tokens=max_tokens,
@@ -101,9 +111,60 @@ class Model:
             seed=seed,
             stop=tuple(stop),
         )
+        if schema is not None:
+            from edgekit.schema import compile_schema, generate_json, stream_json
+
+            compiled = compile_schema(schema)
+            if stream:
+                return stream_json(self.backend, msgs, compiled, params)
+            return generate_json(self.backend, msgs, compiled, params).completion
         if stream:
             return self.backend.stream(msgs, params)
         return self.backend.chat(msgs, params)
+
+    def generate_json(
+        self,
+        messages: str | Sequence[ChatMessage],
+        schema: Any,
+        *,
+        system: str | None = None,
+        strict: bool = False,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        seed: int | None = None,
+        repairs: int = 2,
+    ) -> JsonResult:
+        """A value matching ``schema``: constrained decoding where the backend can, validated always, and
+        repaired up to ``repairs`` times. ``strict`` refuses schemas with keywords the grammar cannot
+        enforce. Raises SchemaError for a bad schema and SchemaOutputError when no reply matches."""
+        from edgekit.schema import compile_schema, generate_json
+
+        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        compiled = compile_schema(schema, strict=strict)
+        msgs = normalize_messages(messages, system)
+        return generate_json(self.backend, msgs, compiled, params, repairs=repairs)
+
+    def call_tool(
+        self,
+        messages: str | Sequence[ChatMessage],
+        tools: Sequence[Tool | Mapping[str, Any]],
+        *,
+        guard: Any = None,
+        system: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        seed: int | None = None,
+        repairs: int = 2,
+    ) -> ToolCall:
+        """Have the model call one of ``tools`` (Tool objects or OpenAI tool dicts). The arguments are
+        constrained and validated against the tool's schema, and checked by ``guard`` (an edgekit.Guard)
+        before anything runs: a blocked call comes back with ``blocked=True``."""
+        from edgekit.schema import Tool, call_tool
+
+        specs = [t if isinstance(t, Tool) else Tool.from_openai(t) for t in tools]
+        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        msgs = normalize_messages(messages, system)
+        return call_tool(self.backend, msgs, specs, params, guard=guard, repairs=repairs)
 
     def close(self) -> None:
         self.backend.close()

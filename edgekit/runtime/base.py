@@ -21,6 +21,9 @@ class Capabilities:
     logprobs: bool = False
     stream: bool = True
     local: bool = True
+    structured: str = "validate"
+    """How a JSON schema is enforced: 'grammar' (constrained decoding), 'response_format' (asked of a
+    remote endpoint, then validated) or 'validate' (prompted, validated and repaired afterwards)."""
 
 
 @runtime_checkable

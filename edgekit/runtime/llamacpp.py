@@ -37,7 +37,7 @@ def _import_llama_cpp():
 
 class LlamaCppBackend(BackendBase):
     name = "llama.cpp"
-    capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True)
+    capabilities = Capabilities(grammar=True, logprobs=True, stream=True, local=True, structured="grammar")
 
     def __init__(
         self,

@@ -154,7 +154,7 @@ class OnnxBackend(BackendBase):
     """Runs an optimum-exported ONNX causal LM with onnxruntime on CPU."""
 
     name = "onnxruntime"
-    capabilities = Capabilities(grammar=False, logprobs=True, stream=True, local=True)
+    capabilities = Capabilities(grammar=False, logprobs=True, stream=True, local=True, structured="validate")
 
     def __init__(
         self,

@@ -144,7 +144,9 @@ class RemoteBackend(BackendBase):
     """An OpenAI-compatible chat completions endpoint, streamed over SSE."""
 
     name = "remote"
-    capabilities = Capabilities(grammar=False, logprobs=False, stream=True, local=False)
+    capabilities = Capabilities(
+        grammar=False, logprobs=False, stream=True, local=False, structured="response_format"
+    )
     n_ctx = 0
 
     def __init__(
@@ -311,6 +313,14 @@ class RemoteBackend(BackendBase):
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.response_format is not None:
+            fmt = params.response_format
+            schema = json.loads(fmt.schema)
+            body["response_format"] = (
+                {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": schema, "strict": True}}
+                if fmt.style == "json_schema"
+                else {"type": "json_object", "schema": schema}
+            )
         return body
 
     # --- response -----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ class ResponseFormat:
     schema: str
     """The JSON schema, as JSON text."""
     grammar: str
+    style: Literal["json_schema", "json_object"] = "json_schema"
+    """How a remote is asked: OpenAI's json_schema, or json_object with a schema (llama.cpp's server)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgekit.errors import SchemaError
 from edgekit.runtime.types import ResponseFormat
-from edgekit.schema.keywords import KeywordUse, keyword_uses
+from edgekit.schema.keywords import KeywordUse, escape_pointer, keyword_uses, printable
 
 MAX_SCHEMA_CHARS = 200_000
 """Larger schemas are refused before compiling: compile time and grammar size grow with the schema."""
@@ -127,7 +127,7 @@ def _too_large(n: int, what: str = "characters") -> SchemaError:
 
 def _not_enforceable(use: KeywordUse) -> SchemaError:
     return SchemaError(
-        f"strict mode: keyword '{use.keyword}' at {use.pointer} cannot be enforced while decoding",
+        printable(f"strict mode: keyword '{use.keyword}' at {use.pointer} cannot be enforced while decoding"),
         "Drop the keyword, or leave strict mode to have it checked by validating the output.",
         pointer=use.pointer,
         keyword=use.keyword,
@@ -167,9 +167,11 @@ def _check_metaschema(value: Any) -> None:
     try:
         Draft202012Validator.check_schema(value)
     except JsSchemaError as e:
-        pointer = "".join(f"/{p}" for p in e.path) or "/"
+        pointer = "".join(f"/{escape_pointer(str(p))}" for p in e.path) or "/"
         raise SchemaError(
-            f"invalid schema at {pointer}: {e.message}", pointer=pointer, keyword=str(e.validator)
+            printable(f"invalid schema at {pointer}: {e.message}"[:500]),
+            pointer=pointer,
+            keyword=str(e.validator),
         ) from None
     except RecursionError:
         raise SchemaError("the schema is nested too deeply", "Flatten it with $defs and $ref.") from None
@@ -213,7 +215,7 @@ def _grammar(value: Any) -> str:
     try:
         grammar = LLMatcher.grammar_from_json_schema(_integral_counts(value), defaults=_COMPILE_OPTIONS)  # type: ignore[arg-type]
     except (ValueError, RecursionError) as e:
-        raise SchemaError(f"the schema cannot be compiled: {e}") from None
+        raise SchemaError(f"the schema cannot be compiled: {_first_line(str(e))}") from None
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, None, limits=limits())
     if is_error:
         detail = messages[0] if messages else "unknown error"
@@ -232,7 +234,7 @@ def limits() -> Any:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:300] if text.strip() else text
+    return printable(text.strip().splitlines()[0][:300]) if text.strip() else "no detail"
 
 
 def _safe_name(name: str) -> str:

@@ -54,7 +54,12 @@ class KeywordUse:
     kind: Kind
 
     def __str__(self) -> str:
-        return f"{self.keyword} at {self.pointer or '/'}"
+        return printable(f"{self.keyword} at {self.pointer or '/'}")
+
+
+def printable(text: str) -> str:
+    """One line of text whatever the schema's property names hold (newlines, control characters)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def kind_of(keyword: str) -> Kind:
@@ -65,7 +70,7 @@ def kind_of(keyword: str) -> Kind:
     return "annotation" if keyword in ANNOTATIONS else "unknown"
 
 
-def _escape(token: str) -> str:
+def escape_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
@@ -77,13 +82,13 @@ def keyword_uses(schema: Any, pointer: str = "") -> Iterator[KeywordUse]:
         if not isinstance(node, Mapping):
             continue  # boolean schemas (and junk the metaschema check has already refused)
         for key, value in node.items():
-            here = f"{ptr}/{_escape(str(key))}"
+            here = f"{ptr}/{escape_pointer(str(key))}"
             kind = kind_of(str(key))
             if key == "$ref" and not str(value).startswith("#"):
                 kind = "after"  # a reference outside this document: the grammar cannot follow it
             yield KeywordUse(str(key), here, kind)
             if key in _SCHEMA_MAPS and isinstance(value, Mapping):
-                stack.extend((sub, f"{here}/{_escape(str(name))}") for name, sub in value.items())
+                stack.extend((sub, f"{here}/{escape_pointer(str(name))}") for name, sub in value.items())
             elif key in _SCHEMA_ONE:
                 stack.append((value, here))
             elif key in _SCHEMA_LISTS and isinstance(value, list):
