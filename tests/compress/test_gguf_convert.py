@@ -29,7 +29,6 @@ def test_default_model_converts_with_its_own_tokenizer(
     for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
         assert _meta(default_f16_gguf, key) == _meta(default_model_path, key)
     assert _meta(default_f16_gguf, "general.file_type") == 1  # F16
-    assert check_tokenizer(default_hf, default_f16_gguf) == len(PROBES)
     ids = gguf_token_ids(default_f16_gguf, ["<|im_start|>user"])
     assert ids[0][0] == 1  # special tokens parse as one token
 
