@@ -27,6 +27,7 @@ from edgekit.runtime.types import (
 )
 from edgekit.safety import Guard, SafetyPolicy
 from edgekit.safety import load_policy as load_safety_policy
+from edgekit.schema import CompiledSchema, JsonResult, Tool, ToolCall, compile_schema
 
 __version__ = "0.1.0"
 
@@ -36,12 +37,14 @@ __all__ = [
     "ChatMessage",
     "ChatSession",
     "Chunk",
+    "CompiledSchema",
     "Completion",
     "Confidence",
     "EdgekitError",
     "EvalReport",
     "GenerationParams",
     "Guard",
+    "JsonResult",
     "Lockfile",
     "Model",
     "ModelEntry",
@@ -49,8 +52,11 @@ __all__ = [
     "SafetyPolicy",
     "Suite",
     "TokenSignal",
+    "Tool",
+    "ToolCall",
     "Usage",
     "__version__",
+    "compile_schema",
     "list_models",
     "load",
     "load_recipe",

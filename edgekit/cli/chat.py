@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +19,7 @@ HELP = """commands:
   /reset           forget the conversation
   /system [TEXT]   set the system prompt (no text: clear it)
   /model NAME      switch to another model (history is kept)
+  /schema FILE     answer with JSON matching this JSON schema (/schema off: free text again)
   /exit            leave (also /quit or Ctrl-D)
 Ctrl-C stops the current answer; the session goes on."""
 
@@ -45,7 +47,7 @@ def chat(
             if not line:
                 continue
             if line.startswith("/"):
-                if _command(line, session, n_ctx) == "exit":
+                if _command(line, session, n_ctx, params) == "exit":
                     break
                 continue
             _answer(session, line, params)
@@ -93,7 +95,7 @@ def _answer(session: ChatSession, text: str, params: dict[str, Any]) -> None:
         err.print(error_line(e), markup=False)
 
 
-def _command(line: str, session: ChatSession, n_ctx: int | None) -> str | None:
+def _command(line: str, session: ChatSession, n_ctx: int | None, params: dict[str, Any]) -> str | None:
     cmd, _, arg = line.partition(" ")
     arg = arg.strip()
     if cmd in ("/exit", "/quit"):
@@ -118,6 +120,26 @@ def _command(line: str, session: ChatSession, n_ctx: int | None) -> str | None:
         session.model.close()
         session.model = new
         out.print(f"(switched to {new.name})", markup=False)
+    elif cmd == "/schema":
+        _set_schema(arg, params)
     else:
         err.print(f"unknown command {cmd}; /help lists them", markup=False)
     return None
+
+
+def _set_schema(arg: str, params: dict[str, Any]) -> None:
+    if not arg:
+        current = params.get("schema")
+        out.print(f"(schema: {current.name if current is not None else 'off'})", markup=False)
+    elif arg == "off":
+        params.pop("schema", None)
+        out.print("(schema off)")
+    else:
+        from edgekit.cli.run import _schema
+
+        try:
+            params["schema"] = _schema(Path(arg).expanduser(), strict=False)
+        except EdgekitError as e:
+            err.print(error_line(e), markup=False)
+            return
+        out.print(f"(answers now follow the schema {params['schema'].name})", markup=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 import edgekit
-from edgekit.cli.render import out, progress_bar, read_text_arg
+from edgekit.cli.render import err, out, progress_bar, read_text_arg
 from edgekit.runtime.types import collect
 
 ModelOpt = Annotated[
@@ -26,12 +27,31 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed for repeatable output.")] = None,
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer with metadata as JSON.")] = False,
+    schema: Annotated[
+        Path | None, typer.Option("--schema", help="JSON schema file: the answer is JSON that matches it.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="With --schema: refuse keywords the grammar cannot enforce.")
+    ] = False,
 ) -> None:
     """Answer one prompt on the local model and print it (streamed as it is generated)."""
     text = read_text_arg(prompt)
+    compiled = _schema(schema, strict) if schema is not None else None
     with progress_bar() as progress:
         m = edgekit.load(model, n_ctx=n_ctx, progress=progress)
     with m:
+        if compiled is not None:
+            result = m.generate_json(
+                text, compiled, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed
+            )
+            if as_json:
+                doc = {**result.completion.to_dict(), "value": result.value, "attempts": result.attempts}
+                out.print(
+                    json.dumps({**doc, "method": result.method}, ensure_ascii=False, indent=2), markup=False
+                )
+            else:
+                out.print(result.text, markup=False)
+            return
         chunks = m.chat(
             text, stream=True, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed
         )
@@ -43,3 +63,16 @@ def run(
             out.file.write(chunk.text)
             out.file.flush()
         out.file.write("\n")
+
+
+def _schema(path: Path, strict: bool) -> edgekit.CompiledSchema:
+    from edgekit.schema import compile_schema, load_schema_file
+
+    compiled = compile_schema(load_schema_file(path), strict=strict, name=path.stem)
+    if compiled.validated_after:
+        names = ", ".join(str(u) for u in compiled.validated_after[:5])
+        err.print(f"note: checked only after generation (the grammar cannot enforce): {names}", markup=False)
+    if compiled.ignored:
+        names = ", ".join(str(u) for u in compiled.ignored[:5])
+        err.print(f"note: unknown keywords, ignored as draft 2020-12 says: {names}", markup=False)
+    return compiled
