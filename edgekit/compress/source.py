@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
@@ -141,7 +141,17 @@ def _has_hub_client() -> bool:
 
 
 def _snapshot(repo: str, revision: str, target: Path, settings: Settings) -> None:
+    import shutil
+
     from huggingface_hub import snapshot_download
+    from tqdm.auto import tqdm
+
+    class Quiet(tqdm):
+        """The library never prints: the client's own progress bars stay off."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
 
     try:
         snapshot_download(
@@ -150,12 +160,15 @@ def _snapshot(repo: str, revision: str, target: Path, settings: Settings) -> Non
             local_dir=str(target),
             allow_patterns=list(HUB_PATTERNS),
             endpoint=settings.hf_endpoint,
+            tqdm_class=Quiet,
         )
     except Exception as e:  # the client raises its own tree (HTTP, offline, not found) and OS errors
         raise DownloadError(
             f"cannot download {repo}@{revision}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
             "Check the repo id, the commit, the network and HF_TOKEN for gated repos.",
         ) from None
+    # The client's download bookkeeping (locks, timestamps) is not part of the model: keep it out of the hash.
+    shutil.rmtree(target / ".cache", ignore_errors=True)
 
 
 def _https_snapshot(repo: str, revision: str, target: Path, settings: Settings, progress: ProgressFn) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -98,20 +99,36 @@ FILES = {
 
 
 class _Hub(BaseHTTPRequestHandler):
-    """The two hub routes edgekit's HTTPS path uses: the revision's file list and resolve/."""
+    """The hub routes both download paths use: the revision's file list and resolve/ (GET and HEAD, with
+    the commit and ETag headers huggingface_hub reads)."""
 
-    def do_GET(self) -> None:
+    def _body(self) -> bytes | None:
         if self.path == f"/api/models/org/name/revision/{COMMIT}":
-            body = json.dumps({"sha": COMMIT, "siblings": [{"rfilename": n} for n in FILES]}).encode()
-        elif self.path.startswith(f"/org/name/resolve/{COMMIT}/"):
-            body = FILES[self.path.rsplit("/", 1)[1]]
-        else:
+            siblings = [{"rfilename": n} for n in FILES]
+            return json.dumps({"id": "org/name", "sha": COMMIT, "siblings": siblings}).encode()
+        if self.path.startswith(f"/org/name/resolve/{COMMIT}/"):
+            return FILES.get(self.path.rsplit("/", 1)[1])
+        return None
+
+    def _head(self) -> bytes | None:
+        body = self._body()
+        if body is None:
             self.send_error(404)
-            return
+            return None
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha1(body).hexdigest()}"')
         self.end_headers()
-        self.wfile.write(body)
+        return body
+
+    def do_HEAD(self) -> None:
+        self._head()
+
+    def do_GET(self) -> None:
+        body = self._head()
+        if body is not None:
+            self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -127,11 +144,12 @@ def hub() -> Iterator[str]:
     server.server_close()
 
 
-def test_https_hub_path_downloads_the_pinned_files(
-    hub: str, isolated: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("client", ["huggingface_hub", "https"])
+def test_hub_download_fetches_the_pinned_files(
+    client: str, hub: str, isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("EDGEKIT_HF_ENDPOINT", hub)
-    monkeypatch.setattr(source, "_has_hub_client", lambda: False)
+    monkeypatch.setattr(source, "_has_hub_client", lambda: client == "huggingface_hub")
     got = resolve(f"org/name@{COMMIT}")
     assert got.kind == "hub" and got.format == "hf"
     assert got.path == source.hub_folder(Settings.from_env(), "org/name", COMMIT)
@@ -141,5 +159,7 @@ def test_https_hub_path_downloads_the_pinned_files(
         "tokenizer.json",
     ]
     assert got.sha256 == content_sha256(got.path)
-    with pytest.raises(DownloadError, match="HTTP 404"):
+    assert resolve(f"org/name@{COMMIT}") == got  # cached by revision
+    assert capsys.readouterr() == ("", "")  # no progress bars from the library
+    with pytest.raises(DownloadError, match="org/other"):
         resolve(f"org/other@{COMMIT}")
