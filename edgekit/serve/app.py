@@ -239,14 +239,31 @@ async def chat_completions(request: Request) -> Response:
         await _unless_disconnected(request, service.admission.acquire(), on_late=service.admission.release)
     except ServerBusyError as e:
         raise _busy(e) from None
-    if call.stream:
+    if call.stream and not call.tools:
         return await _stream_response(request, service, call)
     try:
         completion = await service.complete(call)
     except Exception as e:
         raise _api_error(e) from None
-    body_out = completion_body(completion, model=service.responder.name)
+    guard = getattr(service.responder, "guard", None)  # edgekit serve --safety: tool arguments pass it
+    body_out = completion_body(completion, model=service.responder.name, guard=guard, tools=bool(call.tools))
+    if call.stream:  # a tool call is sent whole, once its arguments are validated and checked
+        return _SSEResponse(_tool_call_events(body_out, call, service, completion), on_close=lambda: None)
     return JSONResponse(_with_extras(body_out, service.extras, completion))
+
+
+async def _tool_call_events(
+    body: dict[str, Any], call: ChatCall, service: Service, completion: Completion
+) -> AsyncIterator[bytes]:
+    shaper = ChunkShaper(service.responder.name, call.include_usage)
+    choice = body["choices"][0]
+    yield _sse(shaper.first())
+    for i, tool_call in enumerate(choice["message"]["tool_calls"]):
+        yield _sse(shaper.event({"tool_calls": [{"index": i, **tool_call}]}))
+    yield _sse(_with_extras(shaper.finish(choice["finish_reason"]), service.extras, completion))
+    if shaper.include_usage:
+        yield _sse(shaper.usage(completion.usage))
+    yield b"data: [DONE]\n\n"
 
 
 async def _stream_response(request: Request, service: Service, call: ChatCall) -> Response:

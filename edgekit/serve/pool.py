@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from edgekit.errors import InputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion
@@ -84,6 +84,7 @@ class ModelPool:
         top_p: float = 0.95,
         seed: int | None = None,
         stop: Sequence[str] = (),
+        **extra: Any,
     ) -> Completion | _Lease:
         copy = self._free.get()  # never waits under the server: it runs at most len(copies) calls at once
         try:
@@ -96,6 +97,7 @@ class ModelPool:
                 top_p=top_p,
                 seed=seed,
                 stop=stop,
+                **extra,  # schema=... for structured output
             )
         except BaseException:
             self._free.put(copy)

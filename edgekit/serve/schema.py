@@ -1,13 +1,16 @@
 """OpenAI chat-completions shapes at the HTTP edge: the request body (pydantic) and the response bodies.
 
-Request fields that edgekit cannot honor yet (``tools``, ``response_format`` other than text, ``n > 1``,
-``logprobs``, penalties, ``logit_bias``, non-text content) are refused with a 400 that names them, never
-silently dropped. Unknown fields are ignored, as newer SDKs send fields older servers do not know.
+``response_format`` (json_object, json_schema) and ``tools`` (with ``tool_choice``) become a compiled
+schema the answer must match (see edgekit.schema). Request fields that edgekit cannot honor yet (legacy
+``functions``, ``n > 1``, ``logprobs``, penalties, ``logit_bias``, non-text content) are refused with a 400
+that names them, never silently dropped. Unknown fields are ignored, as newer SDKs send fields older
+servers do not know.
 ``model`` may name anything: the server answers with its own model and says which in ``model``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -117,14 +120,20 @@ class ChatCall:
     top_p: float
     seed: int | None
     stop: tuple[str, ...] = field(default=())
+    schema: Any = None
+    """A CompiledSchema from ``response_format`` (or from ``tools``): the answer must match it."""
+    tools: tuple[Any, ...] = ()
+    """edgekit.schema.Tool for each tool the answer must call (the answer is then a tool call)."""
 
     def kwargs(self) -> dict[str, Any]:
+        extra = {"schema": self.schema} if self.schema is not None else {}
         return {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
             "stop": self.stop,
+            **extra,
         }
 
 
@@ -136,8 +145,16 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
         raise _validation_error(e) from None
     check_supported(req)
     stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
+    messages = [_message(i, m) for i, m in enumerate(req.messages)]
+    schema, tools = _structured(req)
+    if tools:
+        from edgekit.schema.tools import describe
+
+        messages = [{"role": "system", "content": describe(tools)}, *messages]
     return ChatCall(
-        messages=[_message(i, m) for i, m in enumerate(req.messages)],
+        messages=messages,
+        schema=schema,
+        tools=tools,
         stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         max_tokens=req.max_completion_tokens or req.max_tokens or default_max_tokens,
@@ -148,15 +165,55 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
     )
 
 
+def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
+    """(CompiledSchema or None, tools) from response_format, tools and tool_choice; bad ones are 400s."""
+    from edgekit.errors import SchemaError
+    from edgekit.schema import Tool, compile_schema, tools_schema
+
+    try:
+        if req.tools and req.tool_choice != "none":
+            tools = tuple(Tool.from_openai(t) for t in req.tools)
+            choice = req.tool_choice
+            if isinstance(choice, dict):
+                wanted = (choice.get("function") or {}).get("name")
+                tools = tuple(t for t in tools if t.name == wanted)
+                if not tools:
+                    raise ApiError(
+                        400,
+                        f"tool_choice names {wanted!r}, not in tools",
+                        param="tool_choice",
+                        code="invalid_value",
+                    )
+            return tools_schema(tools), tools
+        fmt = req.response_format or {}
+        kind = fmt.get("type", "text")
+        if kind == "json_object":
+            return compile_schema({"type": "object"}, name="json_object"), ()
+        if kind == "json_schema":
+            spec = fmt.get("json_schema")
+            if not isinstance(spec, dict) or "schema" not in spec:
+                raise ApiError(
+                    400,
+                    "response_format json_schema needs a 'schema'",
+                    param="response_format",
+                    code="invalid_value",
+                )
+            return compile_schema(spec["schema"], name=str(spec.get("name") or "response")), ()
+        if kind != "text":
+            raise unsupported("response_format", f"response_format of type {kind!r}")
+    except SchemaError as e:
+        param = "tools" if req.tools and req.tool_choice != "none" else "response_format"
+        raise ApiError(400, f"{e.message} (hint: {e.hint})", param=param, code="invalid_schema") from None
+    return None, ()
+
+
 def check_supported(req: ChatRequest) -> None:
-    fmt = req.response_format
-    if fmt is not None and fmt.get("type", "text") != "text":
-        raise unsupported("response_format", f"response_format of type {fmt.get('type')!r}")
-    if req.tools or req.functions:
-        raise unsupported("tools" if req.tools else "functions", "tool calling")
-    for name, choice in (("tool_choice", req.tool_choice), ("function_call", req.function_call)):
-        if choice is not None and choice != "none":
-            raise unsupported(name, f"{name} {choice!r}")
+    if req.functions:
+        raise unsupported("functions", "the legacy functions field (use tools)")
+    if req.function_call is not None and req.function_call != "none":
+        raise unsupported("function_call", "the legacy function_call field (use tool_choice)")
+    if isinstance(req.tool_choice, str) and req.tool_choice not in ("none", "auto", "required"):
+        raise unsupported("tool_choice", f"tool_choice {req.tool_choice!r}")
     if req.n not in (None, 1):
         raise unsupported("n", "n > 1 (several choices per request)")
     if req.logprobs or req.top_logprobs:
@@ -222,7 +279,30 @@ def usage_dict(usage: Usage) -> dict[str, int]:
     }
 
 
-def completion_body(completion: Completion, *, model: str, id: str | None = None) -> dict[str, Any]:
+def tool_calls(completion: Completion, guard: Any = None) -> tuple[list[dict[str, Any]], str]:
+    """The OpenAI ``tool_calls`` of a tool-call answer (already validated against the tools' schema), and
+    the finish reason: 'tool_calls', or 'content_filter' when the safety guard blocks the arguments."""
+    value = json.loads(completion.text)
+    name, args = value["name"], value["arguments"]
+    if guard is not None:
+        decision = guard.check_tool_arguments(name, args)
+        if decision.blocked:
+            return [], "content_filter"
+        args = decision.arguments if decision.arguments is not None else args
+    call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function"}
+    return [
+        {**call, "function": {"name": name, "arguments": json.dumps(args, ensure_ascii=False)}}
+    ], "tool_calls"
+
+
+def completion_body(
+    completion: Completion, *, model: str, id: str | None = None, guard: Any = None, tools: bool = False
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    finish = completion.finish_reason
+    if tools:
+        calls, finish = tool_calls(completion, guard)
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
     return {
         "id": id or new_id(),
         "object": "chat.completion",
@@ -231,9 +311,9 @@ def completion_body(completion: Completion, *, model: str, id: str | None = None
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.text},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": completion.finish_reason,
+                "finish_reason": finish,
             }
         ],
         "usage": usage_dict(completion.usage),

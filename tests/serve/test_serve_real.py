@@ -208,13 +208,59 @@ def test_invalid_body_is_400_in_openai_format(server: Served) -> None:
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_json"
 
 
-def test_response_format_json_schema_is_refused(server: Served) -> None:
-    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
-    body = {"messages": PROMPT, "response_format": schema}
-    resp = httpx.post(server.base_url + "/chat/completions", headers=server.headers(), json=body)
-    assert resp.status_code == 400
-    error = resp.json()["error"]
-    assert error["param"] == "response_format" and "not supported yet" in error["message"]
+COLOURS = {
+    "type": "object",
+    "properties": {"colours": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 3}},
+    "required": ["colours"],
+    "additionalProperties": False,
+}
+
+
+def test_response_format_json_schema_is_honored_streaming_or_not(server: Served) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "colours", "schema": COLOURS}}
+    body = {"messages": PROMPT, "response_format": fmt, "max_tokens": 60, "seed": 0}
+    url = server.base_url + "/chat/completions"
+    resp = httpx.post(url, headers=server.headers(), json=body, timeout=120)
+    assert resp.status_code == 200, resp.text
+    assert set(json.loads(resp.json()["choices"][0]["message"]["content"])) == {"colours"}
+    with httpx.stream("POST", url, headers=server.headers(), json={**body, "stream": True}, timeout=120) as r:
+        events = sse_payloads(r.iter_lines())
+    text = "".join(
+        e["choices"][0]["delta"].get("content") or ""
+        for e in events
+        if isinstance(e, dict) and e.get("choices")
+    )
+    assert set(json.loads(text)) == {"colours"}
+
+
+def test_tools_answer_with_a_validated_tool_call(server: Served) -> None:
+    params = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+    }
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": {**params, "additionalProperties": False}},
+        }
+    ]
+    body = {
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+        "tools": tools,
+        "max_tokens": 60,
+        "seed": 0,
+    }
+    url = server.base_url + "/chat/completions"
+    choice = httpx.post(url, headers=server.headers(), json=body, timeout=120).json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    call = choice["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and "city" in json.loads(call["function"]["arguments"])
+    with httpx.stream("POST", url, headers=server.headers(), json={**body, "stream": True}, timeout=120) as r:
+        events = sse_payloads(r.iter_lines())
+    deltas = [e["choices"][0] for e in events if isinstance(e, dict) and e.get("choices")]
+    assert deltas[-1]["finish_reason"] == "tool_calls"
+    assert any(d["delta"].get("tool_calls") for d in deltas)
 
 
 def test_context_overflow_is_400_streaming_or_not(remote: RemoteBackend) -> None:
