@@ -32,7 +32,7 @@ from edgekit.cascade.learned import AcceptModel, Embed, Evidence, default_embed
 from edgekit.cascade.policy import Acceptance, Policy, SelfConsistency, Tier
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore
-from edgekit.errors import EdgekitError, RemoteError
+from edgekit.errors import EdgekitError, RemoteError, SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
 
 
@@ -249,7 +249,8 @@ class Router:
         msgs = normalize_messages(messages, system)
         d = self.policy.defaults
         params = {"temperature": d.temperature, "seed": d.seed, "max_tokens": d.max_tokens, **params}
-        request = self.features(msgs, int(params["max_tokens"]))
+        output_type: OutputType = "json" if params.get("schema") is not None else "text"
+        request = self.features(msgs, int(params["max_tokens"]), output_type)
         gates, escalation, pinned = self.decide(request)
         latency: dict[str, float] = {"gates": _ms(t0)}
         best: tuple[Tier, Completion] | None = None
@@ -257,7 +258,14 @@ class Router:
         if escalation is None or self.remote is None or pinned:
             for tier, model in zip(self.policy.local_tiers, self.local, strict=True):
                 t1 = time.perf_counter()
-                completion = model.chat(msgs, **params)
+                try:
+                    completion = model.chat(msgs, **params)
+                except SchemaOutputError as e:  # no valid structured answer: a reason to escalate
+                    latency[f"local:{tier.name}"] = _ms(t1)
+                    rejections.append(f"{tier.name}: schema: {e.message}")
+                    if pinned:
+                        raise
+                    continue
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
                 failed = acceptance_failures(completion, tier.accept)
@@ -308,7 +316,7 @@ class Router:
                 )
                 if not completion.text.strip():
                     raise RemoteError("the remote returned an empty answer")
-            except RemoteError as e:
+            except (RemoteError, SchemaOutputError) as e:
                 refusal = f"remote failed: {e.message}"
             else:
                 latency[f"remote:{tier.name}"] = _ms(t1)
@@ -318,6 +326,11 @@ class Router:
                 )
                 return self._finish(result, request, t0, msgs)
         # Degrade: the best local answer, generated now if the gates skipped the local tiers.
+        if best is None and params.get("schema") is not None and rejections:
+            # Every local answer failed the schema and the remote could not help: never pass one off.
+            raise SchemaOutputError(
+                f"no tier produced output matching the schema ({refusal}): {rejections[-1]}"
+            )
         if best is None:
             t1 = time.perf_counter()
             local_tier = self.policy.local_tiers[0]
