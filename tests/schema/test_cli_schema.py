@@ -9,7 +9,7 @@ import pytest
 
 from ..cli.test_cli import assert_clean_error, edgekit
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 CITY = {
     "type": "object",
