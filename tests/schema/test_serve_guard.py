@@ -1,0 +1,77 @@
+"""edgekit serve --safety with tools: a tool call's arguments pass the safety guard before the client
+gets them. The model is a scripted responder (the seam); the app, the guard and its policy are real."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from edgekit.runtime.types import ChatMessage, Completion, Timings, Usage
+from edgekit.safety import Guard
+from edgekit.safety.responder import GuardedResponder
+from edgekit.serve import ServeOptions, create_app
+
+TOOLS = [{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}]
+
+
+class ToolCaller:
+    """Answers every request with the same tool call text, checking it gets the tools' schema."""
+
+    name = "scripted"
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        self.text = json.dumps({"name": "send", "arguments": arguments})
+        self.schemas: list[Any] = []
+
+    def chat(self, messages: Sequence[ChatMessage], *, stream: bool, **params: Any) -> Completion:
+        self.schemas.append(params.get("schema"))
+        params["schema"].validate(self.text)
+        return Completion(self.text, "stop", Usage(5, 9), Timings(0.01, 0.02, 9), self.name, "fake")
+
+    def close(self) -> None:
+        return None
+
+
+def post(inner: ToolCaller) -> dict[str, Any]:
+    app = create_app(GuardedResponder(inner, Guard()), ServeOptions())
+    with TestClient(app) as client:
+        body = {
+            "messages": [{"role": "user", "content": "Please tell Sam the meeting moved to noon."}],
+            "tools": TOOLS,
+        }
+        resp = client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json()["choices"][0])
+
+
+def test_clean_arguments_come_back_as_a_tool_call() -> None:
+    inner = ToolCaller({"text": "see you at noon"})
+    choice = post(inner)
+    assert choice["finish_reason"] == "tool_calls"
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "text": "see you at noon"
+    }
+    assert inner.schemas[0].name == "tool_call"
+
+
+def test_secret_in_arguments_never_reaches_the_client() -> None:
+    secret = "sk-proj-" + "A1b2C3d4" * 6
+    choice = post(ToolCaller({"text": f"the key is {secret}"}))
+    assert secret not in json.dumps(choice)
+    assert choice["finish_reason"] in ("content_filter", "tool_calls")
+
+
+def test_tool_arguments_pass_the_tool_call_layer_itself() -> None:
+    from edgekit.serve.schema import tool_calls
+
+    secret = "sk-proj-" + "A1b2C3d4" * 6
+    text = json.dumps({"name": "send", "arguments": {"text": f"the key is {secret}"}})
+    completion = Completion(text, "stop", Usage(5, 9), Timings(0.01, 0.02, 9), "m", "fake")
+    calls, finish = tool_calls(completion, Guard())
+    assert secret not in json.dumps(calls)
+    assert finish == "content_filter" or "REDACTED" in calls[0]["function"]["arguments"]
+    unguarded, _ = tool_calls(completion)
+    assert secret in unguarded[0]["function"]["arguments"]  # the guard, not the shaping, removed it
