@@ -77,8 +77,15 @@ def compile_schema(schema: Any, *, strict: bool = False, name: str | None = None
             raise _not_enforceable(schema.validated_after[0])
         return schema
     value, default_name = _load(schema)
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))  # key order kept: it orders output
-    return _compile_text(text, strict, name or default_name)
+    try:
+        text = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":")
+        )  # key order kept: it orders output
+        return _compile_text(text, strict, name or default_name)
+    except RecursionError:
+        raise SchemaError("the schema is nested too deeply", "Flatten it with $defs and $ref.") from None
+    except (TypeError, ValueError) as e:  # a dict holding values JSON cannot represent (sets, NaN, objects)
+        raise SchemaError(f"the schema is not JSON: {_first_line(str(e))}") from None
 
 
 def load_schema_file(path: Path) -> Any:

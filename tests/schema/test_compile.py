@@ -117,6 +117,16 @@ def test_very_large_schema_is_refused_quickly_with_a_clear_limit() -> None:
     assert time.monotonic() - started < 30  # refused before compiling (not a speed target)
 
 
+def test_deeply_nested_or_non_json_schemas_are_schema_errors() -> None:
+    deep: object = {"type": "string"}
+    for _ in range(3000):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(SchemaError, match="nested too deeply"):
+        compile_schema(deep)
+    with pytest.raises(SchemaError, match="not JSON"):
+        compile_schema({"enum": [{1, 2}]})
+
+
 def test_schema_file_errors(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="cannot read"):
         load_schema_file(tmp_path / "missing.json")
