@@ -193,5 +193,14 @@ def test_remote_asks_for_response_format_and_validates(
         result = model.generate_json("Describe a person.", PERSON, seed=0, max_tokens=120)
         assert result.method == "response_format"
         assert set(result.value) >= {"name", "age", "languages"}
+        weather = {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 20}},
+            "required": ["city"],
+        }
+        call = model.call_tool(
+            "Weather in Oslo?", [Tool("get_weather", {**weather, "additionalProperties": False})]
+        )
+        assert call.name == "get_weather" and isinstance(call.arguments["city"], str)
         with pytest.raises(SchemaOutputError, match=r"ran out of tokens|not valid JSON"):
             model.generate_json("Describe a person.", PERSON, seed=0, max_tokens=3, repairs=1)
