@@ -51,6 +51,7 @@ class Model:
         seed: int | None = ...,
         stop: Sequence[str] = ...,
         schema: Any = ...,
+        timeout: float | None = ...,
     ) -> Completion: ...
 
     @overload
@@ -67,6 +68,7 @@ class Model:
         seed: int | None = ...,
         stop: Sequence[str] = ...,
         schema: Any = ...,
+        timeout: float | None = ...,
     ) -> Iterator[Chunk]: ...
 
     @overload
@@ -83,6 +85,7 @@ class Model:
         seed: int | None = ...,
         stop: Sequence[str] = ...,
         schema: Any = ...,
+        timeout: float | None = ...,
     ) -> Completion | Iterator[Chunk]: ...
 
     def chat(
@@ -98,10 +101,12 @@ class Model:
         seed: int | None = None,
         stop: Sequence[str] = (),
         schema: Any = None,
+        timeout: float | None = None,
     ) -> Completion | Iterator[Chunk]:
         """Answer ``messages``. With ``schema`` (JSON schema dict, JSON text, path, pydantic model or
         CompiledSchema) the reply is JSON matching it, validated before it is returned (see
-        ``generate_json``); a reply that never matches raises SchemaOutputError."""
+        ``generate_json``); a reply that never matches raises SchemaOutputError. ``timeout`` (seconds)
+        bounds a remote request; local backends ignore it."""
         msgs = normalize_messages(messages, system)
         params = GenerationParams(
             max_tokens=max_tokens,
@@ -110,6 +115,7 @@ class Model:
             top_k=top_k,
             seed=seed,
             stop=tuple(stop),
+            timeout_s=timeout,
         )
         if schema is not None:
             from edgekit.schema import compile_schema, generate_json, stream_json

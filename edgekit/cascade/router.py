@@ -29,7 +29,15 @@ from typing import Any
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
 from edgekit.cascade.learned import AcceptModel, Embed, Evidence, default_embed
-from edgekit.cascade.policy import Acceptance, Policy, SelfConsistency, Tier
+from edgekit.cascade.policy import (
+    DEFAULT_TIMEOUTS,
+    Acceptance,
+    LatencyClass,
+    Policy,
+    PolicyError,
+    SelfConsistency,
+    Tier,
+)
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore
 from edgekit.errors import EdgekitError, RemoteError, SchemaOutputError
@@ -242,10 +250,20 @@ class Router:
         *,
         system: str | None = None,
         dry_run: bool = False,
+        latency_class: LatencyClass | None = None,
         **params: Any,
     ) -> RouteResult:
-        """Answer one request through the cascade. ``dry_run`` never calls the remote (route explain)."""
+        """Answer one request through the cascade. ``dry_run`` never calls the remote (route explain).
+
+        ``latency_class`` (fast, standard, escalation; default: the policy's) picks the remote tier's
+        timeout for this request.
+        """
         t0 = time.perf_counter()
+        if latency_class is not None and latency_class not in DEFAULT_TIMEOUTS:
+            raise PolicyError(
+                f"unknown latency class {latency_class!r}", f"Use one of: {', '.join(DEFAULT_TIMEOUTS)}."
+            )
+        klass = latency_class or self.policy.latency_class
         msgs = normalize_messages(messages, system)
         d = self.policy.defaults
         params = {"temperature": d.temperature, "seed": d.seed, "max_tokens": d.max_tokens, **params}
@@ -283,7 +301,7 @@ class Router:
                 rejections.append(f"{tier.name}: {'; '.join(failed)}")
             escalation = escalation or f"signals: {rejections[-1]}"
         return self._escalate(
-            msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run
+            msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass
         )
 
     def _escalate(
@@ -298,6 +316,7 @@ class Router:
         latency: dict[str, float],
         t0: float,
         dry_run: bool,
+        klass: LatencyClass,
     ) -> RouteResult:
         tier = self.policy.remote_tier
         refusal = None
@@ -312,7 +331,9 @@ class Router:
             t1 = time.perf_counter()
             try:
                 completion, _ = call_with_retries(
-                    lambda: remote.chat(msgs, **params), breaker=self.breaker, retries=tier.retries
+                    lambda: remote.chat(msgs, **params, timeout=tier.timeout_s.get(klass)),
+                    breaker=self.breaker,
+                    retries=tier.retries,
                 )
                 if not completion.text.strip():
                     raise RemoteError("the remote returned an empty answer")

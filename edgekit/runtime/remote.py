@@ -219,7 +219,9 @@ class RemoteBackend(BackendBase):
         url = self._endpoint("/chat/completions")
         body = self._body(messages, params, stream=True)
         with self._guard(url):
-            resp = self._send("POST", url, body, accept="text/event-stream", stream=True)
+            resp = self._send(
+                "POST", url, body, accept="text/event-stream", stream=True, timeout=params.timeout_s
+            )
             try:
                 self._check_status(resp, url)
                 ctype = resp.headers.get("content-type", "").lower()
@@ -244,7 +246,9 @@ class RemoteBackend(BackendBase):
         url = self._endpoint("/chat/completions")
         started = time.perf_counter()
         with self._guard(url):
-            resp = self._send("POST", url, self._body(messages, params, stream=False))
+            resp = self._send(
+                "POST", url, self._body(messages, params, stream=False), timeout=params.timeout_s
+            )
         self._check_status(resp, url)
         comp = self._parse_completion(self._json(resp, url), url)
         total = time.perf_counter() - started
@@ -277,6 +281,7 @@ class RemoteBackend(BackendBase):
         *,
         accept: str | None = None,
         stream: bool = False,
+        timeout: float | None = None,
     ) -> httpx.Response:
         """Send once, and once more if the connection died before any response came back.
 
@@ -288,7 +293,15 @@ class RemoteBackend(BackendBase):
         """
         headers = {"Accept": accept} if accept else None
         for attempt in (1, 2):
-            request = self._client.build_request(method, url, json=body, headers=headers)
+            request = self._client.build_request(
+                method,
+                url,
+                json=body,
+                headers=headers,
+                timeout=self.timeout
+                if timeout is None
+                else httpx.Timeout(timeout, connect=self.timeout.connect),
+            )
             try:
                 return self._client.send(request, stream=stream)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
@@ -503,11 +516,16 @@ class RemoteBackend(BackendBase):
         try:
             yield
         except httpx.TimeoutException as exc:
+            try:  # the request's own limits (a per-request timeout overrides the client's)
+                limits = dict(exc.request.extensions.get("timeout") or {})
+            except RuntimeError:  # no request attached
+                limits = {}
+            t = self.timeout
             kind = {
-                httpx.ConnectTimeout: f"connect timeout {self.timeout.connect}s",
-                httpx.ReadTimeout: f"read timeout {self.timeout.read}s",
-                httpx.WriteTimeout: f"write timeout {self.timeout.write}s",
-                httpx.PoolTimeout: f"pool timeout {self.timeout.pool}s",
+                httpx.ConnectTimeout: f"connect timeout {limits.get('connect', t.connect)}s",
+                httpx.ReadTimeout: f"read timeout {limits.get('read', t.read)}s",
+                httpx.WriteTimeout: f"write timeout {limits.get('write', t.write)}s",
+                httpx.PoolTimeout: f"pool timeout {limits.get('pool', t.pool)}s",
             }.get(type(exc), "timeout")
             where = "stopped sending mid-stream" if in_body else "did not answer in time"
             self._fail(RemoteTimeoutError, url, f"{where} ({kind})")

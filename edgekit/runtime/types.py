@@ -45,6 +45,8 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     response_format: ResponseFormat | None = None
+    timeout_s: float | None = None
+    """Remote backends only: seconds to wait for this request's answer (None: the backend's timeout)."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -57,6 +59,8 @@ class GenerationParams:
             )
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise InputError(f"timeout must be positive, got {self.timeout_s}")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgekit.cascade.budget import BudgetLedger
-from edgekit.cascade.policy import Policy
+from edgekit.cascade.policy import Policy, PolicyError
 from edgekit.cascade.resilience import CircuitBreaker
 from edgekit.cascade.router import Router
 from edgekit.cascade.trace import TraceStore, stats
 from edgekit.errors import RemoteAuthError, RemoteServerError, RemoteUnreachableError
+from edgekit.runtime.types import ChatMessage, Completion
 
 from .fakes import FakeModel
 
@@ -250,3 +253,24 @@ def test_self_consistency_probe(tmp_path: Path, answers: list[str], route: str) 
     assert result.route == route and len(tiny.calls) == 4
     if route != "local:tiny":
         assert result.rejections[0] == "tiny: self-consistency 1/3 < 0.6"
+
+
+class _TimedRemote(FakeModel):
+    def __init__(self) -> None:
+        super().__init__("remote answer")
+        self.timeouts: list[float | None] = []
+
+    def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
+        self.timeouts.append(params.get("timeout"))
+        return super().chat(msgs, **params)
+
+
+def test_latency_class_picks_the_remote_timeout_per_request(tmp_path: Path) -> None:
+    remote = _TimedRemote()
+    router = make(tmp_path, FakeModel("?", 0.1), FakeModel("?", 0.1), remote)
+    router.route("Which city?", latency_class="fast")
+    router.route("Which city?")
+    router.route("Which city?", latency_class="escalation")
+    assert remote.timeouts == [5.0, 30.0, 60.0]  # the tier's defaults per class; policy: standard
+    with pytest.raises(PolicyError, match="latency class"):
+        router.route("Which city?", latency_class="instant")  # type: ignore[arg-type]

@@ -294,3 +294,13 @@ def test_server_drops_the_kept_alive_connection_after_a_failed_stream(server: st
             list(b.stream(MSGS, PARAMS))
         # the pooled connection is dead; the request is retried once on a fresh one
         assert b.models() == ["fake-model"]
+
+
+def test_per_request_timeout_overrides_the_backend_default(server: str) -> None:
+    """A latency class's timeout (GenerationParams.timeout_s) bounds one request, whatever the client's."""
+    slow_params = GenerationParams(max_tokens=8, temperature=0.0, timeout_s=TIMEOUT)
+    with (
+        RemoteBackend(f"{server}/slow/v1", "fake-model", timeout=STALL * 3) as b,
+        pytest.raises(RemoteTimeoutError, match=r"read timeout 0\.5s"),
+    ):
+        b.chat(MSGS, slow_params)
