@@ -59,8 +59,12 @@ class GrammarMask:
 
     def consume(self, token: int) -> None:
         if not self.matcher.consume_token(token):
-            self._check()
-            raise BackendError(f"the sampler chose token {token}, which the output grammar forbids")
+            detail = self.matcher.get_error()[:200] if self.matcher.is_error() else f"token {token}"
+            raise BackendError(
+                f"the output grammar refused a token it had allowed ({detail})",
+                "The model's vocabulary may lack a byte the schema requires (a rare character in a const or"
+                " enum): change the schema or use another model.",
+            )
 
     @property
     def done(self) -> bool:

@@ -4,13 +4,22 @@ against the schema-to-grammar path, with the default model's tokenizer."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import edgekit
-from edgekit.schema.conformance import Coverage, run_suite
+from edgekit.errors import BackendError, SchemaError
+from edgekit.schema import compile_schema
+from edgekit.schema.conformance import Coverage, accepts, run_suite
 from edgekit.schema.keywords import AFTER, GRAMMAR
+from edgekit.schema.matcher import GrammarMask
+
+from .test_compile import _schemas as schemas
 
 SUITE = Path(__file__).parent / "suite" / "draft2020-12"
 
@@ -86,3 +95,91 @@ def test_vendored_suite_is_intact() -> None:
     assert (SUITE.parent / "LICENSE").read_text().startswith("Copyright (c) 2012 Julian Berman")
     groups = json.loads((SUITE / "type.json").read_text())
     assert any(g["description"] == "integer type matches integers" for g in groups)
+
+
+# --- fuzzing soundness: whatever the grammar accepts for an exact schema, validation accepts too ---------
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 10)
+    | st.floats(-10, 10, allow_nan=False)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+N_VOCAB, EOS = 49152, (0, 2)  # the default model's vocabulary size and end tokens (checked below)
+UNWRITABLE = frozenset({0xC0, 0xC1, 0xF1, 0xF2, *range(0xF5, 0x100)})  # bytes with no token of their own
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model: edgekit.Model) -> object:
+    backend = default_model.backend
+    assert backend._n_vocab == N_VOCAB and backend.llm.token_eos() in EOS  # type: ignore[attr-defined]
+    return backend.grammar_tokenizer()  # type: ignore[attr-defined]
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_grammar_never_accepts_what_validation_rejects(tokenizer: object) -> None:
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(schemas, st.lists(_json, min_size=1, max_size=4))
+    def check(schema: object, instances: list[object]) -> None:
+        try:
+            compiled = compile_schema(schema)
+        except SchemaError:
+            return
+        if not compiled.exact:
+            return
+        for instance in instances:
+            if accepts(tokenizer, compiled.grammar, instance):
+                text = json.dumps(instance, ensure_ascii=False, separators=(",", ":"))
+                compiled.validate(text)  # raises SchemaOutputError if the grammar let an invalid value in
+
+    check()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_random_walks_through_the_grammar_end_in_valid_values(tokenizer: object) -> None:
+    """Sample tokens uniformly among those the mask allows (a random 'model'); every value it completes
+    must validate."""
+    completed = 0
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(schemas, st.randoms(use_true_random=False))
+    def walk(schema: object, rng: random.Random) -> None:
+        nonlocal completed
+        try:
+            compiled = compile_schema(schema)
+        except SchemaError:
+            return
+        if not compiled.exact:
+            return
+        mask = GrammarMask(tokenizer, compiled.grammar, N_VOCAB)
+        out: list[int] = []
+        eos = set(EOS)
+        for _ in range(100):
+            allowed = [int(t) for t in np.flatnonzero(mask.allowed())]
+            if not allowed or mask.done:
+                break
+            token = rng.choice(allowed)
+            if token in eos:
+                break
+            try:
+                mask.consume(token)
+            except BackendError:
+                # Known dead end: the default model's vocabulary has no token for some UTF-8 lead bytes
+                # (0xF1, 0xF2, ...), so a const/enum holding such a character cannot be written, and
+                # llguidance's mask then offers a token it refuses. Generation fails with a clear error.
+                assert any(b in UNWRITABLE for b in compiled.text.encode()), compiled.text
+                return
+            out.append(token)
+        if mask.accepting:
+            completed += 1
+            compiled.validate(tokenizer.decode_str(out))  # type: ignore[attr-defined]
+
+    walk()
+    assert completed >= 10  # the walks do reach complete values
