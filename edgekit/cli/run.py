@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,10 +33,19 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="With --schema: refuse keywords the grammar cannot enforce.")
     ] = False,
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Answer through the cascade (local first, remote on evidence).")
+    ] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="With --cascade: policy TOML [default: the shipped one].")
+    ] = None,
 ) -> None:
     """Answer one prompt on the local model and print it (streamed as it is generated)."""
     text = read_text_arg(prompt)
     compiled = _schema(schema, strict) if schema is not None else None
+    if cascade or policy is not None:
+        _run_cascade(text, policy, compiled, system, max_tokens, temperature, seed, as_json)
+        return
     with progress_bar() as progress:
         m = edgekit.load(model, n_ctx=n_ctx, progress=progress)
     with m:
@@ -63,6 +72,39 @@ def run(
             out.file.write(chunk.text)
             out.file.flush()
         out.file.write("\n")
+
+
+def _run_cascade(
+    text: str,
+    policy: Path | None,
+    compiled: edgekit.CompiledSchema | None,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """The answer the cascade accepts (held until the decision: nothing shown is withdrawn), then its
+    route on stderr; a degraded answer says why."""
+    from edgekit.cascade.router import load_router
+
+    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    if compiled is not None:
+        params["schema"] = compiled
+    with load_router(policy) as router:
+        result = router.route(text, system=system, **params)
+    route = {
+        "route": result.route,
+        "escalation_reason": result.escalation_reason,
+        "degraded_reason": result.degraded_reason,
+    }
+    if as_json:
+        doc = {**result.completion.to_dict(), "edgekit_route": route}
+        out.print(json.dumps(doc, ensure_ascii=False, indent=2), markup=False)
+        return
+    out.print(result.completion.text, markup=False)
+    why = result.degraded_reason or result.escalation_reason
+    err.print(f"[{result.route}]" + (f" {why}" if why else ""), markup=False)
 
 
 def _schema(path: Path, strict: bool) -> edgekit.CompiledSchema:

@@ -160,3 +160,21 @@ def _wait_for_serve(proc: subprocess.Popen[bytes], log: Path) -> str:
     proc.kill()
     proc.wait(10)
     pytest.fail(f"edgekit serve --cascade did not become healthy:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_edgekit_run_through_the_cascade(qwen_server: LlamaServer, tmp_path: Path) -> None:
+    """`edgekit run --cascade`: a domain prompt goes to the real remote; with none it degrades, saying so."""
+    base = {**os.environ, "EDGEKIT_THREADS": "1", "EDGEKIT_TRACE_FILE": str(tmp_path / "t.jsonl")}
+    prompt = "What is the usual adult dosage of paracetamol? One sentence."
+    cmd = [sys.executable, "-m", "edgekit", "run", "--cascade", "--max-tokens", "24", "--temperature", "0"]
+    up = {**base, "EDGEKIT_REMOTE_URL": qwen_server.base_url, "EDGEKIT_REMOTE_API_KEY": qwen_server.api_key}
+    done = subprocess.run([*cmd, "--json", prompt], capture_output=True, text=True, env=up, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["text"].strip() and answer["edgekit_route"]["route"] == "remote:remote"
+    down = subprocess.run(
+        [*cmd, prompt], capture_output=True, text=True, env={**base, "EDGEKIT_REMOTE_URL": ""}, timeout=300
+    )
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip()
+    assert down.stderr.strip() == "[degraded:tiny] no remote tier is configured"
