@@ -198,7 +198,8 @@ def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
                     param="response_format",
                     code="invalid_value",
                 )
-            return compile_schema(spec["schema"], name=str(spec.get("name") or "response")), ()
+            name, strict = str(spec.get("name") or "response"), spec.get("strict") is True
+            return compile_schema(spec["schema"], name=name, strict=strict), ()  # strict: grammar only
         if kind != "text":
             raise unsupported("response_format", f"response_format of type {kind!r}")
     except SchemaError as e:

@@ -220,6 +220,18 @@ BAD_BODIES: list[tuple[str, Any, str | None, str]] = [
         "response_format",
         "invalid_schema",
     ),
+    (
+        "strict json schema with a keyword the grammar cannot enforce",
+        {
+            **HI,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"strict": True, "schema": {"type": "array", "uniqueItems": True}},
+            },
+        },
+        "response_format",
+        "invalid_schema",
+    ),
     ("xml format", {**HI, "response_format": {"type": "xml"}}, "response_format", UNSUP),
     (
         "bad tool name",
