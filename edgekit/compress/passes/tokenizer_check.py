@@ -10,13 +10,13 @@ abort the whole process, which must never reach the caller. Any crash or differi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from edgekit.errors import ModelFileError, TokenizerError
+from edgekit.runtime.child import failure, native_env
 
 PROBES: tuple[str, ...] = (
     "Hello world",
@@ -51,9 +51,6 @@ def source_token_ids(folder: Path, texts: Sequence[str]) -> list[list[int]]:
 
 def gguf_token_ids(gguf: Path, texts: Sequence[str], *, timeout: float = 120.0) -> list[list[int]]:
     """Token ids of ``texts`` by llama.cpp with ``gguf``'s vocabulary, computed in a child process."""
-    # faulthandler's dump would bury llama.cpp's "what(): ..." line; GGML_NO_BACKTRACE keeps gdb away.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    env["GGML_NO_BACKTRACE"] = "1"
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "edgekit.compress.passes.tokenizer_check", str(gguf)],
@@ -61,15 +58,13 @@ def gguf_token_ids(gguf: Path, texts: Sequence[str], *, timeout: float = 120.0) 
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env=native_env(),
         )
     except subprocess.TimeoutExpired:
         raise TokenizerError(f"{gguf}: tokenizer check did not finish in {timeout:.0f} s") from None
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-        last = (lines or ["no output"])[-1][:200]
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
-        raise TokenizerError(f"{gguf}: the GGUF's tokenizer crashed on the probe text ({how}: {last})")
+        why = failure(proc.returncode, proc.stderr, 200)
+        raise TokenizerError(f"{gguf}: the GGUF's tokenizer crashed on the probe text ({why})")
     ids: list[list[int]] = json.loads(proc.stdout)
     return ids
 
