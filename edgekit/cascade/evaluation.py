@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,6 +24,7 @@ from edgekit.cascade.router import Router
 from edgekit.errors import InputError
 
 Split = Literal["calibration", "test"]
+T = TypeVar("T")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -56,19 +57,24 @@ def default_items_path() -> Path:
     return Path(__file__).resolve().parents[2] / "recipes" / "data" / "router" / "prompts.jsonl"
 
 
-def load_items(path: Path) -> list[Item]:
-    items = []
+def _jsonl(path: Path, what: str, parse: Callable[[Any], T]) -> list[T]:
+    """One object per non-empty line; a bad line is an InputError naming file and line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    out = []
     for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            items.append(Item.model_validate(json.loads(line)))
-        except (ValueError, ValidationError) as e:
-            raise InputError(f"{path}:{n}: bad item: {str(e).splitlines()[0]}") from None
+        if line.strip():
+            try:
+                out.append(parse(json.loads(line)))
+            except (ValueError, TypeError, ValidationError) as e:
+                raise InputError(f"{path}:{n}: bad {what}: {str(e).splitlines()[0]}") from None
+    return out
+
+
+def load_items(path: Path) -> list[Item]:
+    items = _jsonl(path, "item", Item.model_validate)
     if len({i.id for i in items}) != len(items):
         raise InputError(f"{path}: item ids must be unique")
     return items
@@ -280,15 +286,4 @@ def observations_to_jsonl(obs: Sequence[Observation]) -> str:
 
 def observations_from_jsonl(path: Path) -> list[Observation]:
     """Read observations written by ``eval-router --observations`` (re-score without re-running models)."""
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                out.append(Observation(**json.loads(line)))
-            except (ValueError, TypeError) as e:
-                raise InputError(f"{path}:{n}: bad observation: {e}") from None
-    return out
+    return _jsonl(path, "observation", lambda obj: Observation(**obj))

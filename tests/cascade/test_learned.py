@@ -135,3 +135,16 @@ def test_summary_reports_the_learned_cascade_on_the_test_split() -> None:
     assert learned["share_vs_oracle"] < 1.25
     assert learned["cascade"]["quality"] >= 0.85
     assert "learned" not in summarize(obs, prompts=prompts)  # no encoder, no learned report
+
+
+def test_saved_observations_read_back_and_bad_lines_are_named(tmp_path: Path) -> None:
+    from edgekit.cascade.evaluation import observations_from_jsonl, observations_to_jsonl
+    from edgekit.errors import InputError
+
+    obs = [Observation("a", "fact", "test", True, False, 0.9, None, False, 12, 0.5, 0.4, 3)]
+    path = tmp_path / "obs.jsonl"
+    path.write_text(observations_to_jsonl(obs) + '{"id": "b"}\n')
+    with pytest.raises(InputError, match=r"obs\.jsonl:2: bad observation"):
+        observations_from_jsonl(path)
+    path.write_text(observations_to_jsonl(obs))
+    assert observations_from_jsonl(path) == obs
