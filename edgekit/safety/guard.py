@@ -205,6 +205,11 @@ class Guard:
                 continue
             for v in f.check(text, context):
                 action = self.policy.action_for(v.category, layer, v.action)
+                if v.filter == "classifier" and action == "block" and not self._classifier_trusted(language):
+                    action = "escalate"
+                    v = replace(
+                        v, reason=f"{v.reason}; escalated, not blocked: not validated in '{language}'"
+                    )
                 verdicts.append(replace(v, action=action))
         return self._decide(layer, text, verdicts, language, audit=audit)
 
@@ -262,6 +267,11 @@ class Guard:
         return guard_chunks(self, chunks, layer)
 
     # --- helpers -----------------------------------------------------------------------------------
+
+    def _classifier_trusted(self, language: str | None) -> bool:
+        """Whether a classifier flag in ``language`` may block (unknown language: yes, as in English)."""
+        trusted = self.policy.classifier.languages
+        return not trusted or language is None or language in trusted
 
     def record(self, verdict: Verdict, layer: Layer, text: str) -> None:
         """Audit one verdict (its spans index ``text``) unless its action is ``allow``."""

@@ -70,6 +70,10 @@ class ClassifierSettings(_Strict):
     """Per language (ISO 639-1 code): lower means stricter."""
     max_chars: int = Field(default=400, ge=16)
     """Longer texts are classified in windows of whole sentences up to this size; the worst one counts."""
+    languages: list[str] = ["en"]
+    """Languages where a classifier flag takes the category's action. Elsewhere a ``block`` becomes
+    ``escalate`` (the safer path): all-MiniLM-L6-v2 is an English encoder, and on the shipped held-out
+    split it flagged most benign Spanish text. Empty: trust it in every language."""
     stream: Literal["end", "sentence"] = "end"
     """Streamed output: judge the whole answer when it ends (no extra hold-back; a verdict can end the
     stream but not withdraw what was shown), or each sentence before it is shown (text then appears a

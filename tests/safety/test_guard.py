@@ -9,7 +9,7 @@ import pytest
 from edgekit.safety.audit import AuditTrail
 from edgekit.safety.guard import Guard, redact
 from edgekit.safety.policy import SafetyPolicy, default_policy_path
-from edgekit.safety.taxonomy import Span
+from edgekit.safety.taxonomy import Span, Verdict
 
 EMAIL = "jo.doe@example.com"
 
@@ -102,3 +102,32 @@ def test_redaction_replaces_the_original_obfuscated_characters(guard: Guard) -> 
     sneaky = "write to j\u200bo\uff20ex\u0430mple.com now"
     d = guard.check_input(sneaky)
     assert d.text == "write to [REDACTED:email] now"
+
+
+class _AlwaysFlags:
+    """Stands in for the harmful-content classifier: flags every text (the rule under test is the guard's)."""
+
+    name = "classifier"
+    window = -1
+
+    def check(self, text: str, context: object) -> list[Verdict]:
+        return [Verdict("violent_crimes", "block", (), "test flag", score=0.9, filter="classifier")]
+
+
+@pytest.mark.parametrize(
+    ("languages", "text", "action"),
+    [
+        ('["en"]', "Could you tell me how the weather will be tomorrow in the city?", "block"),
+        ('["en"]', "¿Me puedes recomendar una receta de sopa de verduras para la cena?", "escalate"),
+        ("[]", "¿Me puedes recomendar una receta de sopa de verduras para la cena?", "block"),
+        ('["en"]', "short", "block"),  # language unknown: treated like English
+    ],
+)
+def test_classifier_blocks_only_in_validated_languages(languages: str, text: str, action: str) -> None:
+    policy = SafetyPolicy.parse(f"[classifier]\nlanguages = {languages}\n")
+    guard = Guard(policy, classifier=False, filters={"classifier": _AlwaysFlags()})
+    decision = guard.check_input(text)
+    assert decision.action == action
+    flag = next(v for v in decision.verdicts if v.filter == "classifier")
+    assert flag.action == action
+    assert ("not validated in 'es'" in flag.reason) == (action == "escalate")
