@@ -9,7 +9,8 @@ replaces the spans before the model sees them (and before anything is sent to a 
 ``escalate`` is handed to the cascade's safety gate through ``signal.use_signal`` (a single model has no
 safer path: the request goes on, with an audit record). Output: non-streaming answers pass the ``output``
 layer once; streams pass a ``StreamGuard`` (hold-back, redaction, ``content_filter`` on block, which also
-closes the model's iterator and so stops generation).
+closes the model's iterator and so stops generation). When the policy bans sequences, non-streaming
+answers are generated as a guarded stream too, so decoding stops where a banned sequence appears.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from edgekit.runtime.types import ChatMessage, Chunk, Completion, normalize_messages
+from edgekit.runtime.types import ChatMessage, Chunk, Completion, collect, normalize_messages
 from edgekit.safety.guard import Guard, SafetyBlockedError
 from edgekit.safety.signal import use_signal
 from edgekit.safety.taxonomy import Action, strictest
@@ -72,6 +73,10 @@ class GuardedResponder:
         msgs, signal = self.screen(normalize_messages(messages, system))
         if stream:
             return self._stream(msgs, signal, params)
+        if self.guard.policy.decoding.banned:
+            # generate as a stream under the guard, so a banned sequence stops decoding where it appears
+            chunks = list(self._stream(msgs, signal, params))
+            return self._remember(collect(chunks, model=self.name, backend=self.name), chunks[-1])
         with use_signal(signal):
             completion = self.inner.chat(msgs, stream=False, **params)
         d = self.guard.check_output(completion.text)
@@ -88,7 +93,7 @@ class GuardedResponder:
             chunks = self.inner.chat(msgs, stream=True, **params)
         return self.guard.guard_chunks(chunks)
 
-    def _remember(self, new: Completion, old: Completion) -> Completion:
+    def _remember(self, new: Completion, old: Completion | Chunk) -> Completion:
         with self._lock:
             self._origin[id(new)] = old
             while len(self._origin) > 256:

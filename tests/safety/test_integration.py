@@ -152,6 +152,25 @@ def test_a_banned_sequence_cuts_real_generation_short(default_model: object) -> 
     assert len(produced) < free.usage.completion_tokens  # generation stopped early, not filtered after
     assert isinstance(free.usage, Usage)
 
+    class Counting:
+        """The real model, counting the chunks it produces (a non-streaming caller sees none of them)."""
+
+        name = "smollm2"
+
+        def __init__(self) -> None:
+            self.chunks = 0
+
+        def chat(self, msgs: object, *, stream: bool = False, **kw: object) -> object:
+            assert stream, "with banned sequences the responder generates as a guarded stream"
+            for c in default_model.chat(msgs, stream=True, **kw):  # type: ignore[attr-defined]
+                self.chunks += 1
+                yield c
+
+    inner = Counting()
+    answer = GuardedResponder(inner, guard).chat(prompt, **params)
+    assert answer.finish_reason == "content_filter" and answer.text == shown  # type: ignore[union-attr]
+    assert inner.chunks < free.usage.completion_tokens  # stopped during decoding, not filtered after
+
 
 @pytest.mark.model
 @pytest.mark.slow
