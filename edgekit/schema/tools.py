@@ -61,8 +61,18 @@ class ToolCall:
         }
 
 
-def tools_schema(tools: Sequence[Tool]) -> CompiledSchema:
-    """One schema for 'call exactly one of these tools with valid arguments'."""
+TEXT_REPLY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"content": {"type": "string"}},
+    "required": ["content"],
+    "additionalProperties": False,
+}
+"""The shape of a direct answer when the model may choose not to call a tool (tool_choice "auto")."""
+
+
+def tools_schema(tools: Sequence[Tool], *, allow_text: bool = False) -> CompiledSchema:
+    """One schema for 'call exactly one of these tools with valid arguments' (``allow_text``: or answer
+    directly as ``{"content": "..."}``)."""
     if not tools:
         raise SchemaError("no tools given", "Pass at least one tool.")
     seen: set[str] = set()
@@ -81,14 +91,18 @@ def tools_schema(tools: Sequence[Tool]) -> CompiledSchema:
                 "additionalProperties": False,
             }
         )
+    if allow_text:
+        options.append(TEXT_REPLY)
     return compile_schema({"anyOf": options} if len(options) > 1 else options[0], name="tool_call")
 
 
-def describe(tools: Sequence[Tool]) -> str:
+def describe(tools: Sequence[Tool], *, allow_text: bool = False) -> str:
     lines = [
         'You can call one of these tools. Reply with the call as JSON: {"name": ..., "arguments": {...}}.'
     ]
     lines += [f"- {t.name}: {t.description}" if t.description else f"- {t.name}" for t in tools]
+    if allow_text:
+        lines.append('If no tool is needed, answer directly as JSON: {"content": "your answer"}.')
     return "\n".join(lines)
 
 

@@ -258,7 +258,9 @@ async def _tool_call_events(
     shaper = ChunkShaper(service.responder.name, call.include_usage)
     choice = body["choices"][0]
     yield _sse(shaper.first())
-    for i, tool_call in enumerate(choice["message"]["tool_calls"]):
+    if "tool_calls" not in choice["message"]:  # tool_choice "auto": answered without a tool
+        yield _sse(shaper.event({"content": choice["message"]["content"]}))
+    for i, tool_call in enumerate(choice["message"].get("tool_calls", [])):
         yield _sse(shaper.event({"tool_calls": [{"index": i, **tool_call}]}))
     yield _sse(_with_extras(shaper.finish(choice["finish_reason"]), service.extras, completion))
     if shaper.include_usage:

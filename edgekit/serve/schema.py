@@ -150,7 +150,8 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
     if tools:
         from edgekit.schema.tools import describe
 
-        messages = [{"role": "system", "content": describe(tools)}, *messages]
+        text = describe(tools, allow_text=_model_chooses(req))
+        messages = [{"role": "system", "content": text}, *messages]
     return ChatCall(
         messages=messages,
         schema=schema,
@@ -184,7 +185,7 @@ def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
                         param="tool_choice",
                         code="invalid_value",
                     )
-            return tools_schema(tools), tools
+            return tools_schema(tools, allow_text=_model_chooses(req)), tools
         fmt = req.response_format or {}
         kind = fmt.get("type", "text")
         if kind == "json_object":
@@ -206,6 +207,11 @@ def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
         param = "tools" if req.tools and req.tool_choice != "none" else "response_format"
         raise ApiError(400, f"{e.message} (hint: {e.hint})", param=param, code="invalid_schema") from None
     return None, ()
+
+
+def _model_chooses(req: ChatRequest) -> bool:
+    """tool_choice "auto" (the default when tools are given): the model may answer without a tool."""
+    return req.tool_choice in (None, "auto")
 
 
 def check_supported(req: ChatRequest) -> None:
@@ -284,6 +290,8 @@ def tool_calls(completion: Completion, guard: Any = None) -> tuple[list[dict[str
     """The OpenAI ``tool_calls`` of a tool-call answer (already validated against the tools' schema), and
     the finish reason: 'tool_calls', or 'content_filter' when the safety guard blocks the arguments."""
     value = json.loads(completion.text)
+    if "content" in value:  # tool_choice "auto": the model answered without a tool
+        return [], "stop"
     name, args = value["name"], value["arguments"]
     if guard is not None:
         decision = guard.check_tool_arguments(name, args)
@@ -303,7 +311,10 @@ def completion_body(
     finish = completion.finish_reason
     if tools:
         calls, finish = tool_calls(completion, guard)
-        message = {"role": "assistant", "content": None, "tool_calls": calls}
+        if calls or finish == "content_filter":
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
+        else:
+            message = {"role": "assistant", "content": json.loads(completion.text)["content"]}
     return {
         "id": id or new_id(),
         "object": "chat.completion",

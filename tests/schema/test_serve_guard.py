@@ -7,8 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from edgekit.errors import SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Completion, Timings, Usage
 from edgekit.safety import Guard
 from edgekit.safety.responder import GuardedResponder
@@ -75,3 +77,37 @@ def test_tool_arguments_pass_the_tool_call_layer_itself() -> None:
     assert finish == "content_filter" or "REDACTED" in calls[0]["function"]["arguments"]
     unguarded, _ = tool_calls(completion)
     assert secret in unguarded[0]["function"]["arguments"]  # the guard, not the shaping, removed it
+
+
+class Replier(ToolCaller):
+    """Answers without a tool, as tool_choice "auto" allows: {"content": ...}."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.text = json.dumps({"content": "Sure, noon it is."})
+
+
+def _ask(inner: ToolCaller, **extra: Any) -> Any:
+    app = create_app(inner, ServeOptions())
+    body = {"messages": [{"role": "user", "content": "Hi there!"}], "tools": TOOLS, **extra}
+    with TestClient(app) as client:
+        return client.post("/v1/chat/completions", json=body)
+
+
+def test_auto_lets_the_model_answer_without_a_tool() -> None:
+    inner = Replier()
+    choice = _ask(inner).json()["choices"][0]
+    assert choice["finish_reason"] == "stop"
+    assert choice["message"] == {"role": "assistant", "content": "Sure, noon it is."}
+    streamed = _ask(Replier(), stream=True).text
+    assert '"content": "Sure, noon it is."' in streamed.replace('":"', '": "')
+    assert streamed.rstrip().endswith("data: [DONE]")
+
+
+def test_required_does_not_accept_a_direct_answer() -> None:
+    inner = ToolCaller({"text": "x"})
+    _ask(inner, tool_choice="required")
+    with pytest.raises(SchemaOutputError):
+        inner.schemas[0].validate(json.dumps({"content": "no tool"}))
+    _ask(inner)  # auto (the default)
+    assert inner.schemas[1].validate(json.dumps({"content": "no tool"})) == {"content": "no tool"}
