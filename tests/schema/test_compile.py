@@ -189,3 +189,13 @@ def test_converter_fuzz_compiles_or_raises_schema_error(schema: object) -> None:
         return
     assert c.grammar
     assert all(u.pointer.startswith("/") for u in (*c.enforced, *c.validated_after, *c.ignored))
+
+
+def test_patterns_python_warns_about_fail_cleanly() -> None:
+    """Found by the fuzzer: re warns (FutureWarning, "possible nested set") while parsing "[[" and "[[]".
+    Neither may reach the caller as a warning (errors here): "[[" is no regex, and "[[]", valid in Python,
+    is refused by the grammar's regex dialect; both are one-line SchemaErrors."""
+    with pytest.raises(SchemaError, match="not a 'regex'"):
+        compile_schema({"type": "string", "pattern": "[["})
+    with pytest.raises(SchemaError, match="regex"):
+        compile_schema({"type": "string", "pattern": "^[[]$"})
