@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,18 +94,26 @@ def run_eval(
         cand_info = _with_backend(cand_info, cand)
         prepared = run.prepare(base, cand, base_info)
         if suite.tasks is not None and all(p.cached is not None for p in prepared):
-            # Only the candidate has text to score: a second copy of it answers the task prompts on the
-            # other thread meanwhile (one llama.cpp context serves one caller at a time).
+            # Only the candidate has work: a second copy of it answers the task prompts on the other
+            # thread, then both copies take slices to score from one queue, so neither core idles
+            # (one llama.cpp context serves one caller at a time).
             with run.timed("load"):
                 helper = _load(cand_info, n_ctx, threads, settings)
             with helper:
-                pending = pool.submit(run.tasks, base, helper, base_info)
+                # longest first: the two threads then finish close together
+                queue = deque(sorted(enumerate(prepared), key=lambda ip: -ip[1].tokens.ids.size))
+                pending = pool.submit(
+                    run.drain, queue, base, helper, lambda: run.tasks(base, helper, base_info)
+                )
                 try:
-                    slices = run.score(prepared, base, cand)
+                    with run.timed("score"):
+                        mine, _ = run.drain(queue, base, cand)
+                        theirs, tasks = pending.result()
                 except BaseException:
                     run.abandon(pending)  # before the helper model is closed under its feet
                     raise
-                tasks = pending.result()
+                done = {**mine, **theirs}
+                slices = [done[i] for i in range(len(prepared))]
         else:
             slices = run.score(prepared, base, cand)
             tasks = run.tasks(base, cand, base_info)
@@ -220,6 +229,7 @@ class _Run:
     score_s: list[float] = field(default_factory=lambda: [0.0, 0.0])
     scored: list[int] = field(default_factory=lambda: [0, 0])
     tasks_cache: str = "off"
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self, stage: str, done: int, total: int) -> None:
         """Progress from a worker, and its chance to stop when the run is being abandoned."""
@@ -255,6 +265,25 @@ class _Run:
         b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
         with self.timed("score"):
             return [self._score(p, b, c) for p in prepared]
+
+    def drain(
+        self,
+        queue: deque[tuple[int, _Prepared]],
+        base: Model,
+        cand: Model,
+        first: Callable[[], T] | None = None,
+    ) -> tuple[dict[int, SliceResult], T | None]:
+        """Run ``first``, then score slices taken from ``queue`` (shared with another thread) on ``cand``
+        against the cached baseline, until it is empty: ({slice index: result}, what ``first`` returned)."""
+        result = first() if first is not None else None
+        b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
+        out: dict[int, SliceResult] = {}
+        while True:
+            try:
+                i, p = queue.popleft()
+            except IndexError:
+                return out, result
+            out[i] = self._score(p, b, c)
 
     def _prepare(
         self, s: Slice, base: Model, cand: Model, b: Scorable, c: Scorable, info: ModelInfo
@@ -362,10 +391,11 @@ class _Run:
                     pending = None
                 if cand_block is None or (base_gen is not None and base_block is None):
                     return
-                for side, (blk, secs) in enumerate(((base_block, base_s), (cand_block, cand_s))):
-                    if blk is not None:
-                        self.score_s[side] += secs
-                        self.scored[side] += blk.shape[0]
+                with self.lock:  # two threads may score candidate slices at once
+                    for side, (blk, secs) in enumerate(((base_block, base_s), (cand_block, cand_s))):
+                        if blk is not None:
+                            self.score_s[side] += secs
+                            self.scored[side] += blk.shape[0]
                 yield base_block, cand_block
         finally:
             if pending is not None:  # never close a generator while the other thread is running it
