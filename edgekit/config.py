@@ -39,16 +39,33 @@ def _positive_int(name: str) -> int | None:
     return int(raw)
 
 
+def shipped_lock_path() -> Path:
+    """The models.lock inside the installed package (absent in an editable install)."""
+    return Path(str(resources.files("edgekit") / "_data" / "models.lock"))
+
+
 def default_lock_path() -> Path:
     """./models.lock in the working directory wins (a project pins its own models); else the shipped one."""
     local = Path.cwd() / "models.lock"
     if local.is_file():
         return local
-    shipped = resources.files("edgekit") / "_data" / "models.lock"
+    shipped = shipped_lock_path()
     if shipped.is_file():
-        return Path(str(shipped))
+        return shipped
     # An editable install of a source checkout: the lock sits at the repository root.
     return Path(__file__).resolve().parent.parent / "models.lock"
+
+
+def writable_lock_path(lock_path: Path) -> Path:
+    """Where entries for ``lock_path`` are written: the shipped lock belongs to the installed package (an
+    upgrade would drop what was added to it), so new entries go to ./models.lock, started as its copy."""
+    shipped = shipped_lock_path()
+    if not shipped.is_file() or Path(lock_path).resolve() != shipped.resolve():
+        return Path(lock_path)
+    local = Path.cwd() / "models.lock"
+    if not local.exists():
+        local.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+    return local
 
 
 @dataclass(frozen=True)

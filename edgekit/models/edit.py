@@ -8,6 +8,7 @@ from typing import Any
 
 import tomlkit
 
+from edgekit.config import writable_lock_path
 from edgekit.errors import InputError, ModelFileError
 from edgekit.models.lock import NAME_RE, FileSource, Format, Lockfile, ModelEntry, render_entry
 from edgekit.models.verify import ProgressFn, _noop, content_sha256, content_size
@@ -46,6 +47,7 @@ def add_local(
     """
     if not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
+    lock_path = writable_lock_path(lock_path)
     path = path.expanduser().resolve()
     if not path.exists():
         raise ModelFileError(f"{path}: no such file or folder")

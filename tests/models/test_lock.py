@@ -85,3 +85,27 @@ def test_unknown_model_suggests_close_names() -> None:
 def test_missing_lock_file(tmp_path: Path) -> None:
     with pytest.raises(LockfileError, match=r"no such models\.lock"):
         Lockfile.load(tmp_path / "models.lock")
+
+
+def test_entries_never_go_into_the_installed_packages_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no project lock, the shipped one is read; a new entry starts ./models.lock as its copy."""
+    from edgekit import config
+    from edgekit.models.edit import add_local
+
+    shipped = tmp_path / "site-packages" / "models.lock"
+    shipped.parent.mkdir()
+    shipped.write_text((Path(__file__).resolve().parents[2] / "models.lock").read_text())
+    before = shipped.read_text()
+    monkeypatch.setattr(config, "shipped_lock_path", lambda: shipped)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    model = project / "tiny.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 60)
+    entry = add_local(shipped, model, name="tiny")
+    assert shipped.read_text() == before
+    local = Lockfile.load(project / "models.lock")
+    assert local.get("tiny") == entry and entry.source.path == "tiny.gguf"  # type: ignore[union-attr]
+    assert {e.name for e in Lockfile.load(shipped)} < {e.name for e in local}
