@@ -28,10 +28,15 @@ def read_toml(path: Path, what: str, error: type[InputError] = InputError) -> tu
         raise error(f"{path}: is a folder, not a {what}", "Point at the .toml file.") from None
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    return text, parse_toml(text, path, error)
+
+
+def parse_toml(text: str, where: Path | str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """``text`` as TOML; a syntax error is ``error`` naming ``where``."""
     try:
-        return text, tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise error(f"{path}: invalid TOML: {e}") from None
+        raise error(f"{where}: invalid TOML: {e}") from None
 
 
 def line_of(text: str, loc: list[str]) -> int:

@@ -6,19 +6,13 @@ closest valid key.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgekit.errors import InputError
-from edgekit.tomlfile import read_toml, validate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgekit.tomlfile import parse_toml, read_toml, validate
 
 LatencyClass = Literal["fast", "standard", "escalation"]
 DEFAULT_TIMEOUTS: dict[LatencyClass, float] = {"fast": 5.0, "standard": 30.0, "escalation": 60.0}
@@ -128,11 +122,7 @@ class Policy(_Strict):
 
     @classmethod
     def parse(cls, text: str, path: Path = Path("policy.toml")) -> Policy:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise PolicyError(f"{path}: invalid TOML: {e}") from None
-        return cls._validate(data, text, path)
+        return cls._validate(parse_toml(text, path, PolicyError), text, path)
 
     @classmethod
     def _validate(cls, data: dict[str, Any], text: str, path: Path) -> Policy:

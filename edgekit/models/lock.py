@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,11 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekit.errors import LockfileError, UnknownModelError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgekit.tomlfile import parse_toml
 
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -125,10 +120,7 @@ class Lockfile(_Strict):
     @classmethod
     def parse(cls, text: str, path: Path | None = None) -> Lockfile:
         where = str(path) if path else "models.lock"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise LockfileError(f"{where}: invalid TOML: {e}") from None
+        data = parse_toml(text, where, LockfileError)
         models = data.get("models")
         if isinstance(models, dict):
             for name, entry in models.items():

@@ -7,7 +7,6 @@ line and key and suggest the closest valid one. ``recipes/safety/default.toml`` 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,12 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from edgekit.errors import InputError
 from edgekit.safety.taxonomy import CATEGORIES, HAZARDS, LAYERS, Action, Layer
-from edgekit.tomlfile import line_of, read_toml, validate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from edgekit.tomlfile import line_of, parse_toml, read_toml, validate
 
 
 class SafetyPolicyError(InputError):
@@ -130,11 +124,7 @@ class SafetyPolicy(_Strict):
 
     @classmethod
     def parse(cls, text: str, path: Path = Path("safety.toml")) -> SafetyPolicy:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SafetyPolicyError(f"{path}: invalid TOML: {e}") from None
-        return cls._validate(data, text, path)
+        return cls._validate(parse_toml(text, path, SafetyPolicyError), text, path)
 
     @classmethod
     def _validate(cls, data: dict[str, Any], text: str, path: Path) -> SafetyPolicy:
