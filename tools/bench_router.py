@@ -1,10 +1,12 @@
 """Router benchmark: the 135M default model on device, Qwen2.5-Coder-1.5B behind llama-cpp-python's own
 OpenAI-compatible server on loopback as the remote, and `edgekit eval-router` over the shipped labeled set.
 
-    python tools/bench_router.py [--remote-model qwen2.5-coder-1.5b-instruct] [--out router.json]
+    python tools/bench_router.py [--remote-model qwen2.5-coder-1.5b-instruct] [--out router.json] [--resume]
 
 Prints the report (always-local, always-remote, oracle, cascade at the threshold chosen on the calibration
-split, measured on the test split). Loopback only; the server is stopped at the end.
+split, measured on the test split). Per-item results go to router.jsonl (router.jsonl.partial while it
+runs); ``--resume`` reuses the answers already there for unchanged prompts, so an interrupted run goes on
+where it stopped. Loopback only; the server is stopped at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> int:
     ap.add_argument("--remote-model", default="qwen2.5-coder-1.5b-instruct")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("router-report.json"))
+    ap.add_argument("--resume", action="store_true", help="Reuse the per-item results already saved.")
     args = ap.parse_args()
     model = edgekit.pull(args.remote_model)
     port = free_port()
@@ -74,6 +77,7 @@ def main() -> int:
                 "--json",
                 "--observations",
                 str(args.out.with_suffix(".jsonl")),
+                *(["--resume"] if args.resume else []),
             ],
             env=env,
             capture_output=True,

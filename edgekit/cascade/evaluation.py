@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 class _Check(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["any", "number", "regex"]
+    type: Literal["any", "word", "number", "regex"]
     values: list[str] | None = None
     value: float | None = None
     pattern: str | None = None
@@ -46,6 +46,11 @@ class Item(BaseModel):
     @property
     def split(self) -> Split:
         return "calibration" if hashlib.sha256(self.id.encode()).digest()[0] % 2 == 0 else "test"
+
+    @property
+    def digest(self) -> str:
+        """Identifies what the models were asked: saved answers are reused only for the same prompt."""
+        return hashlib.sha256(self.prompt.encode()).hexdigest()[:16]
 
 
 def default_items_path() -> Path:
@@ -84,6 +89,9 @@ def is_correct(answer: str, check: _Check) -> bool:
     if check.type == "any":
         low = answer.lower()
         return any(v.lower() in low for v in check.values or [])
+    if check.type == "word":
+        low = answer.lower()
+        return any(re.search(rf"\b{re.escape(v.lower())}\b", low) for v in check.values or [])
     if check.type == "number":
         numbers = _NUMBER.findall(answer.replace(",", ""))
         return bool(numbers) and check.value is not None and abs(float(numbers[-1]) - check.value) < 1e-9
@@ -104,6 +112,11 @@ class Observation:
     min_prob: float = 0.0
     mean_entropy: float = 0.0
     local_tokens: int = 0
+    item_digest: str = ""
+    """``Item.digest`` of the prompt answered ("" in files from before it was recorded: never reused)."""
+    local_answer: str | None = None
+    remote_answer: str | None = None
+    """The answers themselves, to audit a checker and re-score after fixing one (None: not recorded)."""
 
 
 def observe(
@@ -112,34 +125,69 @@ def observe(
     *,
     max_tokens: int = 64,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    reuse: Sequence[Observation] = (),
+    sink: Callable[[Observation], None] = lambda o: None,
 ) -> list[Observation]:
-    if router.remote is None:
+    """Answer every item with the first local tier and the remote; one observation per item, in order.
+
+    ``reuse``: observations saved earlier (same models, policy and ``max_tokens``); an item whose id and
+    prompt match one is not answered again (its recorded answers are judged again by the current check).
+    ``sink`` gets every observation, in item order, as soon as it exists (resumable runs).
+    """
+    saved = {o.id: o for o in rescore(reuse, items) if o.item_digest}
+    todo = [i for i in items if not (i.id in saved and saved[i.id].item_digest == i.digest)]
+    if todo and router.remote is None:
         raise InputError("the router has no remote tier", "Set EDGEKIT_REMOTE_URL to the remote's /v1 URL.")
     out = []
-    for n, item in enumerate(items, 1):
+    for item in items:
+        if item not in todo:
+            out.append(saved[item.id])
+            sink(saved[item.id])
+            continue
+        assert router.remote is not None
         msgs = [{"role": "user", "content": item.prompt}]
         request = router.features(msgs, max_tokens)  # type: ignore[arg-type]
         _, gate_reason, pinned = router.decide(request)
         local = router.local[0].chat(msgs, temperature=0.0, max_tokens=max_tokens)
         remote = router.remote.chat(msgs, temperature=0.0, max_tokens=max_tokens)
         conf = local.confidence
-        out.append(
-            Observation(
-                item.id,
-                item.category,
-                item.split,
-                is_correct(local.text, item.check),
-                is_correct(remote.text, item.check),
-                conf.mean_prob or 0.0,
-                gate_reason,
-                pinned,
-                remote.usage.total_tokens,
-                conf.min_prob or 0.0,
-                conf.mean_entropy or 0.0,
-                local.usage.completion_tokens,
-            )
+        new = Observation(
+            item.id,
+            item.category,
+            item.split,
+            is_correct(local.text, item.check),
+            is_correct(remote.text, item.check),
+            conf.mean_prob or 0.0,
+            gate_reason,
+            pinned,
+            remote.usage.total_tokens,
+            conf.min_prob or 0.0,
+            conf.mean_entropy or 0.0,
+            local.usage.completion_tokens,
+            item.digest,
+            local.text,
+            remote.text,
         )
-        progress(n, len(items))
+        out.append(new)
+        sink(new)
+        progress(len(out) - (len(items) - len(todo)), len(todo))
+    return out
+
+
+def rescore(obs: Sequence[Observation], items: Sequence[Item]) -> list[Observation]:
+    """Judge recorded answers again with the items' current checks (a checker may have been fixed).
+
+    Observations without recorded answers, or whose prompt changed or is gone, are kept as they are.
+    """
+    by_id = {i.id: i for i in items}
+    out = []
+    for o in obs:
+        item = by_id.get(o.id)
+        if item is None or o.item_digest != item.digest or o.local_answer is None or o.remote_answer is None:
+            out.append(o)
+            continue
+        local_ok, remote_ok = is_correct(o.local_answer, item.check), is_correct(o.remote_answer, item.check)
+        out.append(replace(o, local_ok=local_ok, remote_ok=remote_ok))
     return out
 
 
@@ -200,7 +248,10 @@ def summarize(
         "test": _split_report(test, chosen, grid),
     }
     if prompts is not None and embed is not None:
-        report["learned"] = _learned_report(cal, test, prompts, embed, target)
+        try:
+            report["learned"] = _learned_report(cal, test, prompts, embed, target)
+        except ValueError as e:  # too few calibration items, or the local tier always right or wrong
+            report["learned_skipped"] = f"calibration split: {e}"
     return report
 
 

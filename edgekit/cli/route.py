@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,6 +13,11 @@ from rich.table import Table
 from edgekit.cascade.router import load_router
 from edgekit.cascade.trace import TraceStore, stats
 from edgekit.cli.render import err, out, progress_bar, read_text_arg
+from edgekit.errors import InputError
+from edgekit.evaluate.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from edgekit.cascade.evaluation import Item, Observation
 
 route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)
@@ -96,6 +102,50 @@ def trace_stats(
     out.print(lat)
 
 
+def _vs_oracle(split: dict[str, Any]) -> str:
+    ratio = split["share_vs_oracle"]
+    if ratio == float("inf"):
+        return f"{split['cascade']['remote_share']:.1%} (the oracle's is 0%)"
+    return f"{ratio:.2f}x the oracle's"
+
+
+def _observe_to_file(
+    policy: Path | None, items: list[Item], max_tokens: int, path: Path | None, resume: bool
+) -> list[Observation]:
+    """Answer the items. With ``path``, each result goes to ``path``.partial as soon as it exists and the
+    complete file is renamed to ``path`` at the end, so an interrupted run leaves only the .partial file;
+    ``resume`` reuses the results already in either file."""
+    from edgekit.cascade.evaluation import observations_from_jsonl, observations_to_jsonl, observe
+
+    partial = path.with_name(path.name + ".partial") if path else None
+    reuse = [o for f in (path, partial) if resume and f and f.is_file() for o in observations_from_jsonl(f)]
+    with (
+        load_router(policy, traces=False) as router,
+        progress_bar() as progress,
+        partial.open("w", encoding="utf-8") if partial else contextlib.nullcontext() as sink,
+    ):
+
+        def save(o: Observation) -> None:
+            if sink is not None:
+                sink.write(observations_to_jsonl([o]))
+                sink.flush()
+
+        obs = observe(
+            router,
+            items,
+            max_tokens=max_tokens,
+            progress=lambda d, t: progress("answer prompts", d, t),
+            reuse=reuse,
+            sink=save,
+        )
+    saved = {(o.id, o.item_digest) for o in reuse}
+    if reused := sum(1 for o in obs if (o.id, o.item_digest) in saved):
+        err.print(f"reused {reused} saved answers; asked {len(obs) - reused} prompts", markup=False)
+    if path and partial:
+        partial.replace(path)
+    return obs
+
+
 def eval_router(
     policy: PolicyOpt = None,
     data: Annotated[
@@ -106,11 +156,26 @@ def eval_router(
         float, typer.Option("--target", help="Quality to keep, as a share of always-remote.")
     ] = 0.95,
     observations: Annotated[
-        Path | None, typer.Option("--observations", help="Also write per-item results (JSONL).")
+        Path | None,
+        typer.Option(
+            "--observations",
+            help="Also write per-item results (JSONL); kept in FILE.partial until the run completes.",
+        ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Reuse results in the --observations file (or its .partial) for unchanged items; "
+            "same models, policy and --max-tokens assumed.",
+        ),
+    ] = False,
     replay: Annotated[
         Path | None,
-        typer.Option("--from-observations", help="Re-score saved per-item results; no model runs."),
+        typer.Option(
+            "--from-observations",
+            help="Re-score saved per-item results with the current checks; no model runs.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -120,20 +185,19 @@ def eval_router(
         load_items,
         observations_from_jsonl,
         observations_to_jsonl,
-        observe,
+        rescore,
         summarize,
     )
 
     items = load_items(data or default_items_path())
+    if resume and observations is None:
+        raise InputError("--resume needs --observations FILE", "Name the file an earlier run wrote.")
     if replay is not None:
-        obs = observations_from_jsonl(replay)
+        obs = rescore(observations_from_jsonl(replay), items)
+        if observations:
+            atomic_write_text(observations, observations_to_jsonl(obs))
     else:
-        with load_router(policy, traces=False) as router, progress_bar() as progress:
-            obs = observe(
-                router, items, max_tokens=max_tokens, progress=lambda d, t: progress("answer prompts", d, t)
-            )
-    if observations:
-        observations.write_text(observations_to_jsonl(obs))
+        obs = _observe_to_file(policy, items, max_tokens, observations, resume)
     from edgekit.cascade.learned import default_embed
     from edgekit.errors import MissingDependencyError
 
@@ -143,6 +207,8 @@ def eval_router(
         embed = None
         err.print(f"learned acceptance skipped: {e.message}", markup=False)
     report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items}, embed=embed)
+    if "learned_skipped" in report:
+        err.print(f"learned acceptance skipped: {report['learned_skipped']}", markup=False)
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False)
         return
@@ -161,7 +227,7 @@ def eval_router(
         out.print(
             f"{label}: threshold {part['threshold']:.3f} (chosen on calibration); "
             f"quality {t['quality_vs_remote']:.1%} of always-remote; "
-            f"remote share {t['share_vs_oracle']:.2f}x the oracle's; "
+            f"remote share {_vs_oracle(t)}; "
             f"remote tokens saved {t['remote_tokens_saved']:.1%}",
             markup=False,
         )

@@ -5,20 +5,27 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.evaluation import (
     Item,
     Observation,
     default_items_path,
     is_correct,
     load_items,
+    observe,
+    rescore,
     summarize,
 )
+from edgekit.cascade.policy import Policy
+from edgekit.cascade.router import Router
 from edgekit.errors import InputError
+
+from .fakes import FakeModel
 
 
 def test_shipped_set_is_valid_and_split_in_two() -> None:
     items = load_items(default_items_path())
-    assert len(items) == 100 and {i.category for i in items} == {
+    assert len(items) >= 400 and {i.category for i in items} == {
         "fact",
         "arithmetic",
         "reasoning",
@@ -26,7 +33,7 @@ def test_shipped_set_is_valid_and_split_in_two() -> None:
         "translation",
     }
     splits = [i.split for i in items]
-    assert 35 <= splits.count("calibration") <= 65, "a hash split gives roughly halves"
+    assert 0.4 <= splits.count("calibration") / len(items) <= 0.6, "a hash split gives roughly halves"
     assert items[0].split == Item.model_validate(json.loads(json.dumps(items[0].model_dump()))).split, (
         "stable"
     )
@@ -42,6 +49,9 @@ def test_shipped_set_is_valid_and_split_in_two() -> None:
         ("1,024", {"type": "number", "value": 1024}, True),
         ("no number", {"type": "number", "value": 3}, False),
         ("def add(a, b):\n    return a + b", {"type": "regex", "pattern": r"def\s+add"}, True),
+        ("No, 91 is not prime.", {"type": "word", "values": ["no"]}, True),
+        ("Yes, 91 is a prime number.", {"type": "word", "values": ["no"]}, False),
+        ("The answer is NO.", {"type": "word", "values": ["no"]}, True),
     ],
 )
 def test_checkers(answer: str, check: dict[str, object], ok: bool) -> None:
@@ -83,3 +93,70 @@ def test_summary_picks_the_threshold_on_calibration_and_reports_on_test() -> Non
     assert test["reasons"]["signals"] == {"escalations": 4, "precision": 1.0, "recall": 1.0}
     assert test["reasons"]["gate keywords:domain"]["precision"] == 0.0
     assert test["remote_tokens_saved"] == pytest.approx(6 / 11)
+
+
+def test_shipped_set_is_what_its_builder_writes() -> None:
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "build_router_set.py"
+    done = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def item(i: int, prompt: str, answer: str) -> Item:
+    return Item.model_validate(
+        {"id": f"i{i}", "category": "c", "prompt": prompt, "check": {"type": "any", "values": [answer]}}
+    )
+
+
+def fake_router(tmp_path: Path, local: FakeModel, remote: FakeModel) -> Router:
+    policy = Policy.parse(
+        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\n'
+        '[[tiers]]\nname = "remote"\nkind = "remote"\nmodel = "big"\n'
+    )
+    ledger = BudgetLedger(policy.budget, tmp_path / "budget.json")
+    return Router(policy, local=[local], remote=remote, traces=None, ledger=ledger)
+
+
+def test_observe_reuses_saved_answers_for_unchanged_prompts_and_judges_them_again(tmp_path: Path) -> None:
+    local, remote = FakeModel(answer="Paris."), FakeModel(answer="Paris, of course.")
+    router = fake_router(tmp_path, local, remote)
+    items = [item(1, "Capital of France?", "paris"), item(2, "Capital of Peru?", "lima")]
+    sunk: list[Observation] = []
+    first = observe(router, items, sink=sunk.append)
+    assert sunk == first and len(remote.calls) == 2
+    assert [(o.local_ok, o.remote_ok, o.local_answer) for o in first] == [
+        (True, True, "Paris."),
+        (False, False, "Paris."),
+    ]
+
+    # Item 2's check is fixed (same prompt: reused, judged again); item 3 is new; item 1 changed prompt.
+    again = [
+        item(1, "Capital of France, please?", "paris"),
+        item(2, "Capital of Peru?", "paris"),
+        item(3, "x?", "y"),
+    ]
+    second = observe(router, again, reuse=first)
+    assert len(remote.calls) == 4, "only the changed and the new prompt were asked"
+    assert [o.id for o in second] == ["i1", "i2", "i3"]
+    assert second[1].local_ok and second[1].remote_ok and second[1].item_digest == again[1].digest
+    # Observations without recorded answers cannot be judged again: kept as saved.
+    bare = [Observation("i2", "c", "test", False, False, 0.5, None, False, 1, item_digest=again[1].digest)]
+    assert rescore(bare, again) == bare
+
+
+def test_observe_without_a_remote_is_an_input_error_unless_everything_is_saved(tmp_path: Path) -> None:
+    router = fake_router(tmp_path, FakeModel(), FakeModel())
+    items = [item(1, "Capital of France?", "paris")]
+    saved = observe(router, items)
+    router.remote = None
+    assert observe(router, items, reuse=saved) == saved
+    with pytest.raises(InputError, match="no remote tier"):
+        observe(router, [*items, item(2, "Capital of Peru?", "lima")], reuse=saved)
+
+
+def test_summary_skips_the_learned_model_when_calibration_is_too_small() -> None:
+    data = [obs(0, "calibration", True, True, 0.9), obs(1, "test", False, True, 0.2)]
+    report = summarize(data, prompts={"i0": "a", "i1": "b"}, embed=lambda texts: None)  # type: ignore[arg-type, return-value]
+    assert "learned" not in report and "need at least" in report["learned_skipped"]
