@@ -1,7 +1,7 @@
 """Router benchmark: the 135M default model on device, Qwen2.5-Coder-1.5B behind llama-cpp-python's own
 OpenAI-compatible server on loopback as the remote, and `edgekit eval-router` over the shipped labeled set.
 
-    python tools/bench_router.py [--remote-model qwen2.5-coder-1.5b-instruct] [--out router.json] [--resume]
+    python tools/bench_router.py [--policy recipes/cascade/cross-check.toml] [--out router.json] [--resume]
 
 Prints the report (always-local, always-remote, oracle, cascade at the threshold chosen on the calibration
 split, measured on the test split). Per-item results go to router.jsonl (router.jsonl.partial while it
@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("router-report.json"))
     ap.add_argument("--resume", action="store_true", help="Reuse the per-item results already saved.")
+    ap.add_argument("--policy", type=Path, help="Cascade policy [default: the shipped one].")
     args = ap.parse_args()
     model = edgekit.pull(args.remote_model)
     port = free_port()
@@ -78,6 +79,7 @@ def main() -> int:
                 "--observations",
                 str(args.out.with_suffix(".jsonl")),
                 *(["--resume"] if args.resume else []),
+                *(["--policy", str(args.policy)] if args.policy else []),
             ],
             env=env,
             capture_output=True,

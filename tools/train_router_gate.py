@@ -1,9 +1,13 @@
 """Train the cascade's learned acceptance model on the router set's CALIBRATION split only.
 
-    python tools/bench_router.py --out router.json          # writes router.jsonl (per-item results)
-    python tools/train_router_gate.py router.jsonl [--out recipes/cascade/tiny-accept.json]
+    python tools/bench_router.py --policy recipes/cascade/cross-check.toml --out router.json
+    python tools/train_router_gate.py router.jsonl [--out recipes/cascade/tiny-accept.json] [--neighbours]
 
-The test split is never read here: it stays for reporting (``edgekit eval-router --from-observations``).
+The features follow the observations: cross-check agreement when it was measured (a policy whose first
+tier has ``cross_check``), the neighbour feature (MiniLM embeddings of the prompts) otherwise or with
+``--neighbours``. The threshold saved with the model is the smallest remote share whose quality is
+>= 95% of always-remote on leave-one-out scores of the calibration split. The test split is never read
+here: it stays for reporting (``edgekit eval-router --from-observations``).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import sys
 from pathlib import Path
 
 from edgekit.cascade.evaluation import (
+    calibrate_accept_model,
     default_items_path,
+    learned_features,
     load_items,
     observations_from_jsonl,
-    train_accept_model,
 )
-from edgekit.cascade.learned import default_embed
+from edgekit.cascade.learned import NEIGHBOURS, default_embed
 from edgekit.evaluate.files import atomic_write_text
 
 
@@ -27,15 +32,21 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("observations", type=Path)
     ap.add_argument("--out", type=Path, default=Path("recipes/cascade/tiny-accept.json"))
+    ap.add_argument("--neighbours", action="store_true", help="Also use the nearest-prompt feature.")
     args = ap.parse_args()
     prompts = {i.id: i.prompt for i in load_items(default_items_path())}
-    obs = [o for o in observations_from_jsonl(args.observations) if o.split == "calibration"]
+    cal = [o for o in observations_from_jsonl(args.observations) if o.split == "calibration"]
+    neighbours = True if args.neighbours else None
+    embed = default_embed() if NEIGHBOURS in learned_features(cal, neighbours) else None
     digest = hashlib.sha256(args.observations.read_bytes()).hexdigest()
-    model = train_accept_model(
-        obs, prompts, default_embed(), trained_on=f"calibration split of {digest[:16]}"
+    model, _ = calibrate_accept_model(
+        cal, prompts, embed, neighbours=neighbours, trained_on=f"calibration split of {digest[:16]}"
     )
     atomic_write_text(args.out, model.to_json() + "\n")
-    print(f"trained on {len(obs)} calibration observations -> {args.out}")
+    print(
+        f"trained on {len(cal)} calibration observations ({', '.join(model.features)}); "
+        f"threshold {model.threshold:.3f} -> {args.out}"
+    )
     return 0
 
 

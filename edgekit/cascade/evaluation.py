@@ -19,8 +19,16 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edgekit.cascade.learned import AcceptModel, Embed, Evidence, leave_one_out_scores
-from edgekit.cascade.router import Router
+from edgekit.cascade.learned import (
+    NEIGHBOURS,
+    AcceptModel,
+    Embed,
+    Evidence,
+    answer_agreement,
+    feature_layout,
+    leave_one_out_scores,
+)
+from edgekit.cascade.router import Router, remote_tokens
 from edgekit.errors import InputError
 
 Split = Literal["calibration", "test"]
@@ -117,6 +125,10 @@ class Observation:
     local_answer: str | None = None
     remote_answer: str | None = None
     """The answers themselves, to audit a checker and re-score after fixing one (None: not recorded)."""
+    agreement: float | None = None
+    """With a cross-check model on the first tier: the local answer's agreement with its answer."""
+    check_answer: str | None = None
+    """The cross-check model's answer (agreement is measured again from it when re-scoring)."""
 
 
 def observe(
@@ -134,7 +146,9 @@ def observe(
     prompt match one is not answered again (its recorded answers are judged again by the current check).
     ``sink`` gets every observation, in item order, as soon as it exists (resumable runs).
     """
-    saved = {o.id: o for o in rescore(reuse, items) if o.item_digest}
+    tier = router.policy.local_tiers[0]
+    checked = tier.cross_check is not None
+    saved = {o.id: o for o in rescore(reuse, items) if o.item_digest and (o.agreement is not None) == checked}
     todo = [i for i in items if not (i.id in saved and saved[i.id].item_digest == i.digest)]
     if todo and router.remote is None:
         raise InputError("the router has no remote tier", "Set EDGEKIT_REMOTE_URL to the remote's /v1 URL.")
@@ -148,8 +162,10 @@ def observe(
         msgs = [{"role": "user", "content": item.prompt}]
         request = router.features(msgs, max_tokens)  # type: ignore[arg-type]
         _, gate_reason, pinned = router.decide(request)
-        local = router.local[0].chat(msgs, temperature=0.0, max_tokens=max_tokens)
-        remote = router.remote.chat(msgs, temperature=0.0, max_tokens=max_tokens)
+        params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
+        local = router.local[0].chat(msgs, **params)
+        check = router.cross_check[tier.name].chat(msgs, **params) if checked else None
+        remote = router.remote.chat(msgs, **params)
         conf = local.confidence
         new = Observation(
             item.id,
@@ -160,13 +176,15 @@ def observe(
             conf.mean_prob or 0.0,
             gate_reason,
             pinned,
-            remote.usage.total_tokens,
+            remote_tokens(request, remote),
             conf.min_prob or 0.0,
             conf.mean_entropy or 0.0,
             local.usage.completion_tokens,
             item.digest,
             local.text,
             remote.text,
+            None if check is None else answer_agreement(item.prompt, local.text, check.text),
+            None if check is None else check.text,
         )
         out.append(new)
         sink(new)
@@ -175,7 +193,8 @@ def observe(
 
 
 def rescore(obs: Sequence[Observation], items: Sequence[Item]) -> list[Observation]:
-    """Judge recorded answers again with the items' current checks (a checker may have been fixed).
+    """Judge recorded answers again with the items' current checks (a checker may have been fixed), and
+    measure the cross-check agreement again where its answer was recorded.
 
     Observations without recorded answers, or whose prompt changed or is gone, are kept as they are.
     """
@@ -187,7 +206,10 @@ def rescore(obs: Sequence[Observation], items: Sequence[Item]) -> list[Observati
             out.append(o)
             continue
         local_ok, remote_ok = is_correct(o.local_answer, item.check), is_correct(o.remote_answer, item.check)
-        out.append(replace(o, local_ok=local_ok, remote_ok=remote_ok))
+        agreement = o.agreement
+        if o.check_answer is not None:
+            agreement = answer_agreement(item.prompt, o.local_answer, o.check_answer)
+        out.append(replace(o, local_ok=local_ok, remote_ok=remote_ok, agreement=agreement))
     return out
 
 
@@ -214,6 +236,11 @@ def _point(obs: Sequence[Observation], threshold: float, scores: Scores = None) 
     return {"threshold": threshold, "quality": good / n, "remote_share": sum(1 for d in decisions if d) / n}
 
 
+def _grid(scores: Sequence[float]) -> list[float]:
+    """Thresholds that visit every distinct operating point: just above each score, and both ends."""
+    return sorted({0.0, 1.01, *(round(float(v) + 1e-6, 6) for v in scores)})
+
+
 def _choose(obs: Sequence[Observation], grid: Sequence[float], target: float, scores: Scores = None) -> float:
     """The threshold with the smallest remote share whose quality is >= target x always-remote."""
     remote = sum(o.remote_ok for o in obs) / (len(obs) or 1)
@@ -222,7 +249,7 @@ def _choose(obs: Sequence[Observation], grid: Sequence[float], target: float, sc
 
 
 def evidence(o: Observation, prompt: str) -> Evidence:
-    return Evidence(prompt, o.mean_prob, o.min_prob, o.mean_entropy, o.local_tokens)
+    return Evidence(prompt, o.mean_prob, o.min_prob, o.mean_entropy, o.local_tokens, o.agreement)
 
 
 def summarize(
@@ -232,67 +259,103 @@ def summarize(
     prompts: Mapping[str, str] | None = None,
     embed: Embed | None = None,
 ) -> dict[str, Any]:
-    """The report. With ``prompts`` (id -> prompt text) and ``embed``, also the learned acceptance model's
-    cascade: fit on the calibration split (threshold from leave-one-out scores there), reported on the
-    test split.
+    """The report. With ``prompts`` (id -> prompt text), also the learned acceptance model's cascade: fit
+    on the calibration split (threshold from leave-one-out scores there), reported on the test split.
+    ``embed`` is needed when the model uses neighbours (see ``calibrate_accept_model``).
     """
     cal = [o for o in obs if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
-    grid = sorted({0.0, 1.01, *(round(o.mean_prob + 1e-6, 6) for o in cal)})
+    grid = _grid([o.mean_prob for o in cal])
     chosen = _choose(cal, grid, target)
     report: dict[str, Any] = {
         "items": {"calibration": len(cal), "test": len(test)},
         "target": f"quality >= {target} x always-remote, chosen on calibration",
         "threshold": chosen,
-        "calibration": _split_report(cal, chosen, grid),
-        "test": _split_report(test, chosen, grid),
+        "calibration": _split_report(cal, chosen, grid, target=target),
+        "test": _split_report(test, chosen, _grid([o.mean_prob for o in test]), target=target),
     }
-    if prompts is not None and embed is not None:
+    if prompts is not None:
         try:
             report["learned"] = _learned_report(cal, test, prompts, embed, target)
-        except ValueError as e:  # too few calibration items, or the local tier always right or wrong
+        except ValueError as e:  # too few calibration items, the local tier always right or wrong, no encoder
             report["learned_skipped"] = f"calibration split: {e}"
     return report
 
 
-def train_accept_model(
-    obs: Sequence[Observation], prompts: Mapping[str, str], embed: Embed, *, trained_on: str = ""
-) -> AcceptModel:
-    """Fit the acceptance model on the calibration split's observations."""
-    cal = [o for o in obs if o.split == "calibration"]
-    texts = [prompts[o.id] for o in cal]
-    return AcceptModel.fit(
-        [evidence(o, t) for o, t in zip(cal, texts, strict=True)],
-        [o.local_ok for o in cal],
-        embed(texts),
-        trained_on=trained_on,
-    )
+def learned_features(cal: Sequence[Observation], neighbours: bool | None = None) -> tuple[str, ...]:
+    """The acceptance model's features for these observations: cross-check agreement when it was measured
+    on every item; the neighbour feature by default only without it (on the shipped set's calibration
+    split, leave-one-out, neighbours added nothing once agreement was there)."""
+    agreement = bool(cal) and all(o.agreement is not None for o in cal)
+    use_neighbours = (not agreement) if neighbours is None else neighbours
+    return feature_layout(agreement=agreement, neighbours=use_neighbours)
+
+
+def calibrate_accept_model(
+    cal: Sequence[Observation],
+    prompts: Mapping[str, str],
+    embed: Embed | None,
+    *,
+    target: float = 0.95,
+    neighbours: bool | None = None,
+    trained_on: str = "",
+) -> tuple[AcceptModel, list[float]]:
+    """Fit the acceptance model on calibration observations, with the threshold at the smallest remote share
+    whose quality is >= ``target`` x always-remote, judged on leave-one-out scores. Returns the model
+    (threshold set) and those scores."""
+    features = learned_features(cal, neighbours)
+    if NEIGHBOURS in features and embed is None:
+        raise ValueError("the neighbour feature needs the sentence encoder (the onnx-export extra)")
+    ev = [evidence(o, prompts[o.id]) for o in cal]
+    emb = embed([e.prompt for e in ev]) if embed is not None and NEIGHBOURS in features else None
+    right = [o.local_ok for o in cal]
+    loo = [float(v) for v in leave_one_out_scores(ev, right, emb, features=features)]
+    grid = _grid(loo)
+    model = AcceptModel.fit(ev, right, emb, features=features, trained_on=trained_on)
+    return model.with_threshold(_choose(cal, grid, target, loo)), loo
 
 
 def _learned_report(
     cal: Sequence[Observation],
     test: Sequence[Observation],
     prompts: Mapping[str, str],
-    embed: Embed,
+    embed: Embed | None,
     target: float,
 ) -> dict[str, Any]:
-    cal_ev = [evidence(o, prompts[o.id]) for o in cal]
-    loo = leave_one_out_scores(cal_ev, [o.local_ok for o in cal], embed([e.prompt for e in cal_ev]))
-    grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in loo)})
-    chosen = _choose(cal, grid, target, list(loo))
-    model = train_accept_model(cal, prompts, embed)
+    model, loo = calibrate_accept_model(cal, prompts, embed, target=target)
+    assert model.threshold is not None
+    grid = _grid(loo)
     test_ev = [evidence(o, prompts[o.id]) for o in test]
-    test_scores = list(model.scores(test_ev, embed([e.prompt for e in test_ev])))
-    test_grid = sorted({0.0, 1.01, *(round(float(s) + 1e-6, 6) for s in test_scores)})
+    emb = embed([e.prompt for e in test_ev]) if embed is not None and model.uses_neighbours else None
+    test_scores = [float(v) for v in model.scores(test_ev, emb)]
+    test_grid = _grid(test_scores)
     return {
-        "threshold": chosen,
-        "calibration": _split_report(cal, chosen, grid, list(loo)),
-        "test": _split_report(test, chosen, test_grid, test_scores),
+        "features": list(model.features),
+        "threshold": model.threshold,
+        "calibration": _split_report(cal, model.threshold, grid, loo, target),
+        "test": _split_report(test, model.threshold, test_grid, test_scores, target),
     }
 
 
+def _at_target(
+    curve: Sequence[dict[str, float]], remote_q: float, oracle_share: float, target: float
+) -> dict[str, float] | None:
+    """RouteLLM-style: the curve's smallest remote share whose quality is >= target x always-remote, read
+    off this split's own curve (on the test split: how good the ranking is, with the threshold known)."""
+    ok = [p for p in curve if p["quality"] >= target * remote_q]
+    if not ok:
+        return None
+    best = min(ok, key=lambda p: (p["remote_share"], -p["quality"]))
+    ratio = best["remote_share"] / oracle_share if oracle_share else float("inf")
+    return {**best, "share_vs_oracle": ratio}
+
+
 def _split_report(
-    obs: Sequence[Observation], threshold: float, grid: Sequence[float], scores: Scores = None
+    obs: Sequence[Observation],
+    threshold: float,
+    grid: Sequence[float],
+    scores: Scores = None,
+    target: float = 0.95,
 ) -> dict[str, Any]:
     n = len(obs) or 1
     local_q = sum(o.local_ok for o in obs) / n
@@ -301,6 +364,7 @@ def _split_report(
     oracle_q = sum((o.local_ok or o.remote_ok) for o in obs) / n
     at = _point(obs, threshold, scores)
     decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
+    curve = [_point(obs, t, scores) for t in grid]
     all_remote_tokens = sum(o.remote_tokens for o in obs) or 1
     used = sum(o.remote_tokens for o, d in zip(obs, decisions, strict=True) if d)
     return {
@@ -311,7 +375,8 @@ def _split_report(
         "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
         "remote_tokens_saved": 1 - used / all_remote_tokens,
-        "curve": [_point(obs, t, scores) for t in grid],
+        "curve": curve,
+        "curve_at_target": _at_target(curve, remote_q, oracle_share, target),
         "reasons": _reasons(obs, decisions),
         "by_category": {
             c: sum(o.local_ok for o in obs if o.category == c) / max(1, sum(o.category == c for o in obs))

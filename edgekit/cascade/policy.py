@@ -35,8 +35,9 @@ class Acceptance(_Strict):
     min_tokens: int | None = Field(default=None, ge=0)
     learned: str | None = None
     """A learned acceptance model (JSON from tools/train_router_gate.py), relative to the policy file."""
-    min_score: float = Field(default=0.5, ge=0, le=1)
-    """With ``learned``: the least predicted probability that the local answer is right."""
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    """With ``learned``: the least predicted probability that the local answer is right [default: the
+    threshold calibrated with the model, else 0.5]."""
 
 
 class SelfConsistency(_Strict):
@@ -51,6 +52,19 @@ class SelfConsistency(_Strict):
     min_agreement: float = Field(default=0.6, gt=0, le=1)
 
 
+class CrossCheck(_Strict):
+    """A second opinion: another local model answers the same request, and the local answer's agreement
+    with it (overlap of the words the two answers add beyond the prompt) becomes a signal.
+
+    Costs one more local generation per request that reaches the tier. A learned acceptance model trained
+    with the ``agreement`` feature needs it; ``min_agreement`` also works on its own.
+    """
+
+    model: str
+    """models.lock name or path of the second local model."""
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+
+
 class Tier(_Strict):
     name: str
     kind: Literal["local", "remote"]
@@ -58,6 +72,7 @@ class Tier(_Strict):
     """models.lock name or path (local); model id at the endpoint (remote)."""
     accept: Acceptance = Acceptance()
     self_consistency: SelfConsistency | None = None
+    cross_check: CrossCheck | None = None
     base_url_env: str = "EDGEKIT_REMOTE_URL"
     api_key_env: str = "EDGEKIT_REMOTE_API_KEY"
     timeout_s: dict[LatencyClass, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
@@ -105,6 +120,8 @@ class Policy(_Strict):
             raise ValueError("the first tier must be local (tiny model first)")
         if any(t.kind == "remote" for t in self.tiers[:-1]):
             raise ValueError("a remote tier can only be the last tier")
+        if any(t.kind == "remote" and (t.cross_check or t.self_consistency) for t in self.tiers):
+            raise ValueError("cross_check and self_consistency apply to local tiers only")
         return self
 
     @property
@@ -130,10 +147,30 @@ class Policy(_Strict):
         return policy
 
 
-def default_policy_path() -> Path:
+def shipped_policies() -> Path:
+    """The folder of shipped cascade policies (``recipes/cascade``)."""
     from importlib import resources
 
-    shipped = resources.files("edgekit") / "_data" / "cascade-default.toml"
-    if shipped.is_file():
+    shipped = resources.files("edgekit") / "_data" / "cascade"
+    if shipped.is_dir():
         return Path(str(shipped))
-    return Path(__file__).resolve().parents[2] / "recipes" / "cascade" / "default.toml"
+    return Path(__file__).resolve().parents[2] / "recipes" / "cascade"
+
+
+def default_policy_path() -> Path:
+    return shipped_policies() / "default.toml"
+
+
+def resolve_policy(name_or_path: Path | str | None) -> Path:
+    """A policy file path; a bare name without suffix (``cross-check``) names a shipped policy."""
+    if name_or_path is None:
+        return default_policy_path()
+    path = Path(name_or_path)
+    if path.suffix or path.exists() or len(path.parts) != 1:
+        return path
+    shipped = shipped_policies() / f"{path.name}.toml"
+    if not shipped.is_file():
+        names = ", ".join(sorted(p.stem for p in shipped_policies().glob("*.toml")))
+        hint = f"Shipped policies: {names}; or give a file path."
+        raise PolicyError(f"no shipped cascade policy named {path.name!r}", hint)
+    return shipped

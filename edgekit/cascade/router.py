@@ -21,14 +21,14 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
-from edgekit.cascade.learned import AcceptModel, Embed, Evidence, default_embed
+from edgekit.cascade.learned import AcceptModel, Embed, Evidence, answer_agreement, default_embed
 from edgekit.cascade.policy import (
     DEFAULT_TIMEOUTS,
     Acceptance,
@@ -83,7 +83,12 @@ def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]
 
 
 def learned_failures(
-    model: AcceptModel, accept: Acceptance, request: Request, completion: Completion, embed: Embed
+    model: AcceptModel,
+    accept: Acceptance,
+    request: Request,
+    completion: Completion,
+    embed: Embed,
+    agreement: float | None = None,
 ) -> list[str]:
     """The learned acceptance model's verdict on a local answer (empty when it is accepted)."""
     conf = completion.confidence
@@ -93,9 +98,15 @@ def learned_failures(
         conf.min_prob or 0.0,
         conf.mean_entropy or 0.0,
         completion.usage.completion_tokens,
+        agreement,
     )
     score = model.score(evidence, embed)
-    return [] if score >= accept.min_score else [f"learned acceptance score {score:.3f} < {accept.min_score}"]
+    least = accept.min_score if accept.min_score is not None else model.threshold
+    least = 0.5 if least is None else least
+    if score >= least:
+        return []
+    seen = "" if agreement is None else f" (cross-check agreement {agreement:.2f})"
+    return [f"learned acceptance score {score:.3f} < {least:.3f}{seen}"]
 
 
 def _beside(policy_path: Path | None, name: str) -> Path:
@@ -140,11 +151,17 @@ class Router:
         ledger: BudgetLedger | None = None,
         breaker: CircuitBreaker | None = None,
         embed: Embed | None = None,
+        cross_check: Mapping[str, Any] | None = None,
     ) -> None:
+        """``local``: one model per local tier; ``cross_check``: tier name -> its second-opinion model."""
         if len(local) != len(policy.local_tiers):
             raise ValueError("one local model per local tier is needed")
         self.policy = policy
         self.local = list(local)
+        self.cross_check = dict(cross_check or {})
+        for t in policy.local_tiers:
+            if t.cross_check and t.name not in self.cross_check:
+                raise ValueError(f"no cross-check model for tier {t.name}")
         self.remote = remote
         self.traces = traces
         self.ledger = ledger or BudgetLedger(policy.budget, None)
@@ -155,6 +172,13 @@ class Router:
             for t in policy.local_tiers
             if t.accept.learned
         }
+        for t in policy.local_tiers:
+            learned = self.accept_models.get(t.name)
+            if learned is not None and learned.uses_agreement and not t.cross_check:
+                raise PolicyError(
+                    f"{policy.path}: tier {t.name!r}: its accept model uses cross-check agreement",
+                    'Add cross_check = { model = "..." } to the tier, or retrain without agreement.',
+                )
         self._embed = embed
         self.name = "cascade"
         self._recent: OrderedDict[int, RouteResult] = OrderedDict()  # for route_of, bounded
@@ -208,7 +232,7 @@ class Router:
         }
 
     def close(self) -> None:
-        for m in self.local:
+        for m in [*self.local, *self.cross_check.values()]:
             m.close()
         if self.remote is not None:
             self.remote.close()
@@ -287,8 +311,19 @@ class Router:
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
                 failed = acceptance_failures(completion, tier.accept)
-                if (learned := self.accept_models.get(tier.name)) is not None:
-                    failed += learned_failures(learned, tier.accept, request, completion, self.embed)
+                agreement = None
+                if not failed and tier.cross_check is not None:
+                    t2 = time.perf_counter()
+                    other = self.cross_check[tier.name].chat(msgs, **params)
+                    agreement = answer_agreement(request.text, completion.text, other.text)
+                    latency[f"cross-check:{tier.name}"] = _ms(t2)
+                    least = tier.cross_check.min_agreement
+                    if least is not None and agreement < least:
+                        failed.append(f"cross-check agreement {agreement:.2f} < {least}")
+                if not failed and (learned := self.accept_models.get(tier.name)) is not None:
+                    failed += learned_failures(
+                        learned, tier.accept, request, completion, self.embed, agreement
+                    )
                 if not failed and tier.self_consistency is not None:
                     t2 = time.perf_counter()
                     failed = self_consistency_failures(model, msgs, params, completion, tier.self_consistency)
@@ -341,7 +376,7 @@ class Router:
                 refusal = f"remote failed: {e.message}"
             else:
                 latency[f"remote:{tier.name}"] = _ms(t1)
-                self.ledger.record(completion.usage.total_tokens)
+                self.ledger.record(remote_tokens(request, completion))
                 result = RouteResult(
                     completion, f"remote:{tier.name}", gates, reason, None, tuple(rejections), latency
                 )
@@ -370,7 +405,7 @@ class Router:
             c = result.completion
             conf = Confidence.of(c.signals)
             remote = result.route.startswith("remote:")
-            tokens = c.usage.total_tokens if remote else 0
+            tokens = remote_tokens(request, c) if remote else 0
             digest = hashlib.sha256("\n".join(m["content"] for m in msgs).encode()).hexdigest()[:12]
             self.traces.append(
                 Trace(
@@ -396,24 +431,36 @@ class Router:
         return result
 
 
+def remote_tokens(request: Request, completion: Completion) -> int:
+    """Tokens a remote answer spent. Servers that report no prompt tokens (llama-cpp-python's ignores
+    ``stream_options.include_usage``) are charged the prompt's local token count, so budgets hold."""
+    usage = completion.usage
+    return usage.total_tokens if usage.prompt_tokens else request.prompt_tokens + usage.completion_tokens
+
+
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-def load_router(policy_path: Path | None = None, *, traces: bool = True) -> Router:
-    """Build a Router from a policy file: local models from models.lock, the remote from its env vars."""
+def load_router(policy_path: Path | str | None = None, *, traces: bool = True) -> Router:
+    """Build a Router from a policy file (or a shipped policy's name): local models from models.lock, the
+    remote from its env vars."""
     import os
 
     import edgekit
-    from edgekit.cascade.policy import default_policy_path
+    from edgekit.cascade.policy import resolve_policy
     from edgekit.config import Settings
 
-    policy = Policy.load(policy_path or default_policy_path())
+    policy = Policy.load(resolve_policy(policy_path))
     settings = Settings.from_env()
     local = [edgekit.load(t.model) for t in policy.local_tiers]
+    checks: dict[str, Any] = {}
     remote = None
     tier = policy.remote_tier
     try:
+        for t in policy.local_tiers:
+            if t.cross_check is not None:
+                checks[t.name] = edgekit.load(t.cross_check.model)
         if tier is not None and os.environ.get(tier.base_url_env):
             remote = edgekit.remote(
                 os.environ[tier.base_url_env],
@@ -422,11 +469,18 @@ def load_router(policy_path: Path | None = None, *, traces: bool = True) -> Rout
                 timeout=tier.timeout_s.get(policy.latency_class, 30.0),
             )
     except EdgekitError:
-        for m in local:
+        for m in [*local, *checks.values()]:
             m.close()
         raise
     ledger = BudgetLedger(policy.budget, settings.cache_dir.parent / "budget.json")
-    return Router(policy, local=local, remote=remote, traces=TraceStore() if traces else None, ledger=ledger)
+    return Router(
+        policy,
+        local=local,
+        remote=remote,
+        traces=TraceStore() if traces else None,
+        ledger=ledger,
+        cross_check=checks,
+    )
 
 
 __all__ = ["RouteResult", "Router", "acceptance_failures", "load_router"]

@@ -23,7 +23,8 @@ route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)
 
 PolicyOpt = Annotated[
-    Path | None, typer.Option("--policy", help="Cascade policy TOML [default: the shipped one]")
+    Path | None,
+    typer.Option("--policy", help="Cascade policy TOML, or a shipped policy's name [default: default]"),
 ]
 
 
@@ -102,11 +103,8 @@ def trace_stats(
     out.print(lat)
 
 
-def _vs_oracle(split: dict[str, Any]) -> str:
-    ratio = split["share_vs_oracle"]
-    if ratio == float("inf"):
-        return f"{split['cascade']['remote_share']:.1%} (the oracle's is 0%)"
-    return f"{ratio:.2f}x the oracle's"
+def _vs_oracle(ratio: float, share: float) -> str:
+    return f"{share:.1%} (the oracle's is 0%)" if ratio == float("inf") else f"{ratio:.2f}x the oracle's"
 
 
 def _observe_to_file(
@@ -182,6 +180,7 @@ def eval_router(
     """Router evaluation: always-local, always-remote, oracle and the cascade's quality/remote-share curve."""
     from edgekit.cascade.evaluation import (
         default_items_path,
+        learned_features,
         load_items,
         observations_from_jsonl,
         observations_to_jsonl,
@@ -198,14 +197,13 @@ def eval_router(
             atomic_write_text(observations, observations_to_jsonl(obs))
     else:
         obs = _observe_to_file(policy, items, max_tokens, observations, resume)
-    from edgekit.cascade.learned import default_embed
+    from edgekit.cascade.learned import NEIGHBOURS, default_embed
     from edgekit.errors import MissingDependencyError
 
-    try:
-        embed = default_embed()
-    except MissingDependencyError as e:  # the learned model needs the encoder; the rest of the report not
-        embed = None
-        err.print(f"learned acceptance skipped: {e.message}", markup=False)
+    embed = None
+    if NEIGHBOURS in learned_features([o for o in obs if o.split == "calibration"]):
+        with contextlib.suppress(MissingDependencyError):  # the report then says why it skipped it
+            embed = default_embed()
     report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items}, embed=embed)
     if "learned_skipped" in report:
         err.print(f"learned acceptance skipped: {report['learned_skipped']}", markup=False)
@@ -216,18 +214,24 @@ def eval_router(
     table = Table("policy (test split)", "quality", "remote share", box=None)
     for name in ("always_local", "always_remote", "oracle", "cascade"):
         table.add_row(name, f"{test[name]['quality']:.1%}", f"{test[name]['remote_share']:.1%}")
-    parts = [("mean-probability threshold", report)]
+    parts: list[tuple[str, dict[str, Any]]] = [("mean-probability threshold", report)]
     if "learned" in report:
         learned = report["learned"]["test"]["cascade"]
         table.add_row("learned acceptance", f"{learned['quality']:.1%}", f"{learned['remote_share']:.1%}")
-        parts.append(("learned acceptance", report["learned"]))
+        parts.append((f"learned acceptance ({', '.join(report['learned']['features'])})", report["learned"]))
     out.print(table)
     for label, part in parts:
         t = part["test"]
         out.print(
             f"{label}: threshold {part['threshold']:.3f} (chosen on calibration); "
             f"quality {t['quality_vs_remote']:.1%} of always-remote; "
-            f"remote share {_vs_oracle(t)}; "
+            f"remote share {_vs_oracle(t['share_vs_oracle'], t['cascade']['remote_share'])}; "
             f"remote tokens saved {t['remote_tokens_saved']:.1%}",
             markup=False,
         )
+        if (best := t["curve_at_target"]) is not None:
+            out.print(
+                f"  read off the test curve: {target:.0%} of always-remote needs {best['remote_share']:.1%} "
+                f"remote calls ({_vs_oracle(best['share_vs_oracle'], best['remote_share'])})",
+                markup=False,
+            )

@@ -37,7 +37,8 @@ def run(
         bool, typer.Option("--cascade", help="Answer through the cascade (local first, remote on evidence).")
     ] = False,
     policy: Annotated[
-        Path | None, typer.Option("--policy", help="With --cascade: policy TOML [default: the shipped one].")
+        Path | None,
+        typer.Option("--policy", help="With --cascade: policy TOML or shipped name [default: default]."),
     ] = None,
 ) -> None:
     """Answer one prompt on the local model and print it (streamed as it is generated)."""

@@ -52,7 +52,7 @@ def serve(
         bool, typer.Option("--cascade", help="Serve the tiny-model-first cascade instead of one model.")
     ] = False,
     policy: Annotated[
-        Path | None, typer.Option("--policy", help="Cascade policy TOML (implies --cascade).")
+        Path | None, typer.Option("--policy", help="Cascade policy TOML or shipped name (implies --cascade).")
     ] = None,
     safety: Annotated[
         bool, typer.Option("--safety", help="Filter input and output with the on-device safety policy.")

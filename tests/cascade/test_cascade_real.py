@@ -18,7 +18,7 @@ import pytest
 
 import edgekit
 from edgekit.cascade.budget import BudgetLedger
-from edgekit.cascade.policy import Policy, default_policy_path
+from edgekit.cascade.policy import Policy, default_policy_path, resolve_policy
 from edgekit.cascade.resilience import CircuitBreaker
 from edgekit.cascade.router import Router
 from edgekit.cascade.trace import TraceStore
@@ -78,6 +78,25 @@ def test_low_confidence_local_answer_escalates(
     assert result.route == "remote:remote", result.rejections
     assert result.escalation_reason and result.escalation_reason.startswith("signals: tiny:")
     assert result.rejections and "mean token probability" in result.rejections[0]
+
+
+def test_cross_check_policy_keeps_agreed_answers_and_escalates_disputed_ones(
+    tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped cross-check policy with real parts: Qwen 0.5B on device as the second opinion, the
+    shipped learned acceptance model, the real remote."""
+    monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
+    policy = Policy.load(resolve_policy("cross-check"))
+    remote = edgekit.remote(qwen_server.base_url, qwen_server.model_id, api_key_env=KEY_ENV, timeout=120)
+    with edgekit.load(edgekit.pull(policy.tiers[0].cross_check.model), n_ctx=2048) as second:  # type: ignore[union-attr]
+        router = Router(policy, local=[tiny], remote=remote, cross_check={"tiny": second}, traces=None)
+        agreed = router.route("Which city is the capital of Germany? Answer briefly.", max_tokens=64)
+        assert agreed.route == "local:tiny" and "Berlin" in agreed.completion.text
+        assert "cross-check:tiny" in agreed.latency_ms
+        disputed = router.route("Which city is the capital of Spain? Answer briefly.", max_tokens=64)
+        assert disputed.route == "remote:remote", disputed.rejections
+        assert "learned acceptance score" in disputed.rejections[0]
+        assert "cross-check agreement 0.00" in disputed.rejections[0]
 
 
 def test_remote_down_degrades_with_the_local_answer(tiny: edgekit.Model, tmp_path: Path) -> None:
@@ -178,3 +197,46 @@ def test_edgekit_run_through_the_cascade(qwen_server: LlamaServer, tmp_path: Pat
     assert down.returncode == 0, down.stderr
     assert down.stdout.strip()
     assert down.stderr.strip() == "[degraded:tiny] no remote tier is configured"
+
+
+def test_eval_router_saves_answers_and_resumes(qwen_server: LlamaServer, tmp_path: Path) -> None:
+    """`edgekit eval-router` against the real remote: per-item results with both answers, kept in a
+    .partial file until complete; --resume asks only the prompts it has no answers for."""
+    rows = [
+        ("f1", "fact", "Which city is the capital of France? Answer briefly.", "paris"),
+        ("f2", "fact", "Which city is the capital of Italy? Answer briefly.", "rome"),
+        ("t1", "translation", "Translate 'dog' into German. Reply with the translation only.", "hund"),
+    ]
+    data = tmp_path / "items.jsonl"
+
+    def write(n: int) -> None:
+        items = [
+            {"id": i, "category": c, "prompt": p, "check": {"type": "any", "values": [v]}}
+            for i, c, p, v in rows[:n]
+        ]
+        data.write_text("".join(json.dumps(item) + "\n" for item in items))
+
+    env = {
+        **os.environ,
+        "EDGEKIT_THREADS": "1",
+        "EDGEKIT_REMOTE_URL": qwen_server.base_url,
+        "EDGEKIT_REMOTE_API_KEY": qwen_server.api_key,
+    }
+    saved = tmp_path / "obs.jsonl"
+    cmd = [sys.executable, "-m", "edgekit", "eval-router", "--data", str(data), "--observations", str(saved)]
+    cmd += ["--max-tokens", "24"]
+    write(2)
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["f1", "f2"] and all(r["remote_answer"] for r in lines)
+    assert not (tmp_path / "obs.jsonl.partial").exists()
+    write(3)
+    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "reused 2 saved answers; asked 1 prompts" in again.stderr
+    resumed = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert resumed[:2] == lines and resumed[2]["id"] == "t1"
+    no_remote = {**env, "EDGEKIT_REMOTE_URL": ""}
+    replay = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=no_remote, timeout=600)
+    assert replay.returncode == 0, "everything is saved: the remote is not needed"

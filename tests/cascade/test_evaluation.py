@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ def test_summary_picks_the_threshold_on_calibration_and_reports_on_test() -> Non
     assert test["reasons"]["signals"] == {"escalations": 4, "precision": 1.0, "recall": 1.0}
     assert test["reasons"]["gate keywords:domain"]["precision"] == 0.0
     assert test["remote_tokens_saved"] == pytest.approx(6 / 11)
+    at = test["curve_at_target"]
+    assert at["remote_share"] == pytest.approx(5 / 11) and at["share_vs_oracle"] == pytest.approx(5 / 4)
 
 
 def test_shipped_set_is_what_its_builder_writes() -> None:
@@ -160,3 +163,20 @@ def test_summary_skips_the_learned_model_when_calibration_is_too_small() -> None
     data = [obs(0, "calibration", True, True, 0.9), obs(1, "test", False, True, 0.2)]
     report = summarize(data, prompts={"i0": "a", "i1": "b"}, embed=lambda texts: None)  # type: ignore[arg-type, return-value]
     assert "learned" not in report and "need at least" in report["learned_skipped"]
+
+
+def test_observe_records_cross_check_agreement_and_never_reuses_results_without_it(tmp_path: Path) -> None:
+    policy = Policy.parse(
+        '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\ncross_check = { model = "small" }\n'
+        '[[tiers]]\nname = "remote"\nkind = "remote"\nmodel = "big"\n'
+    )
+    small, remote = FakeModel(answer="Lima."), FakeModel(answer="Lima.")
+    router = Router(policy, local=[FakeModel(answer="Paris.")], remote=remote, cross_check={"tiny": small})
+    items = [item(1, "Capital of Peru?", "lima")]
+    plain = observe(fake_router(tmp_path, FakeModel(answer="Paris."), FakeModel(answer="Lima.")), items)
+    assert plain[0].agreement is None
+    checked = observe(router, items, reuse=plain)
+    assert len(remote.calls) == 1, "a result without agreement is answered again"
+    assert checked[0].agreement == 0.0 and checked[0].check_answer == "Lima." and len(small.calls) == 1
+    agreeing = replace(checked[0], local_answer="Lima!")
+    assert rescore([agreeing], items)[0].agreement == 1.0, "agreement is measured again from the answers"

@@ -148,3 +148,117 @@ def test_saved_observations_read_back_and_bad_lines_are_named(tmp_path: Path) ->
         observations_from_jsonl(path)
     path.write_text(observations_to_jsonl(obs))
     assert observations_from_jsonl(path) == obs
+
+
+def _agreement_examples(n: int, seed: int = 0) -> tuple[list[Evidence], list[bool]]:
+    """Right answers agree with the cross-check model, wrong ones do not; signals carry nothing."""
+    rng = random.Random(seed)
+    ev, right = [], []
+    for i in range(n):
+        ok = i % 2 == 0
+        agreement = rng.uniform(0.6, 1.0) if ok else rng.uniform(0.0, 0.4)
+        p = rng.uniform(0.5, 0.9)
+        ev.append(Evidence(f"question {i}", p, p, 0.5, rng.randint(1, 8), agreement))
+        right.append(ok)
+    return ev, right
+
+
+def test_agreement_model_needs_no_embeddings_and_keeps_its_threshold(tmp_path: Path) -> None:
+    from edgekit.cascade.learned import feature_layout
+
+    ev, right = _agreement_examples(40)
+    layout = feature_layout(agreement=True, neighbours=False)
+    model = AcceptModel.fit(ev, right, None, features=layout).with_threshold(0.42)
+    held_out, truth = _agreement_examples(20, seed=1)
+    assert all((s >= 0.5) == t for s, t in zip(model.scores(held_out), truth, strict=True))
+    path = tmp_path / "accept.json"
+    path.write_text(model.to_json())
+    again = AcceptModel.load(path)
+    assert again.features == layout and again.threshold == 0.42 and not again.uses_neighbours
+    assert list(again.scores(held_out)) == pytest.approx(list(model.scores(held_out)), abs=1e-6)
+    with pytest.raises(ValueError, match="no agreement was measured"):
+        model.scores([Evidence("q", 0.5, 0.5, 0.5, 3)])
+
+
+@pytest.mark.parametrize(
+    ("answer", "other", "expected"),
+    [
+        ("The capital of France is Paris.", "Paris is the capital of France.", 1.0),
+        ("The capital of France is Lyon.", "The capital of France is Paris.", 0.0),
+        ("The capital of France is Paris, a big city.", "Paris.", 1 / 4),
+        ("France.", "The capital of France.", 0.0),  # answers that add nothing agree on nothing
+    ],
+)
+def test_answer_agreement_compares_what_the_answers_add_to_the_prompt(
+    answer: str, other: str, expected: float
+) -> None:
+    from edgekit.cascade.learned import answer_agreement
+
+    assert answer_agreement("What is the capital of France?", answer, other) == pytest.approx(expected)
+
+
+def _cross_policy(tmp_path: Path, extra: str) -> Policy:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(
+        f'[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "tiny"\n{extra}\n'
+        '[[tiers]]\nname = "remote"\nkind = "remote"\nmodel = "big"\n'
+    )
+    return Policy.load(policy_file)
+
+
+def test_cross_check_disagreement_escalates_and_agreement_keeps_the_answer(tmp_path: Path) -> None:
+    policy = _cross_policy(tmp_path, 'cross_check = { model = "small", min_agreement = 0.5 }')
+    tiny, small, remote = FakeModel(answer="Lyon."), FakeModel(answer="Paris."), FakeModel(answer="Paris!")
+    router = Router(policy, local=[tiny], remote=remote, cross_check={"tiny": small})
+    result = router.route("What is the capital of France?")
+    assert result.route == "remote:remote" and len(small.calls) == 1
+    assert result.rejections == ("tiny: cross-check agreement 0.00 < 0.5",)
+    assert "cross-check:tiny" in result.latency_ms
+    tiny.answer = "Paris is the capital."
+    assert router.route("What is the capital of France?").route == "local:tiny"
+    router.close()
+    assert small.closed, "the router owns its cross-check models"
+
+
+def test_cross_check_setup_errors(tmp_path: Path) -> None:
+    policy = _cross_policy(tmp_path, 'cross_check = { model = "small" }')
+    with pytest.raises(ValueError, match="no cross-check model for tier tiny"):
+        Router(policy, local=[FakeModel()])
+    with pytest.raises(PolicyError, match="local tiers only"):
+        Policy.parse(
+            '[[tiers]]\nname = "tiny"\nkind = "local"\nmodel = "t"\n'
+            '[[tiers]]\nname = "r"\nkind = "remote"\nmodel = "b"\ncross_check = { model = "s" }\n'
+        )
+    ev, right = _agreement_examples(20)
+    from edgekit.cascade.learned import feature_layout
+
+    model = AcceptModel.fit(ev, right, None, features=feature_layout(agreement=True, neighbours=False))
+    (tmp_path / "accept.json").write_text(model.to_json())
+    with pytest.raises(PolicyError, match="uses cross-check agreement"):
+        Router(_cross_policy(tmp_path, 'accept = { learned = "accept.json" }'), local=[FakeModel()])
+
+
+def test_learned_model_with_agreement_uses_its_calibrated_threshold(tmp_path: Path) -> None:
+    from edgekit.cascade.evaluation import calibrate_accept_model
+
+    ev, right = _agreement_examples(40)
+    obs = [
+        Observation(
+            f"q{i}", "x", "calibration", ok, True, e.mean_prob, None, False, 10,
+            e.min_prob, e.mean_entropy, e.answer_tokens, agreement=e.agreement,
+        )
+        for i, (e, ok) in enumerate(zip(ev, right, strict=True))
+    ]  # fmt: skip
+    model, loo = calibrate_accept_model(obs, {o.id: e.prompt for o, e in zip(obs, ev, strict=True)}, None)
+    assert model.uses_agreement and not model.uses_neighbours and len(loo) == 40
+    assert model.threshold is not None and 0.0 < model.threshold < 1.0
+    (tmp_path / "accept.json").write_text(model.to_json())
+    policy = _cross_policy(
+        tmp_path, 'accept = { learned = "accept.json" }\ncross_check = { model = "small" }'
+    )
+    tiny, small = FakeModel(answer="Lyon."), FakeModel(answer="Paris.")
+    router = Router(policy, local=[tiny], remote=FakeModel(answer="Paris."), cross_check={"tiny": small})
+    result = router.route("What is the capital of France?")
+    assert result.route == "remote:remote"
+    assert result.rejections[0].startswith("tiny: learned acceptance score")
+    assert f"< {model.threshold:.3f}" in result.rejections[0]

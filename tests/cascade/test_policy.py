@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.cascade.gates import Request, build_gate
-from edgekit.cascade.policy import GateSpec, Policy, PolicyError, default_policy_path
+from edgekit.cascade.learned import AcceptModel
+from edgekit.cascade.policy import GateSpec, Policy, PolicyError, default_policy_path, resolve_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN = """
@@ -21,6 +22,23 @@ def test_shipped_default_policy_loads_and_builds_its_gates() -> None:
     assert policy.tiers[0].kind == "local" and policy.remote_tier is not None
     assert [build_gate(g).name for g in policy.gates][:2] == ["context", "keywords:domain"]
     assert default_policy_path().read_text() == (ROOT / "recipes" / "cascade" / "default.toml").read_text()
+
+
+def test_every_shipped_policy_loads_with_its_models_and_is_found_by_name() -> None:
+    shipped = sorted((ROOT / "recipes" / "cascade").glob("*.toml"))
+    assert {p.stem for p in shipped} >= {"default", "cross-check"}
+    for path in shipped:
+        policy = Policy.load(resolve_policy(path.stem))
+        assert resolve_policy(path.stem).read_text() == path.read_text()
+        for tier in policy.local_tiers:
+            if tier.accept.learned:
+                model = AcceptModel.load(path.parent / tier.accept.learned)
+                assert model.threshold is not None and "calibration split" in model.trained_on
+                assert not model.uses_agreement or tier.cross_check is not None
+    with pytest.raises(PolicyError, match="no shipped cascade policy named 'nope'") as e:
+        resolve_policy("nope")
+    assert "cross-check" in e.value.hint
+    assert resolve_policy(Path("my.toml")) == Path("my.toml")
 
 
 @pytest.mark.parametrize(

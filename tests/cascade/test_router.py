@@ -159,6 +159,22 @@ def test_budget_ceilings(tmp_path: Path) -> None:
     assert r.degraded_reason and "daily remote budget spent" in r.degraded_reason
 
 
+def test_remote_that_reports_no_prompt_tokens_is_charged_the_local_count(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    class Unreported(FakeModel):
+        def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
+            c = super().chat(msgs, **params)
+            return replace(c, usage=replace(c.usage, prompt_tokens=0))
+
+    router = make(tmp_path, FakeModel("x", 0.1), FakeModel("y", 0.1), Unreported("Paris is the capital."))
+    r = router.route("one two three four five")
+    assert r.route == "remote:remote"
+    prompt = router.features([{"role": "user", "content": "one two three four five"}], 64).prompt_tokens
+    assert prompt > 0 and router.ledger.spent_today() == prompt + 4
+    assert router.traces.read()[-1]["remote_tokens"] == prompt + 4  # type: ignore[union-attr]
+
+
 def test_empty_remote_answer_is_not_success(tmp_path: Path) -> None:
     r = make(tmp_path, FakeModel("x", 0.1), FakeModel("y", 0.1), FakeModel("   ")).route("q")
     assert r.route == "degraded:small" and "empty answer" in (r.degraded_reason or "")
