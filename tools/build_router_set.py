@@ -17,7 +17,9 @@ import random
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "recipes" / "data" / "router" / "prompts.jsonl"
 HAND_WRITTEN = 100
@@ -195,6 +197,112 @@ SHELL = [
 ]
 
 
+# Second batch (built after the first, so the first batch's ids and prompts stay as they were).
+CAPITALS_2 = [
+    ("Ukraine", ["kyiv", "kiev"]), ("Nepal", ["kathmandu"]), ("Bangladesh", ["dhaka"]),
+    ("Malaysia", ["kuala lumpur"]), ("Afghanistan", ["kabul"]), ("Syria", ["damascus"]),
+    ("Jordan", ["amman"]), ("Lebanon", ["beirut"]), ("Qatar", ["doha"]), ("Ghana", ["accra"]),
+    ("Senegal", ["dakar"]), ("Uganda", ["kampala"]), ("Zimbabwe", ["harare"]), ("Zambia", ["lusaka"]),
+    ("Angola", ["luanda"]), ("Algeria", ["algiers"]), ("Libya", ["tripoli"]), ("Sudan", ["khartoum"]),
+    ("Ecuador", ["quito"]), ("Uruguay", ["montevideo"]), ("Paraguay", ["asunción", "asuncion"]),
+    ("Jamaica", ["kingston"]), ("Estonia", ["tallinn"]), ("Latvia", ["riga"]), ("Lithuania", ["vilnius"]),
+    ("Slovakia", ["bratislava"]), ("Slovenia", ["ljubljana"]), ("Albania", ["tirana"]),
+    ("Cyprus", ["nicosia"]), ("Malta", ["valletta"]), ("Mongolia", ["ulaanbaatar", "ulan bator"]),
+    ("North Korea", ["pyongyang"]), ("Cambodia", ["phnom penh"]), ("Laos", ["vientiane"]),
+    ("Wales", ["cardiff"]), ("Scotland", ["edinburgh"]), ("Costa Rica", ["san josé", "san jose"]),
+    ("Panama", ["panama city"]), ("Kazakhstan", ["astana"]), ("Georgia (the country)", ["tbilisi"]),
+]  # fmt: skip
+
+FACTS_2 = [
+    ("How many days are there in a leap year?", "number", 366),
+    ("How many planets are there in our solar system?", "any", ["8", "eight"]),
+    ("In which year did the Second World War end?", "number", 1945),
+    ("In which year did people first land on the Moon?", "number", 1969),
+    ("How many bones are there in the adult human body?", "number", 206),
+    ("Who wrote the novel Pride and Prejudice?", "any", ["austen"]),
+    ("Who wrote the novel Nineteen Eighty-Four?", "any", ["orwell"]),
+    ("Who painted The Starry Night?", "any", ["van gogh", "gogh"]),
+    ("Who discovered penicillin?", "any", ["fleming"]),
+    ("Who proposed the theory of evolution by natural selection?", "any", ["darwin"]),
+    ("Which gas makes up most of the Earth's atmosphere?", "any", ["nitrogen"]),
+    ("What is the largest organ of the human body?", "any", ["skin"]),
+    ("What is the chemical symbol for iron?", "word", ["fe"]),
+    ("What is the chemical symbol for silver?", "word", ["ag"]),
+    ("What is the chemical symbol for copper?", "word", ["cu"]),
+    ("What is the chemical symbol for lead?", "word", ["pb"]),
+    ("What is the chemical symbol for zinc?", "word", ["zn"]),
+    ("Which planet is the largest in our solar system after Jupiter?", "any", ["saturn"]),
+    ("What is the smallest planet in our solar system?", "any", ["mercury"]),
+    ("Which ocean lies between Europe and North America?", "any", ["atlantic"]),
+]
+
+TRANSLATIONS_2 = {
+    "French": [
+        ("sun", ["soleil"]), ("star", ["étoile", "etoile"]), ("sky", ["ciel"]), ("rain", ["pluie"]),
+        ("snow", ["neige"]), ("fire", ["feu"]), ("boy", ["garçon", "garcon"]), ("girl", ["fille"]),
+        ("blue", ["bleu"]), ("green", ["vert"]), ("chair", ["chaise"]), ("kitchen", ["cuisine"]),
+        ("garden", ["jardin"]), ("cow", ["vache"]), ("mouse", ["souris"]),
+    ],
+    "German": [
+        ("sun", ["sonne"]), ("moon", ["mond"]), ("star", ["stern"]), ("sky", ["himmel"]),
+        ("rain", ["regen"]), ("snow", ["schnee"]), ("fire", ["feuer"]), ("girl", ["mädchen", "maedchen"]),
+        ("blue", ["blau"]), ("green", ["grün", "gruen"]), ("chair", ["stuhl"]),
+        ("kitchen", ["küche", "kueche"]), ("garden", ["garten"]), ("cow", ["kuh"]), ("mouse", ["maus"]),
+    ],
+    "Spanish": [
+        ("moon", ["luna"]), ("star", ["estrella"]), ("sky", ["cielo"]), ("rain", ["lluvia"]),
+        ("snow", ["nieve"]), ("fire", ["fuego"]), ("blue", ["azul"]), ("green", ["verde"]),
+        ("kitchen", ["cocina"]), ("garden", ["jardín", "jardin"]), ("cow", ["vaca"]), ("egg", ["huevo"]),
+        ("mouse", ["ratón", "raton"]), ("milk", ["leche"]), ("bird", ["pájaro", "pajaro"]),
+    ],
+    "Italian": [
+        ("sun", ["sole"]), ("moon", ["luna"]), ("star", ["stella"]), ("sky", ["cielo"]),
+        ("rain", ["pioggia"]), ("snow", ["neve"]), ("fire", ["fuoco"]), ("boy", ["ragazzo"]),
+        ("girl", ["ragazza"]), ("green", ["verde"]), ("kitchen", ["cucina"]), ("garden", ["giardino"]),
+        ("egg", ["uovo"]), ("bread", ["pane"]), ("milk", ["latte"]),
+    ],
+}  # fmt: skip
+
+PYTHON_2 = [
+    ("subtract", "a, b", "returns a minus b", r"return\s+a\s*-\s*b"),
+    ("is_negative", "n", "returns True when n is less than zero", r"n\s*<\s*0|0\s*>\s*n"),
+    ("to_lower", "s", "returns s in lower case", r"\.lower\(\s*\)"),
+    ("string_length", "s", "returns the number of characters in s", r"len\(\s*s\s*\)"),
+    ("join_words", "words", "joins a list of words with spaces", r"['\"] ['\"]\.join\(\s*words\s*\)"),
+    ("count_evens", "values", "returns how many numbers in the list are even", r"%\s*2"),
+    ("capitalize_first", "s", "returns s with its first letter in upper case", r"capitalize\(|upper\("),
+    ("product", "values", "returns the product of a list of numbers", r"\*=|prod\(|reduce\("),
+    ("is_vowel", "c", "returns True when the character c is a vowel", r"aeiou|'a'|\"a\""),
+    ("repeat", "s, n", "returns the string s repeated n times", r"s\s*\*\s*n|n\s*\*\s*s"),
+    ("second", "items", "returns the second item of a list", r"items\s*\[\s*1\s*\]"),
+    ("clamp", "x, low, high", "limits x to the range from low to high", r"max\(|min\(|<\s*low|>\s*high"),
+]
+
+JAVASCRIPT_2 = [
+    ("negate", "returns its argument times minus one", r"-\s*\w+|\*\s*-\s*1"),
+    ("firstItem", "returns the first element of an array", r"\[\s*0\s*\]"),
+    ("toLower", "returns its string argument in lower case", r"toLowerCase\(\s*\)"),
+    ("isPositive", "returns true when its argument is greater than zero", r">\s*0"),
+]
+
+SQL_2 = [
+    ("selects all columns from a table named orders", r"(?i)select\s+\*\s+from\s+orders"),
+    ("counts the rows in a table named customers", r"(?i)select\s+count\(\s*(\*|1)\s*\)\s+from\s+customers"),
+    ("selects the email column from a table named users", r"(?i)select\s+email\s+from\s+users"),
+    (
+        "selects all columns from a table named products, cheapest first",
+        r"(?i)select\s+\*\s+from\s+products\s+order\s+by\s+price(\s+asc)?\b",
+    ),
+]
+
+SHELL_2 = [
+    ("shows the last 20 lines of a file named app.log", r"tail\s+(-n\s*20|-20)\s+app\.log"),
+    ("counts the words in a file named notes.txt", r"wc\s+-w\s+(<\s*)?notes\.txt"),
+    ("moves a file named a.txt to a directory named archive", r"mv\s+a\.txt\s+archive/?"),
+    ("prints the text hello world", r"(echo|printf)\s+['\"]?hello world"),
+]
+
+
 def _args_pattern(params: str) -> str:
     return r"\s*,\s*".join(re.escape(p.strip()) for p in params.split(","))
 
@@ -204,21 +312,70 @@ def _number(value: int) -> dict[str, object]:
 
 
 def _word(value: str) -> dict[str, object]:
-    return {"type": "word", "values": [value.lower()]}
+    return _words([value])
+
+
+def _words(values: list[str]) -> dict[str, object]:
+    return {"type": "word", "values": [v.lower() for v in values]}
 
 
 def _any(values: list[str]) -> dict[str, object]:
     return {"type": "any", "values": values}
 
 
+def _fact_check(kind: str, answer: object) -> dict[str, object]:
+    if kind == "number":
+        return _number(answer)  # type: ignore[arg-type]
+    return (_any if kind == "any" else _words)(answer)  # type: ignore[arg-type]
+
+
 def _regex(pattern: str) -> dict[str, object]:
     return {"type": "regex", "pattern": pattern}
 
 
+@dataclass(frozen=True)
+class Batch:
+    capitals: list[tuple[str, list[str]]]
+    facts: list[tuple[str, str, Any]]
+    arithmetic: list[tuple[int, int, int, list[str]]]
+    """(count, low, high, operations) per draw."""
+    translations: dict[str, list[tuple[str, list[str]]]]
+    reasoning: list[tuple[str, int]]
+    """(generator name, count) per draw."""
+    python: list[tuple[str, str, str, str]]
+    javascript: list[tuple[str, str, str]]
+    sql: list[tuple[str, str]]
+    shell: list[tuple[str, str]]
+
+
+BATCHES = [
+    Batch(
+        CAPITALS, FACTS,
+        [(15, 1, 9, ["plus"]), (30, 10, 99, ["plus", "minus"]), (10, 2, 9, ["times"]),
+         (10, 11, 99, ["times"])],
+        TRANSLATIONS,
+        [("ordering", 10), ("weekday", 8), ("month", 8), ("sequence", 10), ("units", 8), ("compare", 8),
+         ("apples", 8)],
+        PYTHON, JAVASCRIPT, SQL, SHELL,
+    ),
+    Batch(
+        CAPITALS_2, FACTS_2,
+        [(15, 1, 9, ["plus", "minus"]), (25, 10, 99, ["plus", "minus"]), (10, 2, 12, ["times"]),
+         (10, 11, 99, ["times"])],
+        TRANSLATIONS_2,
+        [("ordering", 12), ("weekday", 8), ("month", 8), ("sequence", 12), ("units", 8), ("compare", 6),
+         ("apples", 6)],
+        PYTHON_2, JAVASCRIPT_2, SQL_2, SHELL_2,
+    ),
+]  # fmt: skip
+
+
 def generated(taken: set[str]) -> list[dict[str, object]]:
-    """The generated items; ``taken``: prompts already in the set (never repeated)."""
+    """The generated items, batch after batch; ``taken``: prompts already in the set (never repeated)."""
     rng = random.Random(20261127)
     out: list[dict[str, object]] = []
+    only_number = "Reply with the number only."
+    Made = tuple[str, dict[str, object]]
 
     def add(category: str, prompt: str, check: dict[str, object]) -> bool:
         if prompt in taken:
@@ -228,101 +385,85 @@ def generated(taken: set[str]) -> list[dict[str, object]]:
         out.append({"id": f"{category}-{n:02d}", "category": category, "prompt": prompt, "check": check})
         return True
 
-    def draw(category: str, count: int, make: Callable[[], tuple[str, dict[str, object]]]) -> None:
+    def draw(category: str, count: int, make: Callable[[], Made]) -> None:
         """Add ``count`` distinct items made from random numbers."""
         added = 0
         while added < count:
             added += add(category, *make())
 
-    for country, capital in CAPITALS:
-        add("fact", f"Which city is the capital of {country}? Answer briefly.", _any(capital))
-    for question, kind, answer in FACTS:
-        add("fact", f"{question} Answer briefly.", _number(answer) if kind == "number" else _any(answer))  # type: ignore[arg-type]
-
-    only_number = "Reply with the number only."
-
-    def arithmetic(low: int, high: int, ops: list[str]) -> Callable[[], tuple[str, dict[str, object]]]:
-        def make() -> tuple[str, dict[str, object]]:
+    def arithmetic(low: int, high: int, ops: list[str]) -> Callable[[], Made]:
+        def make() -> Made:
             a, b, op = rng.randint(low, high), rng.randint(low, high), rng.choice(ops)
             value = a + b if op == "plus" else a - b if op == "minus" else a * b
             return f"What is {a} {op} {b}? {only_number}", _number(value)
 
         return make
 
-    draw("arithmetic", 15, arithmetic(1, 9, ["plus"]))
-    draw("arithmetic", 30, arithmetic(10, 99, ["plus", "minus"]))
-    draw("arithmetic", 10, arithmetic(2, 9, ["times"]))
-    draw("arithmetic", 10, arithmetic(11, 99, ["times"]))
-
-    for language, words in TRANSLATIONS.items():
-        for english, answers in words:
-            add(
-                "translation",
-                f"Translate '{english}' into {language}. Reply with the translation only.",
-                _any(answers),
-            )
-
-    def ordering() -> tuple[str, dict[str, object]]:
+    def ordering() -> Made:
         a, b, c = rng.sample(PEOPLE, 3)
         comparative, most, least = rng.choice(ORDERINGS)
         end = rng.choice([most, least])
         prompt = f"{a} is {comparative} than {b}. {b} is {comparative} than {c}. Who is the {end}?"
         return prompt, _word(a if end == most else c)
 
-    def weekday() -> tuple[str, dict[str, object]]:
+    def weekday() -> Made:
         day, n = rng.randrange(7), rng.randint(2, 12)
         prompt = f"If today is {DAYS[day]}, what day of the week will it be in {n} days?"
         return prompt, _word(DAYS[(day + n) % 7])
 
-    def month() -> tuple[str, dict[str, object]]:
+    def month() -> Made:
         m, n = rng.randrange(12), rng.randint(2, 6)
         return f"Which month comes {n} months after {MONTHS[m]}?", _word(MONTHS[(m + n) % 12])
 
-    def sequence() -> tuple[str, dict[str, object]]:
+    def sequence() -> Made:
         start, step = rng.randint(1, 20), rng.randint(2, 9)
         seq = ", ".join(str(start + step * k) for k in range(4))
         return f"What comes next in the sequence {seq}? {only_number}", _number(start + step * 4)
 
-    def units() -> tuple[str, dict[str, object]]:
+    def units() -> Made:
         (small, big, factor), n = rng.choice(UNITS), rng.randint(2, 9)
         return f"How many {small} are there in {n} {big}? {only_number}", _number(n * factor)
 
-    def compare() -> tuple[str, dict[str, object]]:
+    def compare() -> Made:
         a, b = rng.sample(range(10, 100), 2)
         return f"Is {a} greater than {b}? Answer yes or no.", _word("yes" if a > b else "no")
 
-    def apples() -> tuple[str, dict[str, object]]:
+    def apples() -> Made:
         name, a, b = rng.choice(PEOPLE), rng.randint(3, 20), rng.randint(2, 15)
         prompt = (
             f"{name} has {a} apples and buys {b} more. How many apples does {name} have now? {only_number}"
         )
         return prompt, _number(a + b)
 
-    for make, count in (
-        (ordering, 10),
-        (weekday, 8),
-        (month, 8),
-        (sequence, 10),
-        (units, 8),
-        (compare, 8),
-        (apples, 8),
-    ):
-        draw("reasoning", count, make)
-
-    for name, params, does, body in PYTHON:
-        pattern = rf"def\s+{name}\s*\(\s*{_args_pattern(params)}\s*\)[\s\S]*({body})"
-        add(
-            "code",
-            f"Write a Python function named {name}({params}) that {does}. Only the code.",
-            _regex(pattern),
-        )
-    for name, does, body in JAVASCRIPT:
-        pattern = rf"(function\s+{name}\s*\(|(const|let|var)\s+{name}\s*=)[\s\S]*({body})"
-        add("code", f"Write a JavaScript function named {name} that {does}. Only the code.", _regex(pattern))
-    for does, pattern in SQL:
-        add("code", f"Write a SQL query that {does}. Only the query.", _regex(pattern))
-    for does, pattern in SHELL:
-        add("code", f"Write a shell command that {does}. Only the command.", _regex(pattern))
+    reasoning = {f.__name__: f for f in (ordering, weekday, month, sequence, units, compare, apples)}
+    for batch in BATCHES:
+        for country, capital in batch.capitals:
+            add("fact", f"Which city is the capital of {country}? Answer briefly.", _any(capital))
+        for question, kind, answer in batch.facts:
+            add("fact", f"{question} Answer briefly.", _fact_check(kind, answer))
+        for count, low, high, ops in batch.arithmetic:
+            draw("arithmetic", count, arithmetic(low, high, ops))
+        for language, words in batch.translations.items():
+            for english, answers in words:
+                prompt = f"Translate '{english}' into {language}. Reply with the translation only."
+                add("translation", prompt, _any(answers))
+        for name, count in batch.reasoning:
+            draw("reasoning", count, reasoning[name])
+        for name, params, does, body in batch.python:
+            pattern = rf"def\s+{name}\s*\(\s*{_args_pattern(params)}\s*\)[\s\S]*({body})"
+            prompt = f"Write a Python function named {name}({params}) that {does}. Only the code."
+            add("code", prompt, _regex(pattern))
+        for name, does, body in batch.javascript:
+            pattern = rf"(function\s+{name}\s*\(|(const|let|var)\s+{name}\s*=)[\s\S]*({body})"
+            add(
+                "code",
+                f"Write a JavaScript function named {name} that {does}. Only the code.",
+                _regex(pattern),
+            )
+        for does, pattern in batch.sql:
+            add("code", f"Write a SQL query that {does}. Only the query.", _regex(pattern))
+        for does, pattern in batch.shell:
+            add("code", f"Write a shell command that {does}. Only the command.", _regex(pattern))
     return out
 
 
