@@ -9,6 +9,7 @@ least ``target`` x always-remote) and reported on the test split only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -149,12 +150,12 @@ def observe(
     tier = router.policy.local_tiers[0]
     checked = tier.cross_check is not None
     saved = {o.id: o for o in rescore(reuse, items) if o.item_digest and (o.agreement is not None) == checked}
-    todo = [i for i in items if not (i.id in saved and saved[i.id].item_digest == i.digest)]
+    todo = {i.id for i in items if not (i.id in saved and saved[i.id].item_digest == i.digest)}
     if todo and router.remote is None:
         raise InputError("the router has no remote tier", "Set EDGEKIT_REMOTE_URL to the remote's /v1 URL.")
     out = []
     for item in items:
-        if item not in todo:
+        if item.id not in todo:
             out.append(saved[item.id])
             sink(saved[item.id])
             continue
@@ -190,6 +191,35 @@ def observe(
         sink(new)
         progress(len(out) - (len(items) - len(todo)), len(todo))
     return out
+
+
+def observe_to_file(
+    router: Router,
+    items: Sequence[Item],
+    path: Path | None,
+    *,
+    resume: bool = False,
+    max_tokens: int = 64,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> tuple[list[Observation], int]:
+    """``observe``, saving to ``path``: each result goes to ``path``.partial as soon as it exists and the
+    complete file is renamed to ``path`` at the end, so an interrupted run leaves only the .partial file.
+    ``resume`` reuses the results already in either file. Returns the observations and how many of them
+    were reused."""
+    partial = path.with_name(path.name + ".partial") if path else None
+    reuse = [o for f in (path, partial) if resume and f and f.is_file() for o in observations_from_jsonl(f)]
+    with partial.open("w", encoding="utf-8") if partial else contextlib.nullcontext() as sink:
+
+        def save(o: Observation) -> None:
+            if sink is not None:
+                sink.write(observations_to_jsonl([o]))
+                sink.flush()
+
+        obs = observe(router, items, max_tokens=max_tokens, progress=progress, reuse=reuse, sink=save)
+    if path and partial:
+        partial.replace(path)
+    saved = {(o.id, o.item_digest) for o in reuse}
+    return obs, sum(1 for o in obs if (o.id, o.item_digest) in saved)
 
 
 def rescore(obs: Sequence[Observation], items: Sequence[Item]) -> list[Observation]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,9 +15,6 @@ from edgekit.cascade.trace import TraceStore, stats
 from edgekit.cli.render import err, out, progress_bar, read_text_arg
 from edgekit.errors import InputError
 from edgekit.evaluate.files import atomic_write_text
-
-if TYPE_CHECKING:
-    from edgekit.cascade.evaluation import Item, Observation
 
 route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)
@@ -107,43 +104,6 @@ def _vs_oracle(ratio: float, share: float) -> str:
     return f"{share:.1%} (the oracle's is 0%)" if ratio == float("inf") else f"{ratio:.2f}x the oracle's"
 
 
-def _observe_to_file(
-    policy: Path | None, items: list[Item], max_tokens: int, path: Path | None, resume: bool
-) -> list[Observation]:
-    """Answer the items. With ``path``, each result goes to ``path``.partial as soon as it exists and the
-    complete file is renamed to ``path`` at the end, so an interrupted run leaves only the .partial file;
-    ``resume`` reuses the results already in either file."""
-    from edgekit.cascade.evaluation import observations_from_jsonl, observations_to_jsonl, observe
-
-    partial = path.with_name(path.name + ".partial") if path else None
-    reuse = [o for f in (path, partial) if resume and f and f.is_file() for o in observations_from_jsonl(f)]
-    with (
-        load_router(policy, traces=False) as router,
-        progress_bar() as progress,
-        partial.open("w", encoding="utf-8") if partial else contextlib.nullcontext() as sink,
-    ):
-
-        def save(o: Observation) -> None:
-            if sink is not None:
-                sink.write(observations_to_jsonl([o]))
-                sink.flush()
-
-        obs = observe(
-            router,
-            items,
-            max_tokens=max_tokens,
-            progress=lambda d, t: progress("answer prompts", d, t),
-            reuse=reuse,
-            sink=save,
-        )
-    saved = {(o.id, o.item_digest) for o in reuse}
-    if reused := sum(1 for o in obs if (o.id, o.item_digest) in saved):
-        err.print(f"reused {reused} saved answers; asked {len(obs) - reused} prompts", markup=False)
-    if path and partial:
-        partial.replace(path)
-    return obs
-
-
 def eval_router(
     policy: PolicyOpt = None,
     data: Annotated[
@@ -184,6 +144,7 @@ def eval_router(
         load_items,
         observations_from_jsonl,
         observations_to_jsonl,
+        observe_to_file,
         rescore,
         summarize,
     )
@@ -196,7 +157,17 @@ def eval_router(
         if observations:
             atomic_write_text(observations, observations_to_jsonl(obs))
     else:
-        obs = _observe_to_file(policy, items, max_tokens, observations, resume)
+        with load_router(policy, traces=False) as router, progress_bar() as progress:
+            obs, reused = observe_to_file(
+                router,
+                items,
+                observations,
+                resume=resume,
+                max_tokens=max_tokens,
+                progress=lambda d, t: progress("answer prompts", d, t),
+            )
+        if reused:
+            err.print(f"reused {reused} saved answers; asked {len(obs) - reused} prompts", markup=False)
     from edgekit.cascade.learned import NEIGHBOURS, default_embed
     from edgekit.errors import MissingDependencyError
 
