@@ -35,12 +35,11 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 DENSE = ("mean_prob", "min_prob", "mean_entropy", "answer_tokens", "prompt_words", "digit_share")
 AGREEMENT = "agreement"
 NEIGHBOURS = "neighbours_right"
-OPTIONAL = (AGREEMENT, NEIGHBOURS)
-"""Optional features, in the order they follow DENSE."""
 _WORD = re.compile(r"\w+")
 
 
 def feature_layout(*, agreement: bool, neighbours: bool) -> tuple[str, ...]:
+    """DENSE, then the optional features in this order."""
     return (*DENSE, *((AGREEMENT,) if agreement else ()), *((NEIGHBOURS,) if neighbours else ()))
 
 
