@@ -208,12 +208,13 @@ def load(
         return Model(_open_path(path, settings, n_ctx, threads, path.name), name=path.name, path=path)
     store = ModelStore(settings)
     entry = store.lock.get(model)
-    path = store.ensure(entry.name, progress)
-    if entry.format == "hf":
+    if entry.format in ("hf", "data") or entry.role == "encoder":
+        what = "in Hugging Face format" if entry.format == "hf" else f"({entry.format})"
         raise InputError(
-            f"{entry.name} is a {entry.role} model in Hugging Face format, not a chat model",
+            f"{entry.name} is a {entry.role} model {what}, not a chat model",
             "Pick a chat model from 'edgekit models list'.",
         )
+    path = store.ensure(entry.name, progress)
     return Model(_open_path(path, settings, n_ctx, threads, entry.name), name=entry.name, path=path)
 
 

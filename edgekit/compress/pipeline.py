@@ -224,6 +224,11 @@ def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
             "Name an entry from 'edgekit models list', or a model path relative to the recipe.",
         )
     entry = lock.get(spec)
+    if entry.format == "data":
+        raise RecipeError(
+            f"{recipe.path}: source {spec!r} is a build input (format data), not a model to compress",
+            "Name a GGUF, ONNX or Hugging Face entry from 'edgekit models list'.",
+        )
     return SourceRef(spec, entry.format, entry.sha256)
 
 

