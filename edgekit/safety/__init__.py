@@ -8,8 +8,9 @@
     shown = sg.feed(chunk) ... + sg.finish()
 
 Filters (``filters/``, one per file): PII, secrets, prompt injection, language, banned sequences and the
-harmful-content classifier (int8 ONNX MiniLM + a trained head). Text is normalized first (``normalize``):
-NFKC, invisible characters, lookalike letters; spans always point into the original text.
+classifier (the int8 multilingual-e5-small encoder with trained hazard, jailbreak and injection heads).
+Text is normalized first (``normalize``): NFKC, invisible characters, lookalike letters; spans always
+point into the original text.
 """
 
 from edgekit.safety.audit import AuditFile, AuditRecord, AuditTrail

@@ -4,7 +4,7 @@ path and turns their verdicts into one ``Decision``.
 | point | method | filters |
 |---|---|---|
 | input intake | ``check_input(text)`` | pii, secrets, injection, language, classifier |
-| context assembly | ``check_documents(docs)`` | injection (with document cues), pii, secrets |
+| context assembly | ``check_documents(docs)`` | injection (with document cues), pii, secrets, classifier |
 | before the model | ``check_prompt(messages)`` | pii, secrets over the assembled prompt |
 | during decoding | ``stream()`` | banned sequences (stop generation), pii, secrets |
 | after generation | ``check_output(text)``, ``guard_chunks(...)`` | pii, secrets, banned, classifier |
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 LAYER_FILTERS: dict[Layer, tuple[str, ...]] = {
     "input": ("pii", "secrets", "injection", "language", "classifier"),
-    "context": ("injection", "pii", "secrets"),
+    "context": ("injection", "pii", "secrets", "classifier"),
     "model_input": ("pii", "secrets"),
     "decoding": ("banned", "pii", "secrets"),
     "output": ("pii", "secrets", "banned", "classifier"),
@@ -165,6 +165,7 @@ class Guard:
             built["classifier"] = HarmClassifier(
                 head=p.classifier.head,
                 threshold=p.classifier.threshold,
+                block_threshold=p.classifier.block_threshold,
                 thresholds=p.classifier.thresholds,
                 max_chars=p.classifier.max_chars,
             )
@@ -205,11 +206,14 @@ class Guard:
                 continue
             for v in f.check(text, context):
                 action = self.policy.action_for(v.category, layer, v.action)
-                if v.filter == "classifier" and action == "block" and not self._classifier_trusted(language):
-                    action = "escalate"
-                    v = replace(
-                        v, reason=f"{v.reason}; escalated, not blocked: not validated in '{language}'"
-                    )
+                if v.filter == "classifier" and action == "block":
+                    if v.action == "escalate":  # a doubtful flag costs a remote call, not a refusal
+                        action = "escalate"
+                    elif not self._classifier_trusted(language):
+                        action = "escalate"
+                        v = replace(
+                            v, reason=f"{v.reason}; escalated, not blocked: not validated in '{language}'"
+                        )
                 verdicts.append(replace(v, action=action))
         return self._decide(layer, text, verdicts, language, audit=audit)
 

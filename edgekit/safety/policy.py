@@ -21,6 +21,24 @@ class SafetyPolicyError(InputError):
     default_hint = "Fix the key named above; see recipes/safety/default.toml for a complete example."
 
 
+_CODES = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv "
+    "dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig "
+    "ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh "
+    "mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru "
+    "rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug "
+    "uk ur uz ve vi vo wa wo xh yi yo za zh zu"
+)
+ISO_639_1 = frozenset(_CODES.split())
+
+
+def _language_codes(codes: list[str]) -> list[str]:
+    for code in codes:
+        if code not in ISO_639_1:
+            raise ValueError(f"'{code}' is not an ISO 639-1 language code (two lowercase letters, like 'en')")
+    return codes
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,12 +58,21 @@ Layers: type[BaseModel] = create_model(  # type: ignore[call-overload]
 
 class PiiSettings(_Strict):
     region: str = Field(default="US", min_length=2, max_length=2)
-    """Region whose national phone formats are recognised (international '+' formats always are)."""
+    """Region tried first for phone numbers in national format (every region is tried after it)."""
     types: (
         list[Literal["email", "phone", "payment_card", "iban", "us_ssn", "ip_address", "date_of_birth"]]
         | None
     ) = None
     """Only these kinds (all when unset)."""
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        import phonenumbers
+
+        if v.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"'{v}' is not a region code phonenumbers knows (ISO 3166-1 alpha-2, like 'US')")
+        return v.upper()
 
 
 class LanguageSettings(_Strict):
@@ -53,21 +80,30 @@ class LanguageSettings(_Strict):
     min_chars: int = Field(default=20, ge=1)
     min_confidence: float = Field(default=0.8, ge=0, le=1)
 
+    @field_validator("supported")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return _language_codes(v)
+
 
 class ClassifierSettings(_Strict):
     enabled: bool = True
     head: Path | None = None
-    """Head weights (.npz from tools/train_safety_head.py); default: the shipped head."""
-    threshold: float = Field(default=0.5, gt=0, lt=1)
-    """Harm probability at or above which a text is flagged, for languages without their own threshold."""
+    """Head file (.npz from tools/train_safety_classifier.py); default: the shipped one."""
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    """Hazard score (1 - p(benign)) at or above which a text is flagged and escalated; default: the
+    head's own, chosen on its calibration split from a false-positive budget."""
+    block_threshold: float | None = Field(default=None, gt=0, lt=1)
+    """Hazard score at or above which a flag takes the category's action (block for most); between
+    ``threshold`` and this, a flag escalates. Default: the head's own."""
     thresholds: dict[str, float] = {}
-    """Per language (ISO 639-1 code): lower means stricter."""
-    max_chars: int = Field(default=400, ge=16)
-    """Longer texts are classified in windows of whole sentences up to this size; the worst one counts."""
+    """Flag thresholds per language (ISO 639-1 code): lower means stricter."""
+    max_chars: int | None = Field(default=None, ge=16)
+    """Longer texts are classified in windows of whole sentences up to this size (default: the window
+    the heads were trained on); the worst one counts."""
     languages: list[str] = ["en"]
     """Languages where a classifier flag takes the category's action. Elsewhere a ``block`` becomes
-    ``escalate`` (the safer path): all-MiniLM-L6-v2 is an English encoder, and on the shipped held-out
-    split it flagged most benign Spanish text. Empty: trust it in every language."""
+    ``escalate`` (the safer path). Empty: trust it in every language."""
     stream: Literal["end", "sentence"] = "end"
     """Streamed output: judge the whole answer when it ends (no extra hold-back; a verdict can end the
     stream but not withdraw what was shown), or each sentence before it is shown (text then appears a
@@ -79,9 +115,13 @@ class ClassifierSettings(_Strict):
         for lang, t in v.items():
             if not 0 < t < 1:
                 raise ValueError(f"threshold for '{lang}' must be between 0 and 1, got {t}")
-            if not (2 <= len(lang) <= 3 and lang.isalpha() and lang.islower()):
-                raise ValueError(f"'{lang}' is not an ISO 639-1 language code (like 'en' or 'de')")
+        _language_codes(list(v))
         return v
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return _language_codes(v)
 
 
 class DecodingSettings(_Strict):

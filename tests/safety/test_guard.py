@@ -131,3 +131,31 @@ def test_classifier_blocks_only_in_validated_languages(languages: str, text: str
     flag = next(v for v in decision.verdicts if v.filter == "classifier")
     assert flag.action == action
     assert ("not validated in 'es'" in flag.reason) == (action == "escalate")
+
+
+class _DoubtfulFlag:
+    """A classifier verdict between the escalate and block thresholds: it proposes escalate."""
+
+    name = "classifier"
+    window = -1
+
+    def check(self, text: str, context: object) -> list[Verdict]:
+        return [Verdict("violent_crimes", "escalate", (), "doubtful", score=0.6, filter="classifier")]
+
+
+def test_a_doubtful_classifier_flag_escalates_though_the_category_blocks() -> None:
+    guard = Guard(SafetyPolicy.parse(""), classifier=False, filters={"classifier": _DoubtfulFlag()})
+    decision = guard.check_input("Could you tell me how the weather will be tomorrow in the city?")
+    assert decision.action == "escalate" and not decision.blocked
+    warn_only = Guard(
+        SafetyPolicy.parse("[actions]\nviolent_crimes = 'warn'\n"),
+        classifier=False,
+        filters={"classifier": _DoubtfulFlag()},
+    )
+    assert warn_only.check_input("Could you tell me how the weather will be tomorrow?").action == "warn"
+
+
+def test_documents_go_through_the_classifier_too() -> None:
+    guard = Guard(SafetyPolicy.parse(""), classifier=False, filters={"classifier": _AlwaysFlags()})
+    (decision,) = guard.check_documents(["Quarterly sales rose in every region, led by Europe and Asia."])
+    assert any(v.filter == "classifier" for v in decision.verdicts) and decision.blocked

@@ -54,6 +54,11 @@ def test_unknown_keys_name_the_line_and_the_closest_key(
         "[actions]\npii = 'blok'\n",
         "[classifier.thresholds]\nen = 1.5\n",
         "[classifier.thresholds]\nEnglish = 0.5\n",
+        "[classifier.thresholds]\nxx = 0.5\n",
+        "[classifier]\nthreshold = 0\n",
+        "[classifier]\nblock_threshold = 1.2\n",
+        "[classifier]\nlanguages = ['english']\n",
+        "[language]\nsupported = ['en', 'qq']\n",
         "version = 2\n",
         "[actions\n",
     ],
@@ -73,3 +78,9 @@ def test_a_hazard_code_as_key_names_its_category() -> None:
 def test_a_missing_policy_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(SafetyPolicyError, match="no such safety policy"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_a_bad_language_code_says_what_a_code_looks_like() -> None:
+    with pytest.raises(SafetyPolicyError) as e:
+        SafetyPolicy.parse("[language]\nsupported = ['en', 'english']\n")
+    assert "ISO 639-1" in str(e.value.message) + str(e.value.hint)

@@ -1,17 +1,29 @@
-"""Harmful-content classifier on device: the int8 MiniLM encoder plus a softmax-regression head.
+"""Harmful content, jailbreaks and injected instructions, judged on device: a sentence encoder plus small
+trained heads over its embeddings.
 
-The head (``recipes/safety/classifier-head.npz``, trained by ``tools/train_safety_head.py`` on
-``recipes/data/safety/``) maps a sentence embedding to ``benign`` or one of the hazard categories it was
-trained on. A text is flagged when its harm probability (1 - p(benign)) reaches the threshold for its
-language (policy ``[classifier.thresholds]``, else the head's own per-language thresholds, chosen by
-cross-validation on the training split, else ``threshold``); the verdict names the most likely
-hazard category and covers the whole text. Long texts are scored in windows of whole sentences; the
-worst window counts.
+The head file (``recipes/safety/classifier-head.npz``, written by ``tools/train_safety_classifier.py``)
+holds three heads, each a softmax over its classes with ``benign`` first, and the thresholds chosen for
+them on a calibration split from a false-positive budget:
+
+- ``hazard``: ``benign`` or one of the 14 MLCommons hazard categories (Llama Guard 3's S1..S14). Runs at
+  every layer the classifier is enabled for.
+- ``jailbreak``: a user's attempt to get around the assistant's rules (personas without rules, refusal
+  suppression, prompt extraction). Input layer.
+- ``injection``: instructions planted in a retrieved document, addressed to the model instead of the
+  reader. Context layer.
+
+A text is scored in windows of whole sentences (``windows``); the worst window counts. A head's score is
+``1 - p(benign)``. At or above its ``escalate`` threshold the filter reports a verdict; it proposes
+``block`` only at or above the ``block`` threshold, and ``escalate`` (the safer path: a doubtful case
+costs a remote call, not a refused user) in between. The policy's action for the category still applies;
+the guard never lets a doubtful verdict block.
 """
 
 from __future__ import annotations
 
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,29 +31,37 @@ import numpy as np
 
 from edgekit.errors import ModelFileError
 from edgekit.safety.filters import Context
-from edgekit.safety.taxonomy import CATEGORIES, Action, Span, Verdict
+from edgekit.safety.taxonomy import HAZARDS, Action, Span, Verdict
 
 if TYPE_CHECKING:
     from edgekit.safety.encoder import Encoder
 
-
-SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+")
+PARAGRAPH = re.compile(r"\n\s*\n")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])\s*|\n+")
+HEADS = ("hazard", "jailbreak", "injection")
+LAYER_HEADS: dict[str, tuple[str, ...]] = {
+    "input": ("hazard", "jailbreak"),
+    "context": ("hazard", "injection"),
+}
+"""Heads per enforcement point; any other layer (output) runs the hazard head alone."""
 
 
 def windows(text: str, max_chars: int) -> list[str]:
-    """Whole sentences packed into windows of at most ``max_chars`` (a longer sentence is cut): the head
-    was trained on short texts, and one harmful sentence must not drown in a long benign answer."""
+    """Whole sentences packed into windows of at most ``max_chars`` (a longer sentence is cut), never
+    across a blank line: the heads were trained on windows, and one harmful paragraph must not drown in
+    a long benign answer."""
     out: list[str] = []
-    current = ""
-    for sentence in (s for s in SENTENCE_END.split(text) if s.strip()):
-        for i in range(0, len(sentence), max_chars):
-            part = sentence[i : i + max_chars]
-            if current and len(current) + 1 + len(part) > max_chars:
-                out.append(current)
-                current = ""
-            current = f"{current} {part}" if current else part
-    if current:
-        out.append(current)
+    for paragraph in PARAGRAPH.split(text):
+        current = ""
+        for sentence in (s.strip() for s in SENTENCE_END.split(paragraph)):
+            for i in range(0, len(sentence), max_chars):
+                part = sentence[i : i + max_chars]
+                if current and len(current) + 1 + len(part) > max_chars:
+                    out.append(current)
+                    current = ""
+                current = f"{current} {part}" if current else part
+        if current:
+            out.append(current)
     return out or [text[:max_chars]]
 
 
@@ -54,49 +74,84 @@ def default_head_path() -> Path:
     return Path(__file__).resolve().parents[3] / "recipes" / "safety" / "classifier-head.npz"
 
 
+@dataclass
 class Head:
-    """Softmax regression: probabilities = softmax(x @ W + b) over ``classes`` (``benign`` first)."""
+    """Dense layers (ReLU between them), then a softmax over ``classes`` (``benign`` first)."""
 
-    def __init__(
-        self, weights: np.ndarray, bias: np.ndarray, classes: list[str], meta: dict[str, str]
-    ) -> None:
-        self.weights, self.bias, self.classes, self.meta = weights, bias, classes, meta
-
-    @classmethod
-    def load(cls, path: Path) -> Head:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                classes = [str(c) for c in z["classes"]]
-                meta = {str(k): str(v) for k, v in zip(z["meta_keys"], z["meta_values"], strict=True)}
-                head = cls(z["weights"].astype(np.float32), z["bias"].astype(np.float32), classes, meta)
-        except (OSError, KeyError, ValueError) as e:
-            raise ModelFileError(
-                f"{path}: not a classifier head ({e})", "Train one with: python tools/train_safety_head.py"
-            ) from None
-        unknown = [c for c in classes if c != "benign" and c not in CATEGORIES]
-        if classes[:1] != ["benign"] or unknown:
-            raise ModelFileError(
-                f"{path}: head classes must be 'benign' then taxonomy categories, got {classes}"
-            )
-        return head
-
-    def save(self, path: Path) -> None:
-        keys = sorted(self.meta)
-        np.savez_compressed(
-            path,
-            weights=self.weights.astype(np.float32),
-            bias=self.bias.astype(np.float32),
-            classes=np.array(self.classes),
-            meta_keys=np.array(keys),
-            meta_values=np.array([self.meta[k] for k in keys]),
-        )
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    classes: list[str]
+    escalate: float
+    block: float
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        z = x @ self.weights + self.bias
+        z = x.astype(np.float32)
+        for i, (w, b) in enumerate(self.layers):
+            z = z @ w + b
+            if i < len(self.layers) - 1:
+                z = np.maximum(z, 0.0)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         out: np.ndarray = e / e.sum(axis=1, keepdims=True)
         return out
+
+
+@dataclass
+class Heads:
+    heads: dict[str, Head]
+    meta: dict[str, str]
+
+    @property
+    def encoder_model(self) -> str:
+        return self.meta.get("encoder_model", "")
+
+    @property
+    def max_chars(self) -> int:
+        return int(self.meta.get("window_chars", "400"))
+
+    @classmethod
+    def load(cls, path: Path) -> Heads:
+        hint = "Point [classifier] head at a file from tools/train_safety_classifier.py, or drop the key."
+        try:
+            with Path(path).open("rb") as f, np.load(f, allow_pickle=False) as z:
+                meta = {str(k): str(v) for k, v in zip(z["meta_keys"], z["meta_values"], strict=True)}
+                heads = {}
+                for name in HEADS:
+                    n = int(meta[f"{name}.layers"])
+                    layers = [
+                        (z[f"{name}.{i}.w"].astype(np.float32), z[f"{name}.{i}.b"].astype(np.float32))
+                        for i in range(n)
+                    ]
+                    heads[name] = Head(
+                        layers,
+                        [str(c) for c in z[f"{name}.classes"]],
+                        float(meta[f"{name}.escalate"]),
+                        float(meta[f"{name}.block"]),
+                    )
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ModelFileError(f"{path}: not a safety classifier head file ({e})", hint) from None
+        for name, head in heads.items():
+            allowed = set(HAZARDS.values()) if name == "hazard" else {"prompt_injection"}
+            if head.classes[:1] != ["benign"] or not set(head.classes[1:]) <= allowed:
+                raise ModelFileError(f"{path}: head '{name}' has classes {head.classes}", hint)
+        return cls(heads, meta)
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        meta = dict(self.meta)
+        for name, head in self.heads.items():
+            meta.update(
+                {
+                    f"{name}.layers": str(len(head.layers)),
+                    f"{name}.escalate": f"{head.escalate:.6f}",
+                    f"{name}.block": f"{head.block:.6f}",
+                }
+            )
+            arrays[f"{name}.classes"] = np.array(head.classes)
+            for i, (w, b) in enumerate(head.layers):
+                arrays[f"{name}.{i}.w"], arrays[f"{name}.{i}.b"] = w.astype(np.float32), b.astype(np.float32)
+        keys = sorted(meta)
+        arrays["meta_keys"], arrays["meta_values"] = np.array(keys), np.array([meta[k] for k in keys])
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
 class HarmClassifier:
@@ -107,17 +162,17 @@ class HarmClassifier:
         self,
         *,
         head: Path | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
+        block_threshold: float | None = None,
         thresholds: dict[str, float] | None = None,
-        max_chars: int = 400,
+        max_chars: int | None = None,
         encoder: Encoder | None = None,
-        action: Action = "block",
     ) -> None:
-        self.head = Head.load(head or default_head_path())
+        self.heads = Heads.load(head or default_head_path())
         self.threshold = threshold
+        self.block_threshold = block_threshold
         self.thresholds = dict(thresholds or {})
-        self.max_chars = max_chars
-        self.action = action
+        self.max_chars = max_chars or self.heads.max_chars
         self._encoder = encoder
 
     @property
@@ -125,43 +180,59 @@ class HarmClassifier:
         if self._encoder is None:
             from edgekit.safety.encoder import shared_encoder
 
-            self._encoder = shared_encoder()
+            self._encoder = shared_encoder(self.heads.encoder_model)
         return self._encoder
 
     def info(self) -> dict[str, Any]:
-        """The head's training facts and whether the encoder in use is the one it was trained on."""
-        return {**self.head.meta, "encoder_in_use_sha256": self.encoder.sha256,
-                "same_encoder": self.head.meta.get("encoder_onnx_sha256") == self.encoder.sha256}  # fmt: skip
+        """The heads' training facts and whether the encoder in use is the one they were trained on."""
+        return {
+            **self.heads.meta,
+            "encoder_in_use_sha256": self.encoder.sha256,
+            "same_encoder": self.heads.meta.get("encoder_onnx_sha256") == self.encoder.sha256,
+        }
 
-    def harm(self, texts: list[str]) -> np.ndarray:
-        """Per text: class probabilities (rows sum to 1; column 0 is benign)."""
-        return self.head.probabilities(self.encoder.embed(texts))
+    def scores(self, texts: list[str], head: str = "hazard") -> np.ndarray:
+        """Per text: the head's class probabilities (rows sum to 1; column 0 is benign)."""
+        return self.heads.heads[head].probabilities(self.encoder.embed(texts))
 
-    def threshold_for(self, language: str | None) -> float:
-        """The policy's threshold for this language, else the head's (chosen by cross-validation on the
-        training split), else the policy's general threshold."""
-        lang = language or ""
-        if lang in self.thresholds:
-            return self.thresholds[lang]
-        calibrated = self.head.meta.get(f"threshold.{lang}")
-        return float(calibrated) if calibrated else self.threshold
+    def limits(self, head: str, language: str | None) -> tuple[float, float]:
+        """(escalate, block) thresholds of ``head`` for a text in ``language``. The hazard head's come from
+        the policy when it sets them (per language first), else from the head file."""
+        h = self.heads.heads[head]
+        if head != "hazard":
+            return h.escalate, h.block
+        escalate = self.thresholds.get(
+            language or "", self.threshold if self.threshold is not None else h.escalate
+        )
+        block = self.block_threshold if self.block_threshold is not None else h.block
+        return escalate, max(block, escalate)
 
     def check(self, text: str, context: Context) -> list[Verdict]:
         if not text.strip():
             return []
-        probs = self.harm(windows(text, self.max_chars))
-        worst = int(np.argmax(1.0 - probs[:, 0]))
-        p = probs[worst]
-        harm = float(1.0 - p[0])
-        limit = self.threshold_for(context.language)
-        if harm < limit:
-            return []
-        k = 1 + int(np.argmax(p[1:]))
-        category = self.head.classes[k]
-        lang = f", language {context.language}" if context.language else ""
-        reason = f"harmful-content classifier: {category} (p_harm={harm:.2f} >= {limit:.2f}{lang})"
-        return [
-            Verdict(
-                category, self.action, (Span(0, len(text), category),), reason, score=harm, filter=self.name
+        parts = windows(text, self.max_chars)
+        x = self.encoder.embed(parts)
+        out = []
+        for name in LAYER_HEADS.get(context.layer, ("hazard",)):
+            head = self.heads.heads[name]
+            probs = head.probabilities(x)
+            worst = int(np.argmax(1.0 - probs[:, 0]))
+            p = probs[worst]
+            score = float(1.0 - p[0])
+            escalate, block = self.limits(name, context.language)
+            if score < escalate:
+                continue
+            category = head.classes[1 + int(np.argmax(p[1:]))]
+            action: Action = "block" if score >= block else "escalate"
+            lang = f", language {context.language}" if context.language else ""
+            reason = (
+                f"{name} classifier: {category} (p={score:.2f} >= {escalate:.2f}{lang}"
+                f"{'' if action == 'block' else f'; below {block:.2f}, escalate'})"
             )
-        ]
+            span = Span(0, len(text), category)
+            out.append(
+                Verdict(
+                    category, action, (span,), reason, score=score, filter=self.name, extra=(("head", name),)
+                )
+            )
+        return out
