@@ -171,8 +171,9 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def documents(seed: int = 0) -> list[Example]:
-    """Retrieved documents: every BIPIA context clean, and once more per split with an attack of the same
-    split spliced in at a sentence boundary (start, middle or end), as BIPIA builds its test cases."""
+    """Retrieved documents: every BIPIA context and quoted T0 passage clean, and once more with an attack
+    of the same split spliced in at a sentence boundary (start, middle or end), as BIPIA builds its test
+    cases."""
     rng = random.Random(seed)
     attacks: dict[Split, list[tuple[str, bool]]] = {"train": [], "calib": [], "test": []}
     for _, text in bipia_attacks():

@@ -101,9 +101,6 @@ class Units:
                 self.owner.append(n)
                 self.attack.append(_holds_attack(e, w))
 
-    def select(self, keep: Callable[[Example], bool]) -> np.ndarray:
-        return np.array([keep(self.examples[o]) for o in self.owner])
-
     def worst(self, scores: np.ndarray) -> np.ndarray:
         """Per example: the highest score of its windows."""
         out = np.full(len(self.examples), -1.0)
@@ -219,15 +216,14 @@ def train_head(
     units: Units,
     labels: list[str],
     classes: list[str],
-    use: np.ndarray,
     budget: float,
     is_benign: Callable[[Example], bool],
 ) -> tuple[list[Any], str]:
-    """Fit on train windows (``use``), pick the size and L2 by recall at the budget on calib; return the
+    """Fit on the train split's windows, pick the size and L2 by recall at the budget on calib; return the
     layers and the choice."""
     y = np.array([classes.index(lab) for lab in labels])
     split = np.array([units.examples[o].split for o in units.owner])
-    tr = use & (split == "train")
+    tr = split == "train"
     calib = [n for n, e in enumerate(units.examples) if e.split == "calib"]
     neg = np.array([n for n in calib if is_benign(units.examples[n])])
     pos = np.array([n for n in calib if not is_benign(units.examples[n])])
@@ -276,9 +272,7 @@ def main() -> None:
 
     benign = lambda e: e.label == "benign"  # noqa: E731
     hz_labels = [iu.examples[o].label for o in iu.owner]
-    hz_layers, hz_l2 = train_head(
-        "hazard", xi, iu, hz_labels, HAZARD_CLASSES, np.ones(len(iu.texts), bool), args.flag_budget, benign
-    )
+    hz_layers, hz_l2 = train_head("hazard", xi, iu, hz_labels, HAZARD_CLASSES, args.flag_budget, benign)
     jb_labels = ["prompt_injection" if iu.examples[o].jailbreak else "benign" for o in iu.owner]
     jb_layers, jb_l2 = train_head(
         "jailbreak",
@@ -286,7 +280,6 @@ def main() -> None:
         iu,
         jb_labels,
         ["benign", "prompt_injection"],
-        np.ones(len(iu.texts), bool),
         args.flag_budget,
         lambda e: not e.jailbreak,
     )
@@ -297,7 +290,6 @@ def main() -> None:
         du,
         in_labels,
         ["benign", "prompt_injection"],
-        np.ones(len(du.texts), bool),
         args.document_budget,
         lambda e: e.injected is None,
     )
