@@ -5,9 +5,16 @@ The public API (a test keeps ``__all__`` sorted and complete)::
     import edgekit
     with edgekit.load() as model:
         print(model.chat("Say hi in French.", temperature=0).text)
+
+    with edgekit.Assistant.open(safety=True) as assistant:   # the cascade, guarded
+        answer = assistant.chat("What is the usual adult dosage of paracetamol?")
+        print(answer.text, answer.route, answer.escalation_reason)
 """
 
 from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
+from edgekit.assistant import Answer, AnswerStream, Assistant, Placeholders
+from edgekit.assistant.session import ChatSession
+from edgekit.assistant.tools import ToolRun, ToolStep
 from edgekit.compress.pipeline import run_recipe
 from edgekit.compress.quantize import QuantizeResult, quantize
 from edgekit.compress.recipe import load_recipe
@@ -15,7 +22,6 @@ from edgekit.errors import EdgekitError
 from edgekit.evaluate import EvalReport, Suite, load_suite, run_eval
 from edgekit.models.lock import Lockfile, ModelEntry
 from edgekit.runtime.base import Backend, Capabilities
-from edgekit.runtime.session import ChatSession
 from edgekit.runtime.types import (
     ChatMessage,
     Chunk,
@@ -32,6 +38,9 @@ from edgekit.schema import CompiledSchema, JsonResult, Tool, ToolCall, compile_s
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answer",
+    "AnswerStream",
+    "Assistant",
     "Backend",
     "Capabilities",
     "ChatMessage",
@@ -48,12 +57,15 @@ __all__ = [
     "Lockfile",
     "Model",
     "ModelEntry",
+    "Placeholders",
     "QuantizeResult",
     "SafetyPolicy",
     "Suite",
     "TokenSignal",
     "Tool",
     "ToolCall",
+    "ToolRun",
+    "ToolStep",
     "Usage",
     "__version__",
     "compile_schema",

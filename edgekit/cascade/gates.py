@@ -123,18 +123,26 @@ class OutputTypeGate(_GateBase):
 
 
 class SafetyGate(_GateBase):
-    """Follow the safety filters' verdicts: any category whose action is 'escalate' escalates.
-
-    The verdicts come with the request, or from the safety guard screening the request being answered
-    (``edgekit.safety.GuardedResponder``, e.g. ``edgekit serve --safety``). Reasons name categories only.
+    """Follow the safety guard's verdicts, which come with the request (``edgekit.Assistant`` screens it
+    first): a category whose action is 'escalate' escalates; a category named in ``pin_local`` (for
+    example ``["pii", "secrets"]``) keeps the request on device whenever the guard flagged it, so it
+    never leaves the device even as placeholders. Reasons name categories only.
     """
 
     name = "safety"
 
-    def decide(self, request: Request) -> GateDecision:
-        from edgekit.safety.signal import current_signal
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        pin = config.get("pin_local", [])
+        if not isinstance(pin, list) or not all(isinstance(c, str) for c in pin):
+            raise PolicyError("gate safety: 'pin_local' must be a list of safety category names")
+        self.pin_local = frozenset(pin)
 
-        verdicts = request.safety or current_signal()
+    def decide(self, request: Request) -> GateDecision:
+        verdicts = request.safety
+        pinned = sorted(c for c, action in verdicts.items() if c in self.pin_local and action != "allow")
+        if pinned:
+            return GateDecision(self.name, "local", f"safety: {', '.join(pinned)} stays on device")
         flagged = sorted(c for c, action in verdicts.items() if action == "escalate")
         if flagged:
             return GateDecision(self.name, "escalate", f"safety: {', '.join(flagged)}")

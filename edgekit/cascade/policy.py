@@ -101,9 +101,6 @@ class GateSpec(_Strict):
 
 class Policy(_Strict):
     version: Literal[1] = 1
-    preference: Literal["conservative", "escalation", "validation"] = "conservative"
-    """conservative: escalate when unsure; escalation: escalate on any gate; validation: keep local answers
-    that pass validators even when confidence is low."""
     latency_class: LatencyClass = "standard"
     defaults: RouteDefaults = RouteDefaults()
     tiers: list[Tier] = Field(min_length=1)
@@ -143,6 +140,12 @@ class Policy(_Strict):
 
     @classmethod
     def _validate(cls, data: dict[str, Any], text: str, path: Path) -> Policy:
+        if "preference" in data:
+            raise PolicyError(
+                f"{path}: 'preference' is no longer a policy key (nothing ever read it)",
+                "Delete the line. What it named is explicit now: gates escalate, cross_check.min_agreement "
+                "escalates disputes, and an answer that fails its schema is never accepted.",
+            )
         policy: Policy = validate(cls, {**data, "path": path}, text, path, PolicyError)
         return policy
 

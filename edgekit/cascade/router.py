@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ from edgekit.cascade.policy import (
     Tier,
 )
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
-from edgekit.cascade.trace import Trace, TraceStore
+from edgekit.cascade.trace import Trace, TraceStore, new_trace_id
 from edgekit.errors import EdgekitError, RemoteError, SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
 
@@ -55,6 +53,8 @@ class RouteResult:
     rejections: tuple[str, ...] = ()
     """Why each local tier's answer was not accepted, in order."""
     latency_ms: dict[str, float] = field(default_factory=dict)
+    trace_id: str = field(default_factory=new_trace_id)
+    """The id of this request's trace line (also when no trace store is kept)."""
 
     @property
     def degraded(self) -> bool:
@@ -181,8 +181,6 @@ class Router:
                 )
         self._embed = embed
         self.name = "cascade"
-        self._recent: OrderedDict[int, RouteResult] = OrderedDict()  # for route_of, bounded
-        self._recent_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Any:
         """Prompt embeddings for learned acceptance (the on-device encoder, loaded on first use)."""
@@ -200,36 +198,26 @@ class Router:
         system: str | None = None,
         **params: Any,
     ) -> Completion | Iterator[Chunk]:
-        result = self.route(messages, system=system, **params)
+        """The routed answer alone; ``route`` (or ``edgekit.Assistant``) also says how it was reached."""
+        completion = self.route(messages, system=system, **params).completion
         if not stream:
-            self._remember(result.completion, result)
-            return result.completion
-        chunks = [
-            Chunk(result.completion.text, result.completion.signals),
-            Chunk("", finish_reason=result.completion.finish_reason, usage=result.completion.usage),
-        ]
-        self._remember(chunks[-1], result)
-        return iter(chunks)
+            return completion
+        return iter(
+            [
+                Chunk(completion.text, completion.signals),
+                Chunk("", finish_reason=completion.finish_reason, usage=completion.usage),
+            ]
+        )
 
-    def _remember(self, obj: object, result: RouteResult) -> None:
-        with self._recent_lock:
-            self._recent[id(obj)] = result
-            while len(self._recent) > 256:
-                self._recent.popitem(last=False)
+    @property
+    def n_ctx(self) -> int:
+        """The smallest local context: what a conversation must fit to stay on device."""
+        return min(m.n_ctx for m in self.local)
 
-    def route_of(self, obj: Completion | Chunk) -> dict[str, Any] | None:
-        """Route facts for a Completion (or final Chunk) this router returned: for server responses."""
-        with self._recent_lock:
-            result = self._recent.pop(id(obj), None)
-        if result is None:
-            return None
-        return {
-            "edgekit_route": {
-                "route": result.route,
-                "escalation_reason": result.escalation_reason,
-                "degraded_reason": result.degraded_reason,
-            }
-        }
+    def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> int:
+        """Tokens of ``msgs`` as the first local model counts them (a size estimate without a tokenizer)."""
+        counter = getattr(self.local[0].backend, "prompt_tokens", None)
+        return len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
 
     def close(self) -> None:
         for m in [*self.local, *self.cross_check.values()]:
@@ -245,17 +233,21 @@ class Router:
 
     # --- routing ---------------------------------------------------------------------------------
 
-    def features(self, msgs: list[ChatMessage], max_tokens: int, output_type: OutputType = "text") -> Request:
-        first = self.local[0]
-        counter = getattr(first.backend, "prompt_tokens", None)
-        n = len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
+    def features(
+        self,
+        msgs: list[ChatMessage],
+        max_tokens: int,
+        output_type: OutputType = "text",
+        safety: Mapping[str, str] | None = None,
+    ) -> Request:
         text = "\n".join(m["content"] for m in msgs if m["role"] in ("user", "tool"))
         return Request(
             text=text,
-            prompt_tokens=n,
-            local_n_ctx=first.n_ctx,
+            prompt_tokens=self.prompt_tokens(msgs),
+            local_n_ctx=self.local[0].n_ctx,
             max_tokens=max_tokens,
             output_type=output_type,
+            safety=dict(safety or {}),
         )
 
     def decide(self, request: Request) -> tuple[tuple[GateDecision, ...], str | None, bool]:
@@ -275,12 +267,16 @@ class Router:
         system: str | None = None,
         dry_run: bool = False,
         latency_class: LatencyClass | None = None,
+        safety: Mapping[str, str] | None = None,
+        output_type: OutputType | None = None,
         **params: Any,
     ) -> RouteResult:
         """Answer one request through the cascade. ``dry_run`` never calls the remote (route explain).
 
         ``latency_class`` (fast, standard, escalation; default: the policy's) picks the remote tier's
-        timeout for this request.
+        timeout for this request. ``safety``: category -> action from the guard that screened the
+        request, for the safety gate. ``output_type``: what the caller asked for (default: json with a
+        schema, else text; ``edgekit.Assistant`` says tool for a tool call).
         """
         t0 = time.perf_counter()
         if latency_class is not None and latency_class not in DEFAULT_TIMEOUTS:
@@ -291,8 +287,9 @@ class Router:
         msgs = normalize_messages(messages, system)
         d = self.policy.defaults
         params = {"temperature": d.temperature, "seed": d.seed, "max_tokens": d.max_tokens, **params}
-        output_type: OutputType = "json" if params.get("schema") is not None else "text"
-        request = self.features(msgs, int(params["max_tokens"]), output_type)
+        if output_type is None:
+            output_type = "json" if params.get("schema") is not None else "text"
+        request = self.features(msgs, int(params["max_tokens"]), output_type, safety)
         gates, escalation, pinned = self.decide(request)
         latency: dict[str, float] = {"gates": _ms(t0)}
         best: tuple[Tier, Completion] | None = None
@@ -426,6 +423,7 @@ class Router:
                     remote_tokens=tokens,
                     cost=self.ledger.cost(tokens),
                     prompt_sha=digest,
+                    trace_id=result.trace_id,
                 )
             )
         return result

@@ -11,6 +11,7 @@ import json
 import os
 import statistics
 import threading
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,11 @@ class Trace:
     remote_tokens: int = 0
     cost: float = 0.0
     prompt_sha: str = ""
+    trace_id: str = ""
+
+
+def new_trace_id() -> str:
+    return "tr-" + uuid.uuid4().hex[:16]
 
 
 class TraceStore:

@@ -1,4 +1,5 @@
-"""edgekit chat: an interactive REPL over ChatSession, scriptable when stdin is not a terminal."""
+"""edgekit chat: an interactive REPL over a ChatSession on an Assistant, scriptable when stdin is not a
+terminal. Line editing and history come from readline where the platform has it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ from typing import Annotated, Any
 import typer
 
 import edgekit
+from edgekit.assistant.session import ChatSession
 from edgekit.cli.render import err, error_line, out, progress_bar
-from edgekit.cli.run import ModelOpt
-from edgekit.errors import EdgekitError, EncodingError
-from edgekit.runtime.session import ChatSession
+from edgekit.cli.run import ModelOpt, schema_option, show_route
+from edgekit.config import Settings
+from edgekit.errors import EdgekitError, EncodingError, InputError
 
 HELP = """commands:
   /help            this help
   /reset           forget the conversation
   /system [TEXT]   set the system prompt (no text: clear it)
-  /model NAME      switch to another model (history is kept)
+  /model NAME      switch to another model (history is kept; not with --policy)
   /schema FILE     answer with JSON matching this JSON schema (/schema off: free text again)
+  /route           how the last answer was routed: gates, rejected tiers, safety findings
   /exit            leave (also /quit or Ctrl-D)
+A line ending in \\ continues on the next line; \"\"\" opens and closes a block of lines.
 Ctrl-C stops the current answer; the session goes on."""
 
 
@@ -31,16 +35,42 @@ def chat(
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 for greedy decoding.")] = 0.7,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
     n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
+    cascade: Annotated[
+        bool, typer.Option("--cascade", help="Answer through the cascade (local first, remote on evidence).")
+    ] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Cascade policy TOML or shipped name (implies --cascade).")
+    ] = None,
+    safety: Annotated[
+        bool, typer.Option("--safety", help="Screen each message and filter answers with the safety policy.")
+    ] = False,
+    safety_policy: Annotated[
+        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
+    ] = None,
 ) -> None:
-    """Chat with a local model. Reads one message per line when stdin is not a terminal."""
+    """Chat with a local model or the cascade. Reads one message per line when stdin is not a terminal."""
     interactive = sys.stdin.isatty()
-    session = ChatSession(_load(model, n_ctx), system)
-    params = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    if (cascade or policy) and model:
+        raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
+    with progress_bar() as progress:
+        assistant = edgekit.Assistant.open(
+            policy,
+            model=model,
+            cascade=bool(cascade or policy),
+            safety=safety_policy or safety,
+            n_ctx=n_ctx,
+            progress=progress,
+        )
+    session = ChatSession(assistant, system)
+    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    for notice in assistant.notices():
+        err.print(f"note: {notice}", markup=False)
     if interactive:
-        err.print(f"[dim]edgekit chat on {session.model.name} - /help for commands, Ctrl-D to leave[/dim]")
+        _history(load=True)
+        err.print(f"[dim]edgekit chat on {assistant.name} - /help for commands, Ctrl-D to leave[/dim]")
     try:
         while True:
-            line = _read_line(interactive)
+            line = _read_message(interactive)
             if line is None:
                 break
             line = line.strip()
@@ -52,18 +82,53 @@ def chat(
                 continue
             _answer(session, line, params)
     finally:
-        session.model.close()
+        session.assistant.close()
+        if interactive:
+            _history(load=False)
 
 
-def _load(model: str | None, n_ctx: int | None) -> edgekit.Model:
-    with progress_bar() as progress:
-        return edgekit.load(model, n_ctx=n_ctx, progress=progress)
+def _history(*, load: bool) -> None:
+    """Line editing (arrows, Ctrl-R) and history across sessions, where readline exists."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - platforms without readline
+        return
+    path = Settings.from_env().cache_dir.parent / "chat_history"
+    try:
+        if load:
+            if path.exists():
+                readline.read_history_file(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            readline.set_history_length(1000)
+            readline.write_history_file(path)
+    except OSError:
+        pass  # history is a convenience: an unreadable file must not end the chat
 
 
-def _read_line(interactive: bool) -> str | None:
+def _read_message(interactive: bool) -> str | None:
+    """One message: a line, lines joined by a trailing backslash, or a \"\"\" block."""
+    first = _read_line(interactive, ">>> ")
+    if first is None or (first.strip() != '"""' and not first.rstrip("\n").endswith("\\")):
+        return first
+    lines: list[str] = []
+    if first.strip() == '"""':
+        while (line := _read_line(interactive, "... ")) is not None and line.strip() != '"""':
+            lines.append(line.rstrip("\n"))
+        return "\n".join(lines)
+    more: str | None = first
+    while more is not None and more.rstrip("\n").endswith("\\"):
+        lines.append(more.rstrip("\n")[:-1])
+        more = _read_line(interactive, "... ")
+    if more is not None:
+        lines.append(more.rstrip("\n"))
+    return "\n".join(lines)
+
+
+def _read_line(interactive: bool, prompt: str) -> str | None:
     if interactive:
         try:
-            return input(">>> ")
+            return input(prompt)
         except EOFError:
             return None
         except KeyboardInterrupt:
@@ -93,6 +158,9 @@ def _answer(session: ChatSession, text: str, params: dict[str, Any]) -> None:
         out.file.flush()
     except EdgekitError as e:  # one bad turn must not end the session
         err.print(error_line(e), markup=False)
+        return
+    if session.last is not None:
+        show_route(session.last, session.assistant)
 
 
 def _command(line: str, session: ChatSession, n_ctx: int | None, params: dict[str, Any]) -> str | None:
@@ -109,22 +177,49 @@ def _command(line: str, session: ChatSession, n_ctx: int | None, params: dict[st
         session.system = arg or None
         out.print("(system prompt set)" if arg else "(system prompt cleared)")
     elif cmd == "/model":
-        if not arg:
-            out.print(f"(model: {session.model.name})", markup=False)
-            return None
-        try:
-            new = _load(arg, n_ctx)
-        except EdgekitError as e:
-            err.print(error_line(e), markup=False)
-            return None
-        session.model.close()
-        session.model = new
-        out.print(f"(switched to {new.name})", markup=False)
+        _switch_model(session, arg, n_ctx)
     elif cmd == "/schema":
         _set_schema(arg, params)
+    elif cmd == "/route":
+        _explain(session)
     else:
         err.print(f"unknown command {cmd}; /help lists them", markup=False)
     return None
+
+
+def _switch_model(session: ChatSession, name: str, n_ctx: int | None) -> None:
+    current = session.assistant
+    if not name:
+        out.print(f"(model: {current.name})", markup=False)
+        return
+    if current.router is not None:
+        err.print("/model switches a single model; the cascade's models come from its policy", markup=False)
+        return
+    try:
+        with progress_bar() as progress:
+            new = edgekit.load(name, n_ctx=n_ctx, progress=progress)
+    except EdgekitError as e:
+        err.print(error_line(e), markup=False)
+        return
+    current.close()
+    session.assistant = edgekit.Assistant(new, guard=current.guard)
+    out.print(f"(switched to {new.name})", markup=False)
+
+
+def _explain(session: ChatSession) -> None:
+    answer = session.last
+    if answer is None:
+        out.print("(no answer yet)")
+        return
+    lines = [answer.status_line(), f"trace: {answer.trace_id}"]
+    lines += [f"gate {g.gate}: {g.verdict} ({g.reason})" for g in answer.gates]
+    lines += [f"rejected {r}" for r in answer.rejections]
+    lines += [f"safety {f.layer}: {f.category} -> {f.action} ({f.reason})" for f in answer.findings]
+    if answer.privacy.restored or answer.privacy.missing:
+        lines.append(
+            f"placeholders restored {list(answer.privacy.restored)}, dropped {list(answer.privacy.missing)}"
+        )
+    out.print("\n".join(lines), markup=False)
 
 
 def _set_schema(arg: str, params: dict[str, Any]) -> None:
@@ -135,10 +230,8 @@ def _set_schema(arg: str, params: dict[str, Any]) -> None:
         params.pop("schema", None)
         out.print("(schema off)")
     else:
-        from edgekit.cli.run import _schema
-
         try:
-            params["schema"] = _schema(Path(arg).expanduser(), strict=False)
+            params["schema"] = schema_option(Path(arg).expanduser(), strict=False)
         except EdgekitError as e:
             err.print(error_line(e), markup=False)
             return

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 import edgekit
+from edgekit.assistant import Answer, AnswerStream
 from edgekit.cli.render import err, out, progress_bar, read_text_arg
-from edgekit.runtime.types import collect
 
 ModelOpt = Annotated[
     str | None,
@@ -38,77 +38,74 @@ def run(
     ] = False,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="With --cascade: policy TOML or shipped name [default: default]."),
+        typer.Option(
+            "--policy", help="Cascade policy TOML or shipped name (implies --cascade) [default: default]."
+        ),
+    ] = None,
+    safety: Annotated[
+        bool, typer.Option("--safety", help="Screen the prompt and filter the answer with the safety policy.")
+    ] = False,
+    safety_policy: Annotated[
+        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
     ] = None,
 ) -> None:
-    """Answer one prompt on the local model and print it (streamed as it is generated)."""
+    """Answer one prompt and print it (streamed as it is generated; a cascade decides first)."""
     text = read_text_arg(prompt)
-    compiled = _schema(schema, strict) if schema is not None else None
-    if cascade or policy is not None:
-        _run_cascade(text, policy, compiled, system, max_tokens, temperature, seed, as_json)
-        return
+    compiled = schema_option(schema, strict) if schema is not None else None
     with progress_bar() as progress:
-        m = edgekit.load(model, n_ctx=n_ctx, progress=progress)
-    with m:
-        if compiled is not None:
-            result = m.generate_json(
-                text, compiled, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed
-            )
-            if as_json:
-                doc = {**result.completion.to_dict(), "value": result.value, "attempts": result.attempts}
-                out.print(
-                    json.dumps({**doc, "method": result.method}, ensure_ascii=False, indent=2), markup=False
-                )
-            else:
-                out.print(result.text, markup=False)
-            return
-        chunks = m.chat(
-            text, stream=True, system=system, max_tokens=max_tokens, temperature=temperature, seed=seed
+        assistant = edgekit.Assistant.open(
+            policy,
+            model=model,
+            cascade=bool(cascade or policy),
+            safety=safety_policy or safety,
+            n_ctx=n_ctx,
+            progress=progress,
         )
-        if as_json:
-            done = collect(chunks, model=m.name, backend=m.backend.name)
-            out.print(json.dumps(done.to_dict(), ensure_ascii=False, indent=2), markup=False)
-            return
-        for chunk in chunks:
-            out.file.write(chunk.text)
-            out.file.flush()
-        out.file.write("\n")
-
-
-def _run_cascade(
-    text: str,
-    policy: Path | None,
-    compiled: edgekit.CompiledSchema | None,
-    system: str | None,
-    max_tokens: int,
-    temperature: float,
-    seed: int | None,
-    as_json: bool,
-) -> None:
-    """The answer the cascade accepts (held until the decision: nothing shown is withdrawn), then its
-    route on stderr; a degraded answer says why."""
-    from edgekit.cascade.router import load_router
-
-    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
-    if compiled is not None:
-        params["schema"] = compiled
-    with load_router(policy) as router:
-        result = router.route(text, system=system, **params)
-    route = {
-        "route": result.route,
-        "escalation_reason": result.escalation_reason,
-        "degraded_reason": result.degraded_reason,
+    for notice in assistant.notices():
+        err.print(f"note: {notice}", markup=False)
+    params: dict[str, Any] = {
+        "system": system,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "seed": seed,
     }
+    with assistant:
+        streamed = assistant.router is None and compiled is None and not as_json
+        reply = assistant.chat(text, schema=compiled, stream=streamed, **params)
+        if isinstance(reply, AnswerStream):
+            for chunk in reply:
+                out.file.write(chunk.text)
+                out.file.flush()
+            out.file.write("\n")
+            answer = reply.answer
+        else:
+            answer = reply
+    assert answer is not None
     if as_json:
-        doc = {**result.completion.to_dict(), "edgekit_route": route}
-        out.print(json.dumps(doc, ensure_ascii=False, indent=2), markup=False)
+        out.print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2), markup=False)
         return
-    out.print(result.completion.text, markup=False)
-    why = result.degraded_reason or result.escalation_reason
-    err.print(f"[{result.route}]" + (f" {why}" if why else ""), markup=False)
+    if not streamed:
+        out.print(answer.text, markup=False)
+    show_route(answer, assistant)
 
 
-def _schema(path: Path, strict: bool) -> edgekit.CompiledSchema:
+def show_route(answer: Answer, assistant: edgekit.Assistant) -> None:
+    """A cascade's route on stderr; an answer a gate wanted a larger model to give, marked on stdout too,
+    so it is never mistaken for a vetted one; a withheld answer says so."""
+    if answer.blocked:
+        err.print("[withheld by the safety policy]", markup=False)
+    if assistant.router is None:
+        return
+    err.print(answer.status_line(), markup=False)
+    if answer.unvetted:
+        out.print(
+            f"[unvetted: {answer.escalation_reason}; answered on device: {answer.degraded_reason}]",
+            markup=False,
+        )
+
+
+def schema_option(path: Path, strict: bool) -> edgekit.CompiledSchema:
+    """A --schema file, compiled; keywords the grammar cannot enforce are named on stderr."""
     from edgekit.schema import compile_schema, load_schema_file
 
     compiled = compile_schema(load_schema_file(path), strict=strict, name=path.stem)

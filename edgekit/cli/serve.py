@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -13,11 +13,6 @@ import edgekit
 from edgekit.cli.render import err, progress_bar
 from edgekit.cli.run import ModelOpt
 from edgekit.errors import InputError
-from edgekit.runtime.types import Chunk, Completion
-
-if TYPE_CHECKING:
-    from edgekit.cascade.router import Router
-    from edgekit.serve import Responder, ResponseExtras
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -62,7 +57,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
-    from edgekit.serve import ModelPool, ServeOptions, bind, create_app, run  # needs the 'serve' extra
+    from edgekit.serve import ServeOptions, bind, create_app, run  # needs the 'serve' extra
 
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -76,52 +71,25 @@ def serve(
     if (cascade or policy) and model:
         raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
     sock = bind(host, port)  # before loading: a busy port fails fast
-    extras = None
-    if cascade or policy:
-        from edgekit.cascade.router import load_router
-
-        routers = [load_router(policy) for _ in range(concurrency)]
-        copies: list[Responder] = list(routers)
-        extras = _route_of(routers)
-    else:
-        with progress_bar() as progress:
-            copies = [edgekit.load(model, n_ctx=n_ctx, progress=progress) for _ in range(concurrency)]
-    responder = copies[0] if concurrency == 1 else ModelPool(copies)
-    if safety or safety_policy:
-        responder, extras = _guarded(responder, safety_policy, extras)
-    app = create_app(responder, options, extras=extras)
+    with progress_bar() as progress:
+        assistant = edgekit.Assistant.open(
+            policy,
+            model=model,
+            cascade=bool(cascade or policy),
+            safety=safety_policy or safety,
+            copies=concurrency,
+            n_ctx=n_ctx,
+            progress=progress,
+        )
+    for notice in assistant.notices():
+        err.print(f"warning: {notice}", markup=False)
+    app = create_app(assistant, options)
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    err.print(f"edgekit serve: {responder.name} on http://{url_host}:{bound_port}/v1", markup=False)
+    err.print(f"edgekit serve: {assistant.name} on http://{url_host}:{bound_port}/v1", markup=False)
     if options.api_key is None and not _is_loopback(host):
         err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
     run(app, sock, grace_s=grace, log_level=log_level)
-
-
-def _guarded(
-    responder: Responder, policy: Path | None, extras: ResponseExtras | None
-) -> tuple[Responder, ResponseExtras | None]:
-    """The safety policy around the responder: input screened, output filtered (streams with hold-back)."""
-    from edgekit.safety import Guard, GuardedResponder, load_policy
-
-    guarded = GuardedResponder(responder, Guard(load_policy(policy)).warm())
-    if extras is None:
-        return guarded, None
-    inner = extras
-
-    def route(final: Completion | Chunk) -> Any:
-        return inner(guarded.original(final))
-
-    return guarded, route
-
-
-def _route_of(routers: list[Router]) -> ResponseExtras:
-    """Adds the cascade's route (and escalation or degradation reason) to every response."""
-
-    def extras(final: Completion | Chunk) -> dict[str, Any] | None:
-        return next((r for r in (router.route_of(final) for router in routers) if r), None)
-
-    return extras
 
 
 def _api_key(env: str | None) -> str | None:

@@ -6,16 +6,24 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from edgekit.errors import EmptyPromptError, EncodingError, InputError
 
 Role = Literal["system", "user", "assistant", "tool"]
 
 
-class ChatMessage(TypedDict):
+class _Message(TypedDict):
     role: Role
     content: str
+
+
+class ChatMessage(_Message, total=False):
+    tool_calls: list[dict[str, Any]]
+    """An assistant message's calls, OpenAI-style (``content`` then holds them as a model writes them)."""
+    tool_call_id: str
+    """A tool message: the call it answers."""
+    name: str
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from edgekit.safety.filters import Context, Filter
 from edgekit.safety.guard import Decision, Guard, SafetyBlockedError, redact
 from edgekit.safety.normalize import Normalized, normalize
 from edgekit.safety.policy import SafetyPolicy, SafetyPolicyError, load_policy
-from edgekit.safety.responder import GuardedResponder
 from edgekit.safety.stream import StreamGuard
 from edgekit.safety.taxonomy import ACTIONS, CATEGORIES, HAZARDS, LAYERS, Span, Verdict
 
@@ -34,7 +33,6 @@ __all__ = [
     "Decision",
     "Filter",
     "Guard",
-    "GuardedResponder",
     "Normalized",
     "SafetyBlockedError",
     "SafetyPolicy",

@@ -1,31 +1,29 @@
-"""edgekit serve: an OpenAI-compatible HTTP server over a ``Responder``.
+"""edgekit serve: an OpenAI-compatible HTTP server over an ``edgekit.Assistant``.
 
-The seam (``protocol.py``) is ``edgekit.Model``'s own surface: ``name``, ``chat(messages, *, stream, system,
-max_tokens, temperature, top_p, seed, stop)`` and ``close()``. Today the server answers with a loaded model
-(``edgekit serve --model NAME``; a ``ModelPool`` of copies for ``--concurrency N``). The cascade router
-implements the same protocol and plugs in without changes here; it may add route and trace metadata to
-responses through ``create_app(..., extras=...)`` (see ``ResponseExtras``).
+The assistant is the whole request path (safety, cascade or one model, schema, tool calls); the server
+maps OpenAI bodies onto ``Assistant.chat`` and answers back, adding ``edgekit_route`` for a cascade.
+``--concurrency N`` loads N engine copies into one assistant. A bare responder (``protocol.py``: anything
+with ``edgekit.Model``'s ``chat``) can be served too, for tests of the HTTP logic.
 
     from edgekit.serve import ServeOptions, bind, create_app, run
-    app = create_app(edgekit.load(), ServeOptions(max_queue=8))
+    app = create_app(edgekit.Assistant.open(model="smollm2-135m-instruct"), ServeOptions(max_queue=8))
     run(app, bind("127.0.0.1", 8000), grace_s=10)     # or hand ``app`` to any ASGI server
 
 ``create_app``, ``ServeOptions``, ``bind`` and ``run`` need the ``serve`` extra (Starlette, uvicorn); without
-it they raise ``MissingDependencyError``. The protocol and the pool need nothing beyond edgekit.
+it they raise ``MissingDependencyError``. The protocol needs nothing beyond edgekit.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgekit.serve.pool import ModelPool
-from edgekit.serve.protocol import Responder, ResponseExtras
+from edgekit.serve.protocol import Responder
 
 if TYPE_CHECKING:
     from edgekit.serve.app import ServeOptions, create_app
     from edgekit.serve.server import bind, run
 
-__all__ = ["ModelPool", "Responder", "ResponseExtras", "ServeOptions", "bind", "create_app", "run"]
+__all__ = ["Responder", "ServeOptions", "bind", "create_app", "run"]
 
 _LAZY = {
     "ServeOptions": "edgekit.serve.app",

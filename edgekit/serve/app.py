@@ -1,14 +1,16 @@
-"""The ASGI app (Starlette): OpenAI-compatible chat completions over a ``Responder``.
+"""The ASGI app (Starlette): OpenAI-compatible chat completions over an ``edgekit.Assistant``.
 
 Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /v1/models/{id}``,
 ``GET /health`` (alias ``/healthz``; never behind the API key). Errors use OpenAI's error body.
 
 How a request runs: the body is validated on the event loop; admission (see ``admission.py``) gives it a
-generation slot or a 429/503; the responder runs in a worker thread (one per slot), so the loop keeps
+generation slot or a 429/503; the assistant runs in a worker thread (one per slot), so the loop keeps
 answering health checks and other clients. A stream's chunks cross back to the loop through an asyncio
-queue. Stopping: a client that disconnects, or a server that shuts down, sets the job's cancel flag; the
-worker closes the chunk iterator after the chunk in hand, which stops generation, and the slot returns
-to the pool when the worker is done. A non-streaming generation runs to its end (bounded by max_tokens).
+queue. Answers of a cascade carry ``edgekit_route`` (route, escalation or degradation reason, trace
+id); OpenAI clients ignore fields they do not know. Stopping: a client that disconnects, or a server that
+shuts down, sets the job's cancel flag; the worker closes the chunk iterator after the chunk in hand,
+which stops generation, and the slot returns to the pool when the worker is done. A non-streaming
+generation runs to its end (bounded by max_tokens).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from edgekit.assistant import Answer, AnswerStream, Assistant
 from edgekit.errors import (
     ContextOverflowError,
     EdgekitError,
@@ -35,9 +38,9 @@ from edgekit.errors import (
     RemoteError,
     ServerBusyError,
 )
-from edgekit.runtime.types import Chunk, Completion
+from edgekit.runtime.types import Chunk
 from edgekit.serve.admission import Admission
-from edgekit.serve.protocol import Responder, ResponseExtras
+from edgekit.serve.protocol import Responder
 from edgekit.serve.schema import (
     DEFAULT_MAX_TOKENS,
     ApiError,
@@ -99,20 +102,20 @@ class ServeOptions:
             raise InputError("the API key is empty", "Set the variable named by --api-key-env to the key.")
 
 
+@dataclass(frozen=True)
 class _End:
-    """Marks the end of a stream on the worker-to-loop queue."""
+    """Marks the end of a stream on the worker-to-loop queue, with the answer it made."""
 
-
-_END = _End()
+    answer: Answer | None
 
 
 class Service:
-    """State shared by the routes: responder, admission, worker threads and their cancel flags."""
+    """State shared by the routes: the assistant, admission, worker threads and their cancel flags."""
 
-    def __init__(self, responder: Responder, options: ServeOptions, extras: ResponseExtras | None) -> None:
-        self.responder = responder
+    def __init__(self, assistant: Assistant, options: ServeOptions) -> None:
+        self.assistant = assistant
+        self.name = assistant.name
         self.options = options
-        self.extras = extras
         self.admission = Admission(options.concurrency, options.max_queue, options.queue_timeout_s)
         self.executor = ThreadPoolExecutor(
             max_workers=options.concurrency, thread_name_prefix="edgekit-serve"
@@ -148,7 +151,7 @@ class Service:
             log.warning("a generation still runs after %gs; not closing the model", self.options.close_wait_s)
             return
         self.closed = True
-        self.responder.close()
+        self.assistant.close()
 
     # --- jobs ---------------------------------------------------------------------------------------
 
@@ -169,14 +172,19 @@ class Service:
         fut.add_done_callback(done)
         return fut
 
-    async def complete(self, call: ChatCall) -> Completion:
-        def work() -> Completion:
-            result = self.responder.chat(call.messages, stream=False, **call.kwargs())
-            if not isinstance(result, Completion):
-                raise TypeError(f"{type(self.responder).__name__}.chat(stream=False) returned {type(result)}")
-            return result
+    async def complete(self, call: ChatCall) -> Answer:
+        def work() -> Answer:
+            answer = self.assistant.chat(call.messages, stream=False, **call.kwargs())
+            assert isinstance(answer, Answer)
+            return answer
 
         return await asyncio.wrap_future(self.submit(work))
+
+    def route_fields(self, answer: Answer | None) -> dict[str, Any]:
+        """``edgekit_route`` for a cascade's answers (one model has no route to tell)."""
+        if answer is None or self.assistant.router is None:
+            return {}
+        return {"edgekit_route": answer.route_info()}
 
     def stream(self, call: ChatCall, cancel: threading.Event) -> asyncio.Queue[Chunk | BaseException | _End]:
         """Start a streaming job; its chunks, then ``_END`` or the exception, arrive on the queue."""
@@ -191,21 +199,16 @@ class Service:
 
         def work() -> None:
             try:
-                chunks = self.responder.chat(call.messages, stream=True, **call.kwargs())
-                if isinstance(chunks, Completion):
-                    raise TypeError(
-                        f"{type(self.responder).__name__}.chat(stream=True) returned a Completion"
-                    )
+                chunks = self.assistant.chat(call.messages, stream=True, **call.kwargs())
+                assert isinstance(chunks, AnswerStream)
                 try:
                     for chunk in chunks:
                         put(chunk)
                         if cancel.is_set():
                             break
                 finally:
-                    close = getattr(chunks, "close", None)
-                    if close is not None:
-                        close()
-                put(_END)
+                    chunks.close()
+                put(_End(chunks.answer))
             except BaseException as e:
                 put(e)
             finally:
@@ -242,29 +245,28 @@ async def chat_completions(request: Request) -> Response:
     if call.stream and not call.tools:
         return await _stream_response(request, service, call)
     try:
-        completion = await service.complete(call)
+        answer = await service.complete(call)
     except Exception as e:
         raise _api_error(e) from None
-    guard = getattr(service.responder, "guard", None)  # edgekit serve --safety: tool arguments pass it
-    body_out = completion_body(completion, model=service.responder.name, guard=guard, tools=bool(call.tools))
+    body_out = completion_body(answer, model=service.name)
     if call.stream:  # a tool call is sent whole, once its arguments are validated and checked
-        return _SSEResponse(_tool_call_events(body_out, call, service, completion), on_close=lambda: None)
-    return JSONResponse(_with_extras(body_out, service.extras, completion))
+        return _SSEResponse(_tool_call_events(body_out, call, service, answer), on_close=lambda: None)
+    return JSONResponse({**body_out, **service.route_fields(answer)})
 
 
 async def _tool_call_events(
-    body: dict[str, Any], call: ChatCall, service: Service, completion: Completion
+    body: dict[str, Any], call: ChatCall, service: Service, answer: Answer
 ) -> AsyncIterator[bytes]:
-    shaper = ChunkShaper(service.responder.name, call.include_usage)
+    shaper = ChunkShaper(service.name, call.include_usage)
     choice = body["choices"][0]
     yield _sse(shaper.first())
     if "tool_calls" not in choice["message"]:  # tool_choice "auto": answered without a tool
         yield _sse(shaper.event({"content": choice["message"]["content"]}))
     for i, tool_call in enumerate(choice["message"].get("tool_calls", [])):
         yield _sse(shaper.event({"tool_calls": [{"index": i, **tool_call}]}))
-    yield _sse(_with_extras(shaper.finish(choice["finish_reason"]), service.extras, completion))
+    yield _sse({**shaper.finish(choice["finish_reason"]), **service.route_fields(answer)})
     if shaper.include_usage:
-        yield _sse(shaper.usage(completion.usage))
+        yield _sse(shaper.usage(answer.completion.usage))
     yield b"data: [DONE]\n\n"
 
 
@@ -278,8 +280,8 @@ async def _stream_response(request: Request, service: Service, call: ChatCall) -
         raise
     if isinstance(first, BaseException):  # failed before any output: a proper HTTP error
         raise _api_error(first)
-    shaper = ChunkShaper(service.responder.name, call.include_usage)
-    events = _sse_events(first, queue, shaper, service.extras)
+    shaper = ChunkShaper(service.name, call.include_usage)
+    events = _sse_events(first, queue, shaper, service)
     return _SSEResponse(events, on_close=cancel.set)
 
 
@@ -287,7 +289,7 @@ async def _sse_events(
     first: Chunk | _End,
     queue: asyncio.Queue[Chunk | BaseException | _End],
     shaper: ChunkShaper,
-    extras: ResponseExtras | None,
+    service: Service,
 ) -> AsyncIterator[bytes]:
     yield _sse(shaper.first())
     item: Chunk | BaseException | _End = first
@@ -302,7 +304,7 @@ async def _sse_events(
             last = item
         item = await queue.get()
     finish = shaper.finish(last.finish_reason if last and last.finish_reason else "stop")
-    yield _sse(_with_extras(finish, extras, last))
+    yield _sse({**finish, **service.route_fields(item.answer)})
     if shaper.include_usage and last is not None and last.usage is not None:
         yield _sse(shaper.usage(last.usage))
     yield b"data: [DONE]\n\n"
@@ -334,7 +336,7 @@ async def list_models(request: Request) -> Response:
 
 async def get_model(request: Request) -> Response:
     service = _service(request)
-    if request.path_params["model"] != service.responder.name:
+    if request.path_params["model"] != service.name:
         raise ApiError(
             404, f"the model {request.path_params['model']!r} does not exist here", code="model_not_found"
         )
@@ -343,7 +345,7 @@ async def get_model(request: Request) -> Response:
 
 def _model_card(service: Service) -> dict[str, Any]:
     return {
-        "id": service.responder.name,
+        "id": service.name,
         "object": "model",
         "created": service.created,
         "owned_by": "edgekit",
@@ -355,7 +357,7 @@ async def health(request: Request) -> Response:
     adm = service.admission
     body = {
         "status": "draining" if adm.draining else "ok",
-        "model": service.responder.name,
+        "model": service.name,
         "active": adm.active,
         "queued": adm.queued,
         "concurrency": adm.concurrency,
@@ -408,15 +410,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
         parts.append(part)
     return b"".join(parts)
-
-
-def _with_extras(
-    body: dict[str, Any], extras: ResponseExtras | None, source: Completion | Chunk | None
-) -> dict[str, Any]:
-    if extras is None or source is None:
-        return body
-    more = extras(source)
-    return {**body, **more} if more else body
 
 
 def _busy(e: ServerBusyError) -> ApiError:
@@ -490,16 +483,17 @@ class BearerAuth:
         await JSONResponse(error.body(), status_code=401, headers=error.headers)(scope, receive, send)
 
 
-def create_app(
-    responder: Responder, options: ServeOptions | None = None, *, extras: ResponseExtras | None = None
-) -> Starlette:
-    """The ASGI app serving ``responder``. It closes the responder at lifespan shutdown.
+def create_app(target: Assistant | Responder, options: ServeOptions | None = None) -> Starlette:
+    """The ASGI app serving an ``Assistant`` (``edgekit serve`` builds one with as many engine copies as
+    ``--concurrency``), or a bare responder (anything with ``edgekit.Model``'s ``chat``), which is then
+    taken to be thread-safe. It closes what it serves at lifespan shutdown.
 
     ``app.state.service.begin_shutdown()`` (thread- and signal-safe) stops admitting new work; the
     server running the app is expected to stop accepting connections and let running requests finish.
     """
     options = options or ServeOptions()
-    service = Service(responder, options, extras)
+    assistant = target if isinstance(target, Assistant) else Assistant([target] * options.concurrency)
+    service = Service(assistant, options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

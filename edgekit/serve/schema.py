@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgekit.runtime.types import ChatMessage, Chunk, Completion, Usage
+from edgekit.assistant.answer import Answer
+from edgekit.runtime.types import ChatMessage, Chunk, Usage
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
@@ -121,19 +122,24 @@ class ChatCall:
     seed: int | None
     stop: tuple[str, ...] = field(default=())
     schema: Any = None
-    """A CompiledSchema from ``response_format`` (or from ``tools``): the answer must match it."""
+    """A CompiledSchema from ``response_format``: the answer must match it."""
     tools: tuple[Any, ...] = ()
-    """edgekit.schema.Tool for each tool the answer must call (the answer is then a tool call)."""
+    """edgekit.schema.Tool for each tool the model may call."""
+    tool_choice: str = "auto"
+    """'auto' (may answer without a tool), 'required', or the one tool's name."""
 
     def kwargs(self) -> dict[str, Any]:
-        extra = {"schema": self.schema} if self.schema is not None else {}
+        """What ``Assistant.chat`` takes besides the messages and ``stream``."""
+        structured: dict[str, Any] = {"schema": self.schema} if self.schema is not None else {}
+        if self.tools:
+            structured = {"tools": self.tools, "tool_choice": self.tool_choice}
         return {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
             "stop": self.stop,
-            **extra,
+            **structured,
         }
 
 
@@ -147,15 +153,12 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
     stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
     messages = [_message(i, m) for i, m in enumerate(req.messages)]
     schema, tools = _structured(req)
-    if tools:
-        from edgekit.schema.tools import describe
-
-        text = describe(tools, allow_text=_model_chooses(req))
-        messages = [{"role": "system", "content": text}, *messages]
+    forced = req.tool_choice == "required" or isinstance(req.tool_choice, dict)  # dict: tools is that one
     return ChatCall(
         messages=messages,
         schema=schema,
         tools=tools,
+        tool_choice="required" if forced else "auto",
         stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         max_tokens=req.max_completion_tokens or req.max_tokens or default_max_tokens,
@@ -185,7 +188,8 @@ def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
                         param="tool_choice",
                         code="invalid_value",
                     )
-            return tools_schema(tools, allow_text=_model_chooses(req)), tools
+            tools_schema(tools)  # a bad tool is the request's fault: a 400 naming it, before admission
+            return None, tools
         fmt = req.response_format or {}
         kind = fmt.get("type", "text")
         if kind == "json_object":
@@ -209,11 +213,6 @@ def _structured(req: ChatRequest) -> tuple[Any, tuple[Any, ...]]:
     return None, ()
 
 
-def _model_chooses(req: ChatRequest) -> bool:
-    """tool_choice "auto" (the default when tools are given): the model may answer without a tool."""
-    return req.tool_choice in (None, "auto")
-
-
 def check_supported(req: ChatRequest) -> None:
     if req.functions:
         raise unsupported("functions", "the legacy functions field (use tools)")
@@ -233,8 +232,8 @@ def check_supported(req: ChatRequest) -> None:
 
 
 def _message(i: int, m: Message) -> ChatMessage:
-    if m.tool_calls:
-        raise unsupported(f"messages[{i}].tool_calls", "tool calls in the history")
+    if m.tool_calls and m.role != "assistant":
+        raise ApiError(400, "only assistant messages carry tool_calls", param=f"messages[{i}].tool_calls")
     if isinstance(m.content, list):
         parts = []
         for j, part in enumerate(m.content):
@@ -245,7 +244,34 @@ def _message(i: int, m: Message) -> ChatMessage:
     else:
         content = m.content or ""
     role = "system" if m.role == "developer" else m.role
-    return {"role": role, "content": content}
+    msg: ChatMessage = {"role": role, "content": content}
+    if m.tool_calls:
+        msg["tool_calls"] = [
+            _tool_call(f"messages[{i}].tool_calls[{j}]", c) for j, c in enumerate(m.tool_calls)
+        ]
+    if m.tool_call_id is not None:
+        msg["tool_call_id"] = m.tool_call_id
+    return msg
+
+
+def _tool_call(param: str, call: Any) -> dict[str, Any]:
+    """An earlier answer's tool call, as OpenAI sends it back: {id, type, function: {name, arguments}}."""
+    fn = call.get("function") if isinstance(call, dict) else None
+    args = fn.get("arguments") if isinstance(fn, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(args, str):
+        raise ApiError(
+            400,
+            "a tool call needs function.name and function.arguments (JSON text)",
+            param=param,
+            code="invalid_value",
+        )
+    try:
+        json.loads(args)
+    except ValueError:
+        raise ApiError(
+            400, "function.arguments is not valid JSON", param=param, code="invalid_value"
+        ) from None
+    return dict(call)
 
 
 def _validation_error(e: ValidationError) -> ApiError:
@@ -286,35 +312,19 @@ def usage_dict(usage: Usage) -> dict[str, int]:
     }
 
 
-def tool_calls(completion: Completion, guard: Any = None) -> tuple[list[dict[str, Any]], str]:
-    """The OpenAI ``tool_calls`` of a tool-call answer (already validated against the tools' schema), and
-    the finish reason: 'tool_calls', or 'content_filter' when the safety guard blocks the arguments."""
-    value = json.loads(completion.text)
-    if "content" in value:  # tool_choice "auto": the model answered without a tool
-        return [], "stop"
-    name, args = value["name"], value["arguments"]
-    if guard is not None:
-        decision = guard.check_tool_arguments(name, args)
-        if decision.blocked:
-            return [], "content_filter"
-        args = decision.arguments if decision.arguments is not None else args
-    call = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function"}
-    return [
-        {**call, "function": {"name": name, "arguments": json.dumps(args, ensure_ascii=False)}}
-    ], "tool_calls"
+def message_of(answer: Answer) -> tuple[dict[str, Any], str]:
+    """The OpenAI assistant message of an answer and its finish reason: a tool call's arguments are
+    validated and checked by the safety guard already ('content_filter' when it blocked them)."""
+    if answer.blocked and answer.tool_calls:
+        return {"role": "assistant", "content": None, "tool_calls": []}, "content_filter"
+    if answer.tool_calls:
+        calls = [c.to_openai("call_" + uuid.uuid4().hex[:24]) for c in answer.tool_calls]
+        return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+    return {"role": "assistant", "content": answer.text}, answer.finish_reason
 
 
-def completion_body(
-    completion: Completion, *, model: str, id: str | None = None, guard: Any = None, tools: bool = False
-) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": completion.text}
-    finish = completion.finish_reason
-    if tools:
-        calls, finish = tool_calls(completion, guard)
-        if calls or finish == "content_filter":
-            message = {"role": "assistant", "content": None, "tool_calls": calls}
-        else:
-            message = {"role": "assistant", "content": json.loads(completion.text)["content"]}
+def completion_body(answer: Answer, *, model: str, id: str | None = None) -> dict[str, Any]:
+    message, finish = message_of(answer)
     return {
         "id": id or new_id(),
         "object": "chat.completion",
@@ -328,7 +338,7 @@ def completion_body(
                 "finish_reason": finish,
             }
         ],
-        "usage": usage_dict(completion.usage),
+        "usage": usage_dict(answer.completion.usage),
     }
 
 

@@ -17,7 +17,6 @@ from edgekit.runtime.types import ChatMessage, Completion
 from .fakes import FakeModel
 
 POLICY = """
-preference = "conservative"
 [defaults]
 temperature = 0.0
 seed = 1

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from edgekit.assistant import Assistant
 from edgekit.errors import SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Completion, Timings, Usage
 from edgekit.safety import Guard
-from edgekit.safety.responder import GuardedResponder
 from edgekit.serve import ServeOptions, create_app
 
 TOOLS = [{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}]
@@ -38,7 +38,7 @@ class ToolCaller:
 
 
 def post(inner: ToolCaller) -> dict[str, Any]:
-    app = create_app(GuardedResponder(inner, Guard()), ServeOptions())
+    app = create_app(Assistant(inner, guard=Guard()), ServeOptions())
     with TestClient(app) as client:
         body = {
             "messages": [{"role": "user", "content": "Please tell Sam the meeting moved to noon."}],
@@ -67,16 +67,12 @@ def test_secret_in_arguments_never_reaches_the_client() -> None:
 
 
 def test_tool_arguments_pass_the_tool_call_layer_itself() -> None:
-    from edgekit.serve.schema import tool_calls
-
     secret = "sk-proj-" + "A1b2C3d4" * 6
-    text = json.dumps({"name": "send", "arguments": {"text": f"the key is {secret}"}})
-    completion = Completion(text, "stop", Usage(5, 9), Timings(0.01, 0.02, 9), "m", "fake")
-    calls, finish = tool_calls(completion, Guard())
-    assert secret not in json.dumps(calls)
-    assert finish == "content_filter" or "REDACTED" in calls[0]["function"]["arguments"]
-    unguarded, _ = tool_calls(completion)
-    assert secret in unguarded[0]["function"]["arguments"]  # the guard, not the shaping, removed it
+    inner = ToolCaller({"text": f"the key is {secret}"})
+    answer = Assistant(inner, guard=Guard()).chat("Send it.", tools=TOOLS)
+    assert answer.finish_reason == "content_filter" and answer.tool_calls[0].blocked  # type: ignore[union-attr]
+    unguarded = Assistant(inner).chat("Send it.", tools=TOOLS)
+    assert unguarded.tool_calls[0].arguments["text"].endswith(secret)  # type: ignore[union-attr]
 
 
 class Replier(ToolCaller):

@@ -22,7 +22,6 @@ from edgekit.errors import (
     InputError,
     RemoteServerError,
 )
-from edgekit.runtime.types import Chunk, Completion
 from edgekit.serve import ServeOptions, create_app
 from edgekit.serve.protocol import Responder
 
@@ -32,8 +31,8 @@ URL = "/v1/chat/completions"
 HI = {"messages": [{"role": "user", "content": "Hi"}]}
 
 
-def client_for(responder: FakeResponder, options: ServeOptions | None = None, **kw: Any) -> TestClient:
-    return TestClient(create_app(responder, options, **kw))
+def client_for(responder: FakeResponder, options: ServeOptions | None = None) -> TestClient:
+    return TestClient(create_app(responder, options))
 
 
 @pytest.fixture
@@ -258,10 +257,10 @@ BAD_BODIES: list[tuple[str, Any, str | None, str]] = [
         UNSUP,
     ),
     (
-        "tool call history",
+        "tool call without a function",
         {"messages": [*HI["messages"], {"role": "assistant", "tool_calls": [{"id": "1"}]}]},
-        "messages[1].tool_calls",
-        UNSUP,
+        "messages[1].tool_calls[0]",
+        "invalid_value",
     ),
 ]
 
@@ -332,18 +331,22 @@ def test_failure_mid_stream_is_an_error_event_without_done() -> None:
     assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == "Hello from"
 
 
-def test_extras_hook_adds_fields_to_the_completion_and_the_final_chunk() -> None:
-    def extras(source: Completion | Chunk) -> dict[str, Any]:
-        kind = "completion" if isinstance(source, Completion) else "chunk"
-        return {"edgekit": {"route": "local:tiny", "from": kind}}
+def test_a_cascade_answer_carries_its_route_in_the_completion_and_the_final_chunk() -> None:
+    from edgekit.assistant import Assistant
+    from edgekit.cascade.policy import Policy, default_policy_path
+    from edgekit.cascade.router import Router
 
-    with client_for(FakeResponder(), extras=extras) as c:
-        assert c.post(URL, json=HI).json()["edgekit"] == {"route": "local:tiny", "from": "completion"}
+    from ..cascade.fakes import FakeModel
+
+    router = Router(Policy.load(default_policy_path()), local=[FakeModel("Paris.", prob=0.99)])
+    with TestClient(create_app(Assistant(router))) as c:
+        body = c.post(URL, json=HI).json()
         with c.stream("POST", URL, json={**HI, "stream": True}) as resp:
             events = sse_events(resp.read().decode())
-    marked = [e for e in events[:-1] if "edgekit" in e]
+    assert body["edgekit_route"]["route"] == "local:tiny" and body["edgekit_route"]["trace_id"]
+    marked = [e for e in events[:-1] if "edgekit_route" in e]
     assert len(marked) == 1 and marked[0]["choices"][0]["finish_reason"] == "stop"
-    assert marked[0]["edgekit"]["from"] == "chunk"
+    assert marked[0]["edgekit_route"]["route"] == "local:tiny"
 
 
 # --- auth ------------------------------------------------------------------------------------------------
