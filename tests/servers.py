@@ -69,14 +69,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def llama_server(model: Path, log_dir: Path, *, n_ctx: int = 2048) -> Iterator[LlamaServer]:
-    """Serve ``model`` on a free loopback port with a random API key until the block ends."""
+def llama_server(
+    model: Path, log_dir: Path, *, n_ctx: int = 2048, log_requests: bool = False
+) -> Iterator[LlamaServer]:
+    """Serve ``model`` on a free loopback port with a random API key until the block ends.
+    ``log_requests``: the log also holds every request body the server received."""
     assert model.is_file(), f"model not found at {model}"
     port = free_port()
     api_key = "sk-llama-" + secrets.token_hex(12)
     log = log_dir / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, *([str(Path(__file__).parent / "logged_llama_server.py")] if log_requests
+                          else ["-m", "llama_cpp.server"]),
         "--model", str(model),
         "--host", "127.0.0.1",
         "--port", str(port),

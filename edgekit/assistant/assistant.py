@@ -256,8 +256,8 @@ class Assistant:
                 raise SafetyBlockedError(f"the request was refused by the safety policy ({_brief(d)})")
             for category, action in d.signal().items():
                 signal[category] = strictest([signal.get(category, "allow"), action])  # type: ignore[list-item]
-            spans = [s for v in d.verdicts if v.action == "redact" for s in v.spans]
-            out.append({**m, "content": placeholders.mask(m["content"], spans)})
+            found = {s: v.category for v in d.verdicts if v.action == "redact" for s in v.spans}
+            out.append({**m, "content": placeholders.mask(m["content"], found, found)})
         sent = tuple(dict.fromkeys(t for m in out for t in placeholders.tokens_in(m["content"])))
         return Screened(out, dict(signal), tuple(findings), sent)
 
@@ -327,8 +327,10 @@ class Assistant:
         return d.text, answer
 
     def _tool_answer(self, answer: Answer, ph: Placeholders, sent: tuple[str, ...]) -> Answer:
-        """A tool-call answer: the call parsed, its arguments (the user's values put back, as the tool
-        runs on device) checked at the tool_call layer; or the direct answer of tool_choice 'auto'."""
+        """A tool-call answer: the call parsed and its arguments checked at the tool_call layer as the
+        model wrote them; then the user's own values are put back (the tool runs on device), unless the
+        policy blocks their category at that layer (a pasted key never reaches a tool). Or the direct
+        answer of tool_choice 'auto'."""
         from edgekit.schema import ToolCall
 
         value = _json(answer.completion.text)
@@ -338,21 +340,23 @@ class Assistant:
             filtered, answer = self._output(answer, str(value["content"]))
             text, privacy = ph.restore(filtered, sent)
             return replace(answer, text=text, privacy=privacy)
-        name, args = str(value["name"]), _restore_value(value.get("arguments") or {}, ph)
+        name, written = str(value["name"]), value.get("arguments") or {}
         if self.guard is None:
-            return replace(answer, finish_reason="tool_calls", tool_calls=(ToolCall(name, args),))
-        d = self.guard.check_tool_arguments(name, args)
+            call = ToolCall(name, _restore_value(written, ph), completion=answer.completion)
+            return replace(answer, finish_reason="tool_calls", tool_calls=(call,))
+        d = self.guard.check_tool_arguments(name, written)
         found = _findings(d, "tool_call")
-        call = ToolCall(
-            name,
-            d.arguments if d.arguments is not None else args,
-            d.blocked,
-            tuple(f.reason for f in found),
-            answer.completion,
-        )
+        for token in dict.fromkeys(ph.tokens_in(json.dumps(written, ensure_ascii=False))):
+            category = ph.category(token) or "pii"
+            if self.guard.policy.action_for(category, "tool_call", "redact") == "block":
+                reason = f"{name}: {token} stands for {category} the policy keeps from tools"
+                found.append(Finding("tool_call", category, "block", reason))
+        blocked = d.blocked or any(f.action == "block" for f in found)
+        args = _restore_value(d.arguments if d.arguments is not None else written, ph)
+        call = ToolCall(name, args, blocked, tuple(f.reason for f in found), answer.completion)
         return replace(
             answer,
-            finish_reason="content_filter" if d.blocked else "tool_calls",
+            finish_reason="content_filter" if blocked else "tool_calls",
             tool_calls=(call,),
             findings=(*answer.findings, *found),
         )

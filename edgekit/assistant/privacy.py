@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from edgekit.safety.taxonomy import Span
 
@@ -39,13 +40,14 @@ class Placeholders:
     def __init__(self) -> None:
         self._token_of: dict[str, str] = {}
         self._value_of: dict[str, str] = {}
+        self._category: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._token_of)
 
-    def token(self, value: str, kind: str) -> str:
+    def token(self, value: str, kind: str, category: str = "pii") -> str:
         with self._lock:
             found = self._token_of.get(value)
             if found is not None:
@@ -56,22 +58,28 @@ class Placeholders:
             token = f"[{label}_{n}]"
             self._token_of[value] = token
             self._value_of[token] = value
+            self._category[token] = category
             return token
 
-    def mask(self, text: str, spans: Iterable[Span]) -> str:
-        """``text`` with each span (merged where they overlap) replaced by its value's token."""
-        merged: list[list[int | str]] = []
+    def category(self, token: str) -> str | None:
+        """The safety category of the value behind ``token`` (pii, secrets, ...)."""
+        return self._category.get(token)
+
+    def mask(self, text: str, spans: Iterable[Span], category: Mapping[Span, str] | None = None) -> str:
+        """``text`` with each span (merged where they overlap) replaced by its value's token;
+        ``category``: the safety category each span was found as (default pii)."""
+        merged: list[list[Any]] = []
         for s in sorted(spans, key=lambda s: (s.start, -s.end)):
             if s.start >= s.end:
                 continue
-            if merged and s.start < int(merged[-1][1]):
-                merged[-1][1] = max(int(merged[-1][1]), s.end)
+            if merged and s.start < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], s.end)
             else:
-                merged.append([s.start, s.end, s.kind])
+                merged.append([s.start, s.end, s.kind, (category or {}).get(s, "pii")])
         out, pos = [], 0
-        for start, end, kind in merged:
-            out += [text[pos : int(start)], self.token(text[int(start) : int(end)], str(kind))]
-            pos = int(end)
+        for start, end, kind, cat in merged:
+            out += [text[pos:start], self.token(text[start:end], kind, cat)]
+            pos = end
         out.append(text[pos:])
         return self.mask_known("".join(out))
 

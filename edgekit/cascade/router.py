@@ -307,6 +307,8 @@ class Router:
                     continue
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
+                if escalation is not None and not pinned:
+                    break  # a gate wants the remote and there is none: this answer is degraded, not accepted
                 failed = acceptance_failures(completion, tier.accept)
                 agreement = None
                 if not failed and tier.cross_check is not None:
@@ -331,7 +333,8 @@ class Router:
                     )
                     return self._finish(result, request, t0, msgs)
                 rejections.append(f"{tier.name}: {'; '.join(failed)}")
-            escalation = escalation or f"signals: {rejections[-1]}"
+            escalation = escalation or f"signals: {rejections[-1]}" if rejections else escalation
+            assert escalation is not None
         return self._escalate(
             msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass
         )

@@ -98,10 +98,8 @@ def show_route(answer: Answer, assistant: edgekit.Assistant) -> None:
         return
     err.print(answer.status_line(), markup=False)
     if answer.unvetted:
-        out.print(
-            f"[unvetted: {answer.escalation_reason}; answered on device: {answer.degraded_reason}]",
-            markup=False,
-        )
+        gate = (answer.escalation_reason or "").split(": ")[0]
+        out.print(f"[unvetted: {gate} wanted a larger model; {answer.degraded_reason}]", markup=False)
 
 
 def schema_option(path: Path, strict: bool) -> edgekit.CompiledSchema:
