@@ -42,7 +42,7 @@ from edgekit.safety.taxonomy import Action, strictest
 if TYPE_CHECKING:
     from edgekit.assistant.tools import ToolRun
     from edgekit.models.verify import ProgressFn
-    from edgekit.schema import CompiledSchema, Tool
+    from edgekit.schema import CompiledSchema, Tool, ToolCall
 
 WITHHELD = "[document withheld by the safety policy]"
 ToolChoice = Literal["auto", "required"] | str
@@ -171,6 +171,7 @@ class Assistant:
         schema: Any = None,
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: ToolChoice = "auto",
+        parallel_tool_calls: bool = False,
         system: str | None = None,
         placeholders: Placeholders | None = None,
         **params: Any,
@@ -179,9 +180,11 @@ class Assistant:
 
         ``schema`` (or the assistant's default): the answer is JSON matching it, parsed into
         ``Answer.value``. ``tools``: the model calls one (``Answer.tool_calls``) or, with
-        ``tool_choice='auto'``, answers directly. ``placeholders``: keep them across calls (a session
-        does) so a value keeps its token. ``params``: max_tokens, temperature, top_p, seed, stop.
-        With ``stream=True`` an ``AnswerStream``: iterate its chunks, then read ``.answer``."""
+        ``tool_choice='auto'``, answers directly; ``parallel_tool_calls``: it may make several calls in
+        one answer (more for a small model to get right, so off by default). ``placeholders``: keep
+        them across calls (a session does) so a value keeps its token. ``params``: max_tokens,
+        temperature, top_p, seed, stop. With ``stream=True`` an ``AnswerStream``: iterate its chunks,
+        then read ``.answer``."""
         ph = placeholders if placeholders is not None else Placeholders()
         specs = _tool_specs(tools) if tools is not None else self.tools
         msgs = render_messages(messages, system)
@@ -190,9 +193,9 @@ class Assistant:
             from edgekit.schema.tools import describe, tools_schema
 
             chosen = _chosen(specs, tool_choice)
-            allow_text = tool_choice == "auto"
-            compiled = tools_schema(chosen, allow_text=allow_text)
-            msgs = [{"role": "system", "content": describe(chosen, allow_text=allow_text)}, *msgs]
+            shape = {"allow_text": tool_choice == "auto", "parallel": parallel_tool_calls}
+            compiled = tools_schema(chosen, **shape)
+            msgs = [{"role": "system", "content": describe(chosen, **shape)}, *msgs]
         screened = self.screen(msgs, ph)
         if compiled is not None:
             params["schema"] = compiled
@@ -331,19 +334,30 @@ class Assistant:
         model wrote them; then the user's own values are put back (the tool runs on device), unless the
         policy blocks their category at that layer (a pasted key never reaches a tool). Or the direct
         answer of tool_choice 'auto'."""
-        from edgekit.schema import ToolCall
-
         value = _json(answer.completion.text)
-        if not isinstance(value, dict) or ("content" not in value and "name" not in value):
+        if not isinstance(value, dict) or not ({"content", "name", "calls"} & set(value)):
             raise InputError("the tool-call answer is not a tool call")  # the schema rules this out
         if "content" in value:
             filtered, answer = self._output(answer, str(value["content"]))
             text, privacy = ph.restore(filtered, sent)
             return replace(answer, text=text, privacy=privacy)
-        name, written = str(value["name"]), value.get("arguments") or {}
+        written = value.get("calls", [value])
+        checked = [self._tool_call(str(c["name"]), c.get("arguments") or {}, ph, answer) for c in written]
+        calls = tuple(call for call, _ in checked)
+        return replace(
+            answer,
+            finish_reason="content_filter" if all(c.blocked for c in calls) else "tool_calls",
+            tool_calls=calls,
+            findings=(*answer.findings, *(f for _, found in checked for f in found)),
+        )
+
+    def _tool_call(
+        self, name: str, written: Any, ph: Placeholders, answer: Answer
+    ) -> tuple[ToolCall, list[Finding]]:
+        from edgekit.schema import ToolCall
+
         if self.guard is None:
-            call = ToolCall(name, _restore_value(written, ph), completion=answer.completion)
-            return replace(answer, finish_reason="tool_calls", tool_calls=(call,))
+            return ToolCall(name, _restore_value(written, ph), completion=answer.completion), []
         d = self.guard.check_tool_arguments(name, written)
         found = _findings(d, "tool_call")
         for token in dict.fromkeys(ph.tokens_in(json.dumps(written, ensure_ascii=False))):
@@ -353,13 +367,7 @@ class Assistant:
                 found.append(Finding("tool_call", category, "block", reason))
         blocked = d.blocked or any(f.action == "block" for f in found)
         args = _restore_value(d.arguments if d.arguments is not None else written, ph)
-        call = ToolCall(name, args, blocked, tuple(f.reason for f in found), answer.completion)
-        return replace(
-            answer,
-            finish_reason="content_filter" if blocked else "tool_calls",
-            tool_calls=(call,),
-            findings=(*answer.findings, *found),
-        )
+        return ToolCall(name, args, blocked, tuple(f.reason for f in found), answer.completion), found
 
     def close(self) -> None:
         for e in {id(e): e for e in self.engines}.values():  # a thread-safe engine may be listed N times
@@ -493,15 +501,18 @@ def render_messages(
             raise InputError(f"message {i} is not a mapping", "Each message needs a role and a content.")
         msg = {k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_call_id", "name")}
         calls = m.get("tool_calls")
-        if calls and m.get("role") == "assistant":
-            msg["content"] = "\n".join(_call_text(i, c) for c in calls)
+        if calls and m.get("role") == "assistant":  # as the model writes them (one call, or several)
+            written = [_call_value(i, c) for c in calls]
+            msg["content"] = json.dumps(
+                written[0] if len(written) == 1 else {"calls": written}, ensure_ascii=False
+            )
         elif msg.get("content") is None:
             msg["content"] = ""
         out.append(msg)
     return normalize_messages(out, system)  # type: ignore[arg-type]
 
 
-def _call_text(i: int, call: Any) -> str:
+def _call_value(i: int, call: Any) -> dict[str, Any]:
     fn = call.get("function") if isinstance(call, Mapping) else None
     if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
         raise InputError(f"message {i}: a tool call needs function.name", "Send tool_calls as OpenAI does.")
@@ -510,7 +521,7 @@ def _call_text(i: int, call: Any) -> str:
         parsed = json.loads(args) if isinstance(args, str) else args
     except ValueError:
         raise InputError(f"message {i}: tool call {fn['name']}: arguments are not JSON") from None
-    return json.dumps({"name": fn["name"], "arguments": parsed}, ensure_ascii=False)
+    return {"name": fn["name"], "arguments": parsed}
 
 
 def _model_route(engine: Any) -> str:

@@ -2,7 +2,8 @@
 until the model answers in words, a step limit or a deadline is reached.
 
 Every way a step can go wrong ends in a typed ``ToolStep`` status that the model is told about as the
-tool's result (so it can answer anyway), never in a hang or a raw value leaked:
+tool's result (so it can answer anyway), never in a hang or a raw value leaked. A model that repeats
+calls whose results it already has (small models loop) is asked for its answer without tools instead.
 
 | status | when |
 |---|---|
@@ -123,9 +124,14 @@ def run_tools(
     ph: Placeholders = params.pop("placeholders", None) or Placeholders()
     deadline = time.monotonic() + timeout_s
     steps: list[ToolStep] = []
+    done: set[str] = set()
     for _ in range(max_steps):
         answer = assistant.chat(history, tools=specs, placeholders=ph, **params)
         assert isinstance(answer, Answer)
+        if answer.tool_calls and all(_key(c) in done for c in answer.tool_calls):
+            # the same calls again (small models loop): their results are in view, so answer in words
+            answer = assistant.chat(history, placeholders=ph, **params)
+            assert isinstance(answer, Answer)
         if not answer.tool_calls:
             stopped: Literal["answered", "blocked"] = "blocked" if answer.blocked else "answered"
             history.append({"role": "assistant", "content": answer.text})
@@ -137,12 +143,18 @@ def run_tools(
         for call, call_id in calls:
             step = _run_one(assistant, call, call_id, functions, min(tool_timeout_s, _left(deadline)), answer)
             steps.append(step)
+            if step.status == "ok":
+                done.add(_key(call))
             history.append(
                 {"role": "tool", "tool_call_id": call_id, "name": call.name, "content": step.result}
             )
         if _left(deadline) <= 0:
             return ToolRun(None, tuple(steps), "timeout", tuple(history))
     return ToolRun(None, tuple(steps), "max_steps", tuple(history))
+
+
+def _key(call: ToolCall) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _left(deadline: float) -> float:

@@ -65,6 +65,8 @@ def acceptance_failures(completion: Completion, accept: Acceptance) -> list[str]
     """The thresholds a local answer fails (empty when it is accepted)."""
     conf = completion.confidence
     out = []
+    if completion.finish_reason == "length":  # confident rambling is still cut off mid-answer
+        out.append(f"cut off by the token limit after {completion.usage.completion_tokens} tokens")
     if accept.min_tokens is not None and completion.usage.completion_tokens < accept.min_tokens:
         out.append(f"only {completion.usage.completion_tokens} tokens < {accept.min_tokens}")
     checks: list[tuple[float | None, float | None, str, bool]] = [

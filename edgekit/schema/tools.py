@@ -70,9 +70,15 @@ TEXT_REPLY: dict[str, Any] = {
 """The shape of a direct answer when the model may choose not to call a tool (tool_choice "auto")."""
 
 
-def tools_schema(tools: Sequence[Tool], *, allow_text: bool = False) -> CompiledSchema:
+MAX_PARALLEL = 8
+"""The most calls one answer may make when parallel calls are allowed."""
+
+
+def tools_schema(
+    tools: Sequence[Tool], *, allow_text: bool = False, parallel: bool = False
+) -> CompiledSchema:
     """One schema for 'call exactly one of these tools with valid arguments' (``allow_text``: or answer
-    directly as ``{"content": "..."}``)."""
+    directly as ``{"content": "..."}``; ``parallel``: or make several calls as ``{"calls": [...]}``)."""
     if not tools:
         raise SchemaError("no tools given", "Pass at least one tool.")
     seen: set[str] = set()
@@ -91,16 +97,30 @@ def tools_schema(tools: Sequence[Tool], *, allow_text: bool = False) -> Compiled
                 "additionalProperties": False,
             }
         )
+    calls = list(options)
+    if parallel:
+        item = {"anyOf": calls} if len(calls) > 1 else calls[0]
+        many = {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_PARALLEL}
+        options.append(
+            {
+                "type": "object",
+                "properties": {"calls": many},
+                "required": ["calls"],
+                "additionalProperties": False,
+            }
+        )
     if allow_text:
         options.append(TEXT_REPLY)
     return compile_schema({"anyOf": options} if len(options) > 1 else options[0], name="tool_call")
 
 
-def describe(tools: Sequence[Tool], *, allow_text: bool = False) -> str:
+def describe(tools: Sequence[Tool], *, allow_text: bool = False, parallel: bool = False) -> str:
     lines = [
         'You can call one of these tools. Reply with the call as JSON: {"name": ..., "arguments": {...}}.'
     ]
     lines += [f"- {t.name}: {t.description}" if t.description else f"- {t.name}" for t in tools]
+    if parallel:
+        lines.append('To make several calls at once: {"calls": [{"name": ..., "arguments": {...}}, ...]}.')
     if allow_text:
         lines.append('If no tool is needed, answer directly as JSON: {"content": "your answer"}.')
     return "\n".join(lines)

@@ -100,6 +100,7 @@ class ChatRequest(_Body):
     response_format: dict[str, Any] | None = None
     tools: list[Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     functions: list[Any] | None = None
     function_call: str | dict[str, Any] | None = None
     logprobs: bool | None = None
@@ -126,13 +127,20 @@ class ChatCall:
     tools: tuple[Any, ...] = ()
     """edgekit.schema.Tool for each tool the model may call."""
     tool_choice: str = "auto"
-    """'auto' (may answer without a tool), 'required', or the one tool's name."""
+    """'auto' (may answer without a tool) or 'required' (``tools`` is then the one named, if one was)."""
+    parallel: bool = False
+    """Several calls in one answer: only when the request asks (``parallel_tool_calls: true``); OpenAI's
+    default of true would make every tool request harder for a small model."""
 
     def kwargs(self) -> dict[str, Any]:
         """What ``Assistant.chat`` takes besides the messages and ``stream``."""
         structured: dict[str, Any] = {"schema": self.schema} if self.schema is not None else {}
         if self.tools:
-            structured = {"tools": self.tools, "tool_choice": self.tool_choice}
+            structured = {
+                "tools": self.tools,
+                "tool_choice": self.tool_choice,
+                "parallel_tool_calls": self.parallel,
+            }
         return {
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -159,6 +167,7 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
         schema=schema,
         tools=tools,
         tool_choice="required" if forced else "auto",
+        parallel=req.parallel_tool_calls is True,
         stream=req.stream,
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         max_tokens=req.max_completion_tokens or req.max_tokens or default_max_tokens,
@@ -315,11 +324,10 @@ def usage_dict(usage: Usage) -> dict[str, int]:
 def message_of(answer: Answer) -> tuple[dict[str, Any], str]:
     """The OpenAI assistant message of an answer and its finish reason: a tool call's arguments are
     validated and checked by the safety guard already ('content_filter' when it blocked them)."""
-    if answer.blocked and answer.tool_calls:
-        return {"role": "assistant", "content": None, "tool_calls": []}, "content_filter"
-    if answer.tool_calls:
-        calls = [c.to_openai("call_" + uuid.uuid4().hex[:24]) for c in answer.tool_calls]
-        return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+    if answer.tool_calls:  # blocked calls are left out; all blocked: content_filter
+        allowed = [c for c in answer.tool_calls if not c.blocked]
+        calls = [c.to_openai("call_" + uuid.uuid4().hex[:24]) for c in allowed]
+        return {"role": "assistant", "content": None, "tool_calls": calls}, answer.finish_reason
     return {"role": "assistant", "content": answer.text}, answer.finish_reason
 
 

@@ -15,9 +15,11 @@ import pytest
 from edgekit.assistant import Assistant
 from edgekit.assistant.assistant import WITHHELD
 from edgekit.assistant.tools import ToolRun, tool_from_function
+from edgekit.errors import SchemaOutputError
 from edgekit.runtime.types import Completion, Timings, Usage
 from edgekit.safety.guard import Guard
 from edgekit.safety.policy import SafetyPolicy
+from edgekit.schema import tools_schema
 
 BASE = "[classifier]\nenabled = false\n[language]\nsupported = ['en']\n"
 EMAIL = "jo.doe@example.com"
@@ -173,16 +175,54 @@ def test_a_model_that_always_calls_stops_at_max_steps() -> None:
         calls.append(city)
         return "sunny"
 
-    engine = ScriptedEngine(WEATHER_CALL, repeat=True)
+    lyon = {"name": "weather", "arguments": {"city": "Lyon"}}
+    engine = ScriptedEngine(WEATHER_CALL, lyon)
     run = Assistant(engine, guard=guard()).run_tools("Weather in Paris?", {"weather": counted}, max_steps=2)
     assert run.stopped == "max_steps"
     assert run.answer is None and run.text == ""
     assert len(run.steps) == 2 and [s.status for s in run.steps] == ["ok", "ok"]
-    assert calls == ["Paris", "Paris"]
+    assert calls == ["Paris", "Lyon"]
     assert len(engine.calls) == 2
     assert_fed_back(run, engine, 0)
     tool_ids = [m["tool_call_id"] for m in run.messages if m["role"] == "tool"]
     assert tool_ids == [s.call_id for s in run.steps]
+
+
+def test_a_repeated_call_is_not_run_again_and_the_model_answers_without_tools() -> None:
+    calls: list[str] = []
+
+    def counted(city: str) -> str:
+        calls.append(city)
+        return "sunny"
+
+    engine = ScriptedEngine(WEATHER_CALL, WEATHER_CALL, "It is sunny in Paris.")
+    run = Assistant(engine, guard=guard()).run_tools("Weather in Paris?", {"weather": counted}, max_steps=4)
+    assert run.stopped == "answered" and run.text == "It is sunny in Paris."
+    assert calls == ["Paris"] and len(run.steps) == 1
+    assert "schema" in engine.params[1] and "schema" not in engine.params[2]  # the last ask: no tools
+    assert any(m["role"] == "tool" for m in engine.calls[2])  # with the result in view
+
+
+def test_parallel_calls_in_one_answer_run_each_and_feed_each_back() -> None:
+    calls: list[str] = []
+
+    def counted(city: str) -> str:
+        calls.append(city)
+        return f"sunny in {city}"
+
+    both = {"calls": [WEATHER_CALL, {"name": "weather", "arguments": {"city": "Rome"}}]}
+    engine = ScriptedEngine(both, ANSWER)
+    assistant = Assistant(engine, guard=guard())
+    run = assistant.run_tools("Weather in Paris and Rome?", {"weather": counted}, parallel_tool_calls=True)
+    assert run.stopped == "answered" and calls == ["Paris", "Rome"]
+    assert [s.status for s in run.steps] == ["ok", "ok"]
+    assert_fed_back(run, engine, 0)
+    sent = engine.calls[1]
+    assert json.loads(sent[-3]["content"]) == both  # the earlier answer as the model wrote it
+    assert [m["tool_call_id"] for m in sent if m["role"] == "tool"] == [s.call_id for s in run.steps]
+    assert engine.params[0]["schema"].validate(json.dumps(both)) == both
+    with pytest.raises(SchemaOutputError):  # without parallel calls the grammar admits one call only
+        tools_schema([tool_from_function("weather", counted)]).validate(json.dumps(both))
 
 
 def test_a_result_the_guard_blocks_is_withheld_from_the_model() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,17 @@ def test_low_confidence_climbs_the_tiers_then_escalates(tmp_path: Path) -> None:
         "signals: small: mean token probability 0.400 < 0.7"
     )
     assert len(r.rejections) == 2 and len(tiny.calls) == len(small.calls) == len(remote.calls) == 1
+
+
+def test_a_confident_answer_cut_off_by_the_token_limit_is_not_accepted(tmp_path: Path) -> None:
+    class CutOff(FakeModel):
+        def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
+            return replace(super().chat(msgs, **params), finish_reason="length")
+
+    tiny, remote = CutOff("Let's solve this step by step. First", 0.99), FakeModel("42.", 0.9)
+    r = make(tmp_path, tiny, FakeModel("eh", 0.3), remote).route("What is six times seven?")
+    assert r.route == "remote:remote"
+    assert r.rejections[0].startswith("tiny: cut off by the token limit after 7 tokens")
 
 
 def test_second_tier_can_accept(tmp_path: Path) -> None:

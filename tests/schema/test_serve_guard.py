@@ -107,3 +107,30 @@ def test_required_does_not_accept_a_direct_answer() -> None:
         inner.schemas[0].validate(json.dumps({"content": "no tool"}))
     _ask(inner)  # auto (the default)
     assert inner.schemas[1].validate(json.dumps({"content": "no tool"})) == {"content": "no tool"}
+
+
+def test_parallel_calls_only_when_the_request_asks_and_blocked_ones_are_left_out() -> None:
+    secret = "sk-proj-" + "A1b2C3d4" * 6
+    inner = ToolCaller({})
+    inner.text = json.dumps(
+        {
+            "calls": [
+                {"name": "send", "arguments": {"text": "hi"}},
+                {"name": "send", "arguments": {"text": secret}},
+            ]
+        }
+    )
+    app = create_app(Assistant(inner, guard=Guard()), ServeOptions())
+    body = {"messages": [{"role": "user", "content": "Send two notes."}], "tools": TOOLS}
+    with TestClient(app) as client:
+        client.post("/v1/chat/completions", json=body)  # the default: one call per answer
+        resp = client.post("/v1/chat/completions", json={**body, "parallel_tool_calls": True})
+    with pytest.raises(SchemaOutputError):
+        inner.schemas[0].validate(inner.text)
+    choice = resp.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    calls = choice["message"]["tool_calls"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [
+        {"text": "hi"}
+    ]  # the key's call is out
+    assert secret not in resp.text
