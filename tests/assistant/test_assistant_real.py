@@ -5,6 +5,10 @@ request body it receives written to its log; and the official ``openai`` SDK aga
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +168,26 @@ def test_a_two_step_tool_loop_with_the_openai_sdk_against_edgekit_serve(tmp_path
         assert choice.message.content or choice.message.tool_calls
     finally:
         assert stop(served.proc) == 0, served.diagnose()
+
+
+def test_serve_with_a_cascade_and_no_remote_warns_at_start(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "EDGEKIT_THREADS": "1", "EDGEKIT_REMOTE_URL": ""}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekit", "serve", "--cascade", "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "/v1" not in log.read_text(errors="replace") and proc.poll() is None:
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        text = log.read_text(errors="replace")
+        assert "warning: no remote tier is configured" in text and "EDGEKIT_REMOTE_URL" in text, text
+        assert text.index("warning: no remote") < text.index("/v1")  # said once, before it listens
+    finally:
+        assert stop(proc) == 0, log.read_text(errors="replace")[-2000:]
