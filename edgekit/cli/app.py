@@ -25,7 +25,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgekit import __version__
+
+        print(f"edgekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """On-device LLM toolkit: verified small models, local chat, benchmarks."""
+
+
 app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("pull")(models.pull)
@@ -58,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()  # type: ignore[attr-defined]
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        err.print("interrupted")
+        err.print("\ninterrupted")  # on a line of its own, wherever the cursor was
         sys.exit(130)
     except Exception as e:
         if debug:

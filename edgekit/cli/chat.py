@@ -19,7 +19,8 @@ from edgekit.errors import EdgekitError, EncodingError, InputError
 HELP = """commands:
   /help            this help
   /reset           forget the conversation
-  /system [TEXT]   set the system prompt (no text: clear it)
+  /system [TEXT]   set the system prompt (no text: show it; /system off: clear it)
+  /show            the model, system prompt, parameters and schema in use
   /model NAME      switch to another model (history is kept; not with --policy)
   /schema FILE     answer with JSON matching this JSON schema (/schema off: free text again)
   /route           how the last answer was routed: gates, rejected tiers, safety findings
@@ -174,8 +175,13 @@ def _command(line: str, session: ChatSession, n_ctx: int | None, params: dict[st
         session.reset()
         out.print("(conversation cleared)")
     elif cmd == "/system":
-        session.system = arg or None
-        out.print("(system prompt set)" if arg else "(system prompt cleared)")
+        if not arg:
+            out.print(f"(system prompt: {session.system!r})" if session.system else "(no system prompt)")
+        else:
+            session.system = None if arg == "off" else arg
+            out.print("(system prompt cleared)" if arg == "off" else "(system prompt set)", markup=False)
+    elif cmd == "/show":
+        _show(session, params)
     elif cmd == "/model":
         _switch_model(session, arg, n_ctx)
     elif cmd == "/schema":
@@ -204,6 +210,20 @@ def _switch_model(session: ChatSession, name: str, n_ctx: int | None) -> None:
     current.close()
     session.assistant = edgekit.Assistant(new, guard=current.guard)
     out.print(f"(switched to {new.name})", markup=False)
+
+
+def _show(session: ChatSession, params: dict[str, Any]) -> None:
+    assistant = session.assistant
+    schema = params.get("schema")
+    lines = [
+        f"model: {assistant.name}" + (" (cascade)" if assistant.router is not None else ""),
+        f"system: {session.system!r}" if session.system else "system: (none)",
+        "parameters: " + ", ".join(f"{k}={v}" for k, v in params.items() if k != "schema"),
+        f"schema: {schema.name if schema is not None else 'off'}",
+        f"safety: {'on' if assistant.guard is not None else 'off'}",
+        f"history: {len(session.history)} messages ({session.dropped} dropped to fit the context)",
+    ]
+    out.print("\n".join(lines), markup=False)
 
 
 def _explain(session: ChatSession) -> None:

@@ -50,21 +50,38 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         ]
         out.print(json.dumps(data, indent=2), markup=False)
         return
+    names = [s.entry.name + (" (default)" if s.entry.name == default else "") for s in rows]
+    cells: dict[str, list[str]] = {
+        "format": [s.entry.format for s in rows],
+        "role": [s.entry.role for s in rows],
+        "size": [f"{s.entry.size / 1e6:,.1f} MB" for s in rows],
+        "cached": ["yes" if s.cached else "no" for s in rows],
+        "verified": ["yes" if s.verified else "no" for s in rows],
+        "license": [s.entry.license for s in rows],
+    }
+    columns = _fitting(names, cells, out.width)
     table = Table(box=None, pad_edge=False)
-    for col in ("name", "format", "role", "size", "cached", "verified", "license"):
-        table.add_column(col)
-    for s in rows:
-        mark = " (default)" if s.entry.name == default else ""
-        table.add_row(
-            s.entry.name + mark,
-            s.entry.format,
-            s.entry.role,
-            f"{s.entry.size / 1e6:,.1f} MB",
-            "yes" if s.cached else "no",
-            "yes" if s.verified else "no",
-            s.entry.license,
-        )
-    out.print(table)
+    table.add_column("name", no_wrap=True, min_width=max(map(len, names), default=4))
+    for col in columns:
+        table.add_column(col, no_wrap=True)
+    for i, name in enumerate(names):
+        table.add_row(name, *(cells[c][i] for c in columns))
+    out.print(table, crop=False)
+
+
+def _fitting(names: list[str], cells: dict[str, list[str]], width: int) -> list[str]:
+    """The columns that fit beside whole names, least useful dropped first: a name is never cut."""
+    columns = list(cells)
+
+    def needed() -> int:
+        widest = [max([len(c), *map(len, cells[c])]) for c in columns]
+        return max(map(len, names), default=4) + sum(widest) + 2 * len(columns)  # padding: 2 a column
+
+    for drop in ("license", "role", "verified", "format", "cached", "size"):
+        if needed() <= width:
+            break
+        columns.remove(drop)
+    return columns
 
 
 @app.command("verify")

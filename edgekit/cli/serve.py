@@ -61,6 +61,8 @@ def serve(
 
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port", "Use 0-65535 (0: any free port).")
     options = ServeOptions(
         api_key=_api_key(api_key_env),
         concurrency=concurrency,

@@ -103,6 +103,8 @@ def test_chat_is_scriptable_with_slash_commands(default_model_path: Path) -> Non
                 "/help",
                 "Which city is the capital of France?",
                 "/system You answer in one short sentence.",
+                "/system",
+                "/show",
                 "/reset",
                 "/model nonexistent-model",
                 "/frobnicate",
@@ -120,6 +122,8 @@ def test_chat_is_scriptable_with_slash_commands(default_model_path: Path) -> Non
         and "(system prompt set)" in proc.stdout
         and "(conversation cleared)" in proc.stdout
     )
+    assert "(system prompt: 'You answer in one short sentence.')" in proc.stdout  # /system alone shows it
+    assert "model: smollm2-135m-instruct" in proc.stdout and "temperature=0.0" in proc.stdout  # /show
     assert "Paris" in proc.stdout
     after = proc.stdout.split("(conversation cleared)", 1)[1]
     assert len(after.strip()) > 10, "the session answers after /reset, /model errors and unknown commands"
@@ -135,6 +139,17 @@ def test_models_list_pull_verify(default_model_path: Path) -> None:
     assert {m["name"] for m in listed} >= {"qwen2.5-coder-0.5b-instruct", "all-minilm-l6-v2"}
     verified = edgekit("models", "verify", "smollm2-135m-instruct")
     assert verified.returncode == 0 and "ok" in verified.stdout
+    for columns in ("40", "80", "200"):  # names are never cut, in a pipe as on any terminal width
+        table = edgekit("models", "list", env={"COLUMNS": columns}).stdout
+        assert all(m["name"] in table for m in listed), (columns, table)
+        assert "…" not in table
+
+
+def test_version_and_short_help() -> None:
+    from edgekit import __version__
+
+    assert edgekit("--version").stdout.strip() == edgekit("-V").stdout.strip() == f"edgekit {__version__}"
+    assert "Usage: edgekit" in edgekit("-h").stdout and "Usage: edgekit run" in edgekit("run", "-h").stdout
 
 
 def test_hash_mismatch_is_refused_and_verify_fails(default_model_path: Path, isolated: Path) -> None:

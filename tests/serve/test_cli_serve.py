@@ -61,6 +61,7 @@ def test_busy_port_is_an_input_error() -> None:
         (("--queue-timeout", "0"), "--queue-timeout"),
         (("--max-queue", "-1"), "--max-queue"),
         (("--log-level", "loud"), "--log-level"),
+        (("--port", "99999"), "--port 99999 is not a TCP port"),
     ],
 )
 def test_bad_options_exit_2(args: tuple[str, ...], needle: str) -> None:
