@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import platformdirs
 import typer
 
 import edgekit
 from edgekit.assistant.session import ChatSession
 from edgekit.cli.render import err, error_line, out, progress_bar
 from edgekit.cli.run import ModelOpt, schema_option, show_route
-from edgekit.config import Settings
 from edgekit.errors import EdgekitError, EncodingError, InputError
 
 HELP = """commands:
@@ -94,7 +94,7 @@ def _history(*, load: bool) -> None:
         import readline
     except ImportError:  # pragma: no cover - platforms without readline
         return
-    path = Settings.from_env().cache_dir.parent / "chat_history"
+    path = Path(platformdirs.user_data_dir("edgekit")) / "chat_history"
     try:
         if load:
             if path.exists():
