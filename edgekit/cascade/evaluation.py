@@ -13,12 +13,14 @@ import contextlib
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from edgekit.cascade.learned import (
     NEIGHBOURS,
@@ -38,11 +40,33 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 class _Check(BaseModel):
+    """How an item's answer is judged (see ``is_correct``).
+
+    ``any`` / ``word``: one of ``values`` appears as a whole word (the two are the same since 2026-12-02);
+    ``number``: the answer's last number equals ``value``; ``regex``: ``pattern`` matches. ``reject``: the
+    wrong candidates the prompt offers (the other names of a comparison, "no" for a yes item, for
+    ``number`` the prompt's other numbers): an answer naming one of them has not chosen and is wrong.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["any", "word", "number", "regex"]
     values: list[str] | None = None
     value: float | None = None
     pattern: str | None = None
+    reject: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _candidates(self) -> _Check:
+        rejected = {_normal(r) for r in self.reject or []}
+        if self.type == "number":
+            for r in self.reject or []:
+                if not _NUMBER.fullmatch(r.strip()):
+                    raise ValueError(f"a number check rejects numbers, not {r!r}")
+                if self.value is not None and float(r) == self.value:
+                    raise ValueError(f"{r!r} is both the value and rejected")
+        elif both := rejected & {_normal(v) for v in self.values or []}:
+            raise ValueError(f"{sorted(both)} both accepted and rejected")
+        return self
 
 
 class Item(BaseModel):
@@ -94,17 +118,56 @@ def load_items(path: Path) -> list[Item]:
     return items
 
 
+_OPPOSITE = {"yes": "no", "no": "yes"}
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFC", text).lower()
+
+
+@cache
+def _term(value: str) -> re.Pattern[str]:
+    """``value`` as a whole word, case-insensitive: not glued to a letter or digit (any script) on either
+    side, so "no" is not found in "not" nor "0" in "100"; a number is not glued to a decimal part either
+    ("7" is not in "7.5"). Inner spaces match any run of whitespace ("buenos  aires"). A value that starts
+    or ends with a non-word character ("c++", ".5") gets the same rule: no letter or digit right beside it.
+    """
+    v = _normal(value).strip()
+    body = r"\s+".join(re.escape(w) for w in v.split())
+    before = r"(?<!\w)" + (r"(?<!\d[.,])" if v[:1].isdigit() else "")
+    after = r"(?!\w)" + (r"(?![.,]\d)" if v[-1:].isdigit() else "")
+    return re.compile(before + body + after, re.IGNORECASE)
+
+
+def _rejected(check: _Check) -> list[str]:
+    """The check's reject candidates; a yes/no item always rejects the opposite word too."""
+    out = list(check.reject or [])
+    if check.type in ("any", "word"):
+        accepted = {_normal(v).strip() for v in check.values or []}
+        out += [_OPPOSITE[v] for v in accepted if v in _OPPOSITE and _OPPOSITE[v] not in accepted]
+    return out
+
+
 def is_correct(answer: str, check: _Check) -> bool:
-    if check.type == "any":
-        low = answer.lower()
-        return any(v.lower() in low for v in check.values or [])
-    if check.type == "word":
-        low = answer.lower()
-        return any(re.search(rf"\b{re.escape(v.lower())}\b", low) for v in check.values or [])
+    """Whether ``answer`` passes ``check``: an accepted value is present and no rejected candidate is (the
+    answer must choose exactly one candidate; a yes/no item needs exactly one of the two words).
+
+    Values and candidates match as whole words (``_term``). ``number``: the answer's last number equals
+    the value and none of its numbers is a rejected one. An echo of the prompt must fail its own check
+    (``tools/build_router_set.py --check`` enforces it for the shipped set).
+    """
     if check.type == "number":
-        numbers = _NUMBER.findall(answer.replace(",", ""))
-        return bool(numbers) and check.value is not None and abs(float(numbers[-1]) - check.value) < 1e-9
-    return bool(check.pattern and re.search(check.pattern, answer))
+        numbers = [float(n) for n in _NUMBER.findall(answer.replace(",", ""))]
+        if not numbers or check.value is None or abs(numbers[-1] - check.value) >= 1e-9:
+            return False
+        rejected = [float(r) for r in check.reject or []]
+        return not any(abs(n - r) < 1e-9 for n in numbers for r in rejected)
+    text = _normal(answer)
+    if check.type == "regex":
+        chosen = bool(check.pattern and re.search(check.pattern, answer))
+    else:
+        chosen = any(_term(v).search(text) for v in check.values or [] if v.strip())
+    return chosen and not any(_term(r).search(text) for r in _rejected(check) if r.strip())
 
 
 @dataclass(frozen=True)

@@ -238,16 +238,18 @@ async def chat_completions(request: Request) -> Response:
     except ClientDisconnect:
         return Response(status_code=400)
     call = parse_request(body, service.options.max_tokens)
+    started = time.monotonic()
     try:
         await _unless_disconnected(request, service.admission.acquire(), on_late=service.admission.release)
     except ServerBusyError as e:
         raise _busy(e) from None
     if call.stream and not call.tools:
-        return await _stream_response(request, service, call)
+        return await _stream_response(request, service, call, started)
     try:
         answer = await service.complete(call)
     except Exception as e:
         raise _api_error(e) from None
+    _log_answer(answer, started, stream=call.stream)
     body_out = completion_body(answer, model=service.name)
     if call.stream:  # a tool call is sent whole, once its arguments are validated and checked
         return _SSEResponse(_tool_call_events(body_out, call, service, answer), on_close=lambda: None)
@@ -270,7 +272,23 @@ async def _tool_call_events(
     yield b"data: [DONE]\n\n"
 
 
-async def _stream_response(request: Request, service: Service, call: ChatCall) -> Response:
+def _log_answer(answer: Answer | None, started: float, *, stream: bool) -> None:
+    """One info line per answered request: what users of llama-server and Ollama look for in a log."""
+    if answer is None or not log.isEnabledFor(logging.INFO):
+        return
+    usage = answer.completion.usage
+    log.info(
+        "chat.completions%s %s: %d+%d tokens in %.0f ms, route %s",
+        " (stream)" if stream else "",
+        answer.finish_reason,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        (time.monotonic() - started) * 1000,
+        answer.route,
+    )
+
+
+async def _stream_response(request: Request, service: Service, call: ChatCall, started: float) -> Response:
     cancel = threading.Event()
     queue = service.stream(call, cancel)
     try:
@@ -281,7 +299,7 @@ async def _stream_response(request: Request, service: Service, call: ChatCall) -
     if isinstance(first, BaseException):  # failed before any output: a proper HTTP error
         raise _api_error(first)
     shaper = ChunkShaper(service.name, call.include_usage)
-    events = _sse_events(first, queue, shaper, service)
+    events = _sse_events(first, queue, shaper, service, started)
     return _SSEResponse(events, on_close=cancel.set)
 
 
@@ -290,6 +308,7 @@ async def _sse_events(
     queue: asyncio.Queue[Chunk | BaseException | _End],
     shaper: ChunkShaper,
     service: Service,
+    started: float,
 ) -> AsyncIterator[bytes]:
     yield _sse(shaper.first())
     item: Chunk | BaseException | _End = first
@@ -304,6 +323,7 @@ async def _sse_events(
             last = item
         item = await queue.get()
     finish = shaper.finish(last.finish_reason if last and last.finish_reason else "stop")
+    _log_answer(item.answer, started, stream=True)
     yield _sse({**finish, **service.route_fields(item.answer)})
     if shaper.include_usage and last is not None and last.usage is not None:
         yield _sse(shaper.usage(last.usage))

@@ -9,6 +9,7 @@ stop (which would kill the process with it) is left out. A second Ctrl-C forces 
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import socket
 import threading
@@ -74,11 +75,20 @@ def run(
     """Serve ``app`` (from ``create_app``) on a socket from ``bind`` until SIGINT/SIGTERM.
 
     ``log_level`` None leaves logging alone (library use); a level lets uvicorn configure its own
-    loggers, as the CLI does. The access log is on only at info and debug.
+    loggers, as the CLI does. The access log and edgekit's line per answered request (status, tokens,
+    milliseconds, route) are on only at info and debug.
     """
+    log_config = None
+    if log_level:  # uvicorn's own setup, plus edgekit's request lines (tokens, time, route) at info
+        log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+        log_config["loggers"]["edgekit.serve"] = {
+            "handlers": ["default"],
+            "level": "INFO",
+            "propagate": False,
+        }
     config = uvicorn.Config(
         app,
-        log_config=uvicorn.config.LOGGING_CONFIG if log_level else None,
+        log_config=log_config,
         log_level=log_level,
         access_log=log_level in ("info", "debug", "trace"),
         timeout_graceful_shutdown=max(grace_s, 0.1),  # type: ignore[arg-type]  # a float works

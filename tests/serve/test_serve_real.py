@@ -101,7 +101,10 @@ def server(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     log = tmp_path_factory.mktemp("edgekit_serve") / "server.log"
     key = "sk-edgekit-" + secrets.token_hex(12)
     served = start_server(
-        log, "--n-ctx", "1024", "--concurrency", "1", "--max-queue", "1", "--queue-timeout", "60", api_key=key
+        log,
+        *("--n-ctx", "1024", "--concurrency", "1", "--max-queue", "1", "--queue-timeout", "60"),
+        *("--log-level", "info"),
+        api_key=key,
     )
     try:
         yield served
@@ -156,6 +159,10 @@ def test_raw_openai_shapes(server: Served) -> None:
     with httpx.Client(headers=server.headers(), timeout=60) as http:
         data = http.post(server.base_url + "/chat/completions", json=body).json()
         assert data["object"] == "chat.completion" and data["model"] == MODEL
+        logged = server.log.read_text(errors="replace")  # at info: one line per answer, without its text
+        assert re.search(rf"chat\.completions \w+: \d+\+\d+ tokens in \d+ ms, route local:{MODEL}", logged)
+        answer = data["choices"][0]["message"]["content"].strip()
+        assert len(answer) < 12 or answer not in logged
         assert data["id"].startswith("chatcmpl-")
         choice = data["choices"][0]
         assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
