@@ -5,8 +5,11 @@
 The first 100 items (ids ending -01 .. -25) were written by hand and are kept as they are; this script
 appends the rest (ids from -101) from the tables below, written for edgekit (CC0), with numbers drawn
 from a fixed seed. Rerunning it gives the same file; ``--check`` fails when the file differs from it.
-Sanity rules enforced here: unique ids and prompts, and no fact or translation answer already appears
-in its prompt (an echo of the question must not count as right).
+Sanity rules enforced here (on every item, the hand-written ones included): unique ids and prompts,
+valid checks, no fact or translation answer already in its prompt, and the prompt alone fails its own
+check (``is_correct(prompt, check)`` is False: an echo of the question must not count as right). Reasoning
+generators give their checks ``reject`` lists: the candidates the prompt offers that are wrong (the other
+names of an ordering, the opposite of a yes/no answer), so an answer must choose exactly one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from edgekit.cascade.evaluation import Item, is_correct
 
 OUT = Path(__file__).resolve().parents[1] / "recipes" / "data" / "router" / "prompts.jsonl"
 HAND_WRITTEN = 100
@@ -55,7 +60,7 @@ FACTS = [
     ("Who developed the theory of relativity?", "any", ["einstein"]),
     ("Which language is mainly spoken in Brazil?", "any", ["portuguese"]),
     ("What is the currency of Japan?", "any", ["yen"]),
-    ("What is the largest mammal on Earth?", "any", ["whale"]),
+    ("What is the largest mammal on Earth?", "any", ["whale", "whales"]),
     ("How many hours are there in a day?", "number", 24),
     ("Which organ pumps blood through the human body?", "any", ["heart"]),
     ("Who was the first person to walk on the Moon?", "any", ["armstrong"]),
@@ -311,12 +316,15 @@ def _number(value: int) -> dict[str, object]:
     return {"type": "number", "value": value}
 
 
-def _word(value: str) -> dict[str, object]:
-    return _words([value])
+def _word(value: str, reject: list[str] | None = None) -> dict[str, object]:
+    return _words([value], reject)
 
 
-def _words(values: list[str]) -> dict[str, object]:
-    return {"type": "word", "values": [v.lower() for v in values]}
+def _words(values: list[str], reject: list[str] | None = None) -> dict[str, object]:
+    check: dict[str, object] = {"type": "word", "values": [v.lower() for v in values]}
+    if reject:
+        check["reject"] = [r.lower() for r in reject]
+    return check
 
 
 def _any(values: list[str]) -> dict[str, object]:
@@ -404,12 +412,14 @@ def generated(taken: set[str]) -> list[dict[str, object]]:
         comparative, most, least = rng.choice(ORDERINGS)
         end = rng.choice([most, least])
         prompt = f"{a} is {comparative} than {b}. {b} is {comparative} than {c}. Who is the {end}?"
-        return prompt, _word(a if end == most else c)
+        right = a if end == most else c
+        return prompt, _word(right, [p for p in (a, b, c) if p != right])
 
     def weekday() -> Made:
         day, n = rng.randrange(7), rng.randint(2, 12)
         prompt = f"If today is {DAYS[day]}, what day of the week will it be in {n} days?"
-        return prompt, _word(DAYS[(day + n) % 7])
+        # In 7 days the answer is the day the prompt names: restating the premise is not choosing it.
+        return prompt, _word(DAYS[(day + n) % 7], [f"today is {DAYS[day]}"] if n % 7 == 0 else None)
 
     def month() -> Made:
         m, n = rng.randrange(12), rng.randint(2, 6)
@@ -426,7 +436,8 @@ def generated(taken: set[str]) -> list[dict[str, object]]:
 
     def compare() -> Made:
         a, b = rng.sample(range(10, 100), 2)
-        return f"Is {a} greater than {b}? Answer yes or no.", _word("yes" if a > b else "no")
+        right, wrong = ("yes", "no") if a > b else ("no", "yes")
+        return f"Is {a} greater than {b}? Answer yes or no.", _word(right, [wrong])
 
     def apples() -> Made:
         name, a, b = rng.choice(PEOPLE), rng.randint(3, 20), rng.randint(2, 15)
@@ -481,8 +492,21 @@ def build() -> str:
             echoed = [v for v in check["values"] if v in str(item["prompt"]).lower()]
             if echoed:
                 raise SystemExit(f"{item['id']}: answer {echoed} appears in the prompt")
-        if check["type"] == "regex":
-            re.compile(check["pattern"])
+    echoes = []
+    for raw in items:
+        try:
+            parsed = Item.model_validate(raw)
+            if parsed.check.type == "regex":
+                re.compile(parsed.check.pattern or "")
+        except (ValueError, re.error) as e:
+            raise SystemExit(f"{raw['id']}: bad item: {str(e).splitlines()[0]}") from None
+        if is_correct(parsed.prompt, parsed.check):
+            echoes.append(parsed.id)
+    if echoes:
+        raise SystemExit(
+            f"the prompt alone passes its own check (an echo would count as right): {', '.join(echoes)}; "
+            "add the prompt's wrong candidates to the check's reject list, or tighten the check"
+        )
     return "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
 
 

@@ -38,14 +38,20 @@ Split = Literal["calibration", "test"]
 T = TypeVar("T")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
+_OPPOSITE = {"yes": "no", "no": "yes"}
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFC", text).lower().strip()
+
 
 class _Check(BaseModel):
     """How an item's answer is judged (see ``is_correct``).
 
     ``any`` / ``word``: one of ``values`` appears as a whole word (the two are the same since 2026-12-02);
     ``number``: the answer's last number equals ``value``; ``regex``: ``pattern`` matches. ``reject``: the
-    wrong candidates the prompt offers (the other names of a comparison, "no" for a yes item, for
-    ``number`` the prompt's other numbers): an answer naming one of them has not chosen and is wrong.
+    wrong candidates the prompt offers (the other names of a comparison, "no" for a yes item; for
+    ``number``, numbers): an answer that names one of them has not chosen one candidate and is wrong.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -118,13 +124,6 @@ def load_items(path: Path) -> list[Item]:
     return items
 
 
-_OPPOSITE = {"yes": "no", "no": "yes"}
-
-
-def _normal(text: str) -> str:
-    return unicodedata.normalize("NFC", text).lower()
-
-
 @cache
 def _term(value: str) -> re.Pattern[str]:
     """``value`` as a whole word, case-insensitive: not glued to a letter or digit (any script) on either
@@ -132,7 +131,7 @@ def _term(value: str) -> re.Pattern[str]:
     ("7" is not in "7.5"). Inner spaces match any run of whitespace ("buenos  aires"). A value that starts
     or ends with a non-word character ("c++", ".5") gets the same rule: no letter or digit right beside it.
     """
-    v = _normal(value).strip()
+    v = _normal(value)
     body = r"\s+".join(re.escape(w) for w in v.split())
     before = r"(?<!\w)" + (r"(?<!\d[.,])" if v[:1].isdigit() else "")
     after = r"(?!\w)" + (r"(?![.,]\d)" if v[-1:].isdigit() else "")
@@ -143,7 +142,7 @@ def _rejected(check: _Check) -> list[str]:
     """The check's reject candidates; a yes/no item always rejects the opposite word too."""
     out = list(check.reject or [])
     if check.type in ("any", "word"):
-        accepted = {_normal(v).strip() for v in check.values or []}
+        accepted = {_normal(v) for v in check.values or []}
         out += [_OPPOSITE[v] for v in accepted if v in _OPPOSITE and _OPPOSITE[v] not in accepted]
     return out
 

@@ -109,6 +109,9 @@ class _End:
     answer: Answer | None
 
 
+_Item = Chunk | BaseException | _End | Answer
+
+
 class Service:
     """State shared by the routes: the assistant, admission, worker threads and their cancel flags."""
 
@@ -186,12 +189,19 @@ class Service:
             return {}
         return {"edgekit_route": answer.route_info()}
 
-    def stream(self, call: ChatCall, cancel: threading.Event) -> asyncio.Queue[Chunk | BaseException | _End]:
-        """Start a streaming job; its chunks, then ``_END`` or the exception, arrive on the queue."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Chunk | BaseException | _End] = asyncio.Queue()
+    def model_of(self, answer: Answer | None) -> str:
+        """The ``model`` a response reports: for a cascade the model that answered, else the one served."""
+        if answer is None or self.assistant.router is None:
+            return self.name
+        return answer.completion.model or self.name
 
-        def put(item: Chunk | BaseException | _End) -> None:
+    def stream(self, call: ChatCall, cancel: threading.Event) -> asyncio.Queue[_Item]:
+        """Start a streaming job; its chunks, then ``_End`` or the exception, arrive on the queue (first
+        the ``Answer``, when a cascade decided it before anything was shown)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+
+        def put(item: _Item) -> None:
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
             except RuntimeError:  # the loop is closed: nobody is listening any more
@@ -201,6 +211,8 @@ class Service:
             try:
                 chunks = self.assistant.chat(call.messages, stream=True, **call.kwargs())
                 assert isinstance(chunks, AnswerStream)
+                if chunks.answer is not None:
+                    put(chunks.answer)
                 try:
                     for chunk in chunks:
                         put(chunk)
@@ -250,7 +262,7 @@ async def chat_completions(request: Request) -> Response:
     except Exception as e:
         raise _api_error(e) from None
     _log_answer(answer, started, stream=call.stream)
-    body_out = completion_body(answer, model=service.name)
+    body_out = completion_body(answer, model=service.model_of(answer))
     if call.stream:  # a tool call is sent whole, once its arguments are validated and checked
         return _SSEResponse(_tool_call_events(body_out, call, service, answer), on_close=lambda: None)
     return JSONResponse({**body_out, **service.route_fields(answer)})
@@ -259,7 +271,7 @@ async def chat_completions(request: Request) -> Response:
 async def _tool_call_events(
     body: dict[str, Any], call: ChatCall, service: Service, answer: Answer
 ) -> AsyncIterator[bytes]:
-    shaper = ChunkShaper(service.name, call.include_usage)
+    shaper = ChunkShaper(service.model_of(answer), call.include_usage)
     choice = body["choices"][0]
     yield _sse(shaper.first())
     if "tool_calls" not in choice["message"]:  # tool_choice "auto": answered without a tool
@@ -298,25 +310,30 @@ async def _stream_response(request: Request, service: Service, call: ChatCall, s
         raise
     if isinstance(first, BaseException):  # failed before any output: a proper HTTP error
         raise _api_error(first)
-    shaper = ChunkShaper(service.name, call.include_usage)
+    decided = first if isinstance(first, Answer) else None
+    if decided is not None:
+        first = await queue.get()
+    assert not isinstance(first, (BaseException, Answer))  # what follows a decided answer is its text
+    shaper = ChunkShaper(service.model_of(decided), call.include_usage)
     events = _sse_events(first, queue, shaper, service, started)
     return _SSEResponse(events, on_close=cancel.set)
 
 
 async def _sse_events(
     first: Chunk | _End,
-    queue: asyncio.Queue[Chunk | BaseException | _End],
+    queue: asyncio.Queue[_Item],
     shaper: ChunkShaper,
     service: Service,
     started: float,
 ) -> AsyncIterator[bytes]:
     yield _sse(shaper.first())
-    item: Chunk | BaseException | _End = first
+    item: _Item = first
     last: Chunk | None = None
     while not isinstance(item, _End):
         if isinstance(item, BaseException):  # after a 200: an error event, and no [DONE]
             yield _sse(_api_error(item).body())
             return
+        assert isinstance(item, Chunk)  # an Answer comes first or not at all
         if item.text:
             yield _sse(shaper.text(item))
         if item.finish_reason or item.usage:

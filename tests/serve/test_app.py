@@ -344,6 +344,7 @@ def test_a_cascade_answer_carries_its_route_in_the_completion_and_the_final_chun
         with c.stream("POST", URL, json={**HI, "stream": True}) as resp:
             events = sse_events(resp.read().decode())
     assert body["edgekit_route"]["route"] == "local:tiny" and body["edgekit_route"]["trace_id"]
+    assert body["model"] == "fake" and all(e["model"] == "fake" for e in events[:-1])  # who answered
     marked = [e for e in events[:-1] if "edgekit_route" in e]
     assert len(marked) == 1 and marked[0]["choices"][0]["finish_reason"] == "stop"
     assert marked[0]["edgekit_route"]["route"] == "local:tiny"
