@@ -77,6 +77,7 @@ def stats(traces: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(traces)
     routes = Counter(t["route"].split(":")[0] for t in traces)
     reasons = Counter(_reason_kind(t["escalation_reason"]) for t in traces if t.get("escalation_reason"))
+    degraded = Counter(_degraded_kind(t["degraded_reason"]) for t in traces if t.get("degraded_reason"))
     latency: dict[str, list[float]] = defaultdict(list)
     for t in traces:
         latency[t["route"]].append(float(t.get("latency_ms", {}).get("total", 0.0)))
@@ -89,8 +90,14 @@ def stats(traces: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "remote_tokens": sum(int(t.get("remote_tokens", 0)) for t in traces),
         "remote_cost": round(sum(float(t.get("cost", 0.0)) for t in traces), 6),
-        "degraded": sum(1 for t in traces if t.get("degraded_reason")),
+        "degraded": sum(degraded.values()),
+        "degraded_reasons": {k: {"count": v, "rate": v / n} for k, v in degraded.most_common()},
     }
+
+
+def _degraded_kind(reason: str) -> str:
+    """'remote failed: the server at ... answered 503' -> 'remote failed' (details vary per request)."""
+    return reason.split(":", 1)[0].strip()
 
 
 def _reason_kind(reason: str) -> str:

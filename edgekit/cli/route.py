@@ -60,6 +60,11 @@ def explain(
     out.print(table)
     for rejection in result.rejections:
         out.print(f"not accepted: {rejection}", markup=False)
+    measured = {"mean_prob": conf.mean_prob, "min_prob": conf.min_prob, "mean_entropy": conf.mean_entropy}
+    signals = ", ".join(f"{k} {v:.3f}" for k, v in measured.items() if v is not None) or "none"
+    tokens = result.completion.usage.completion_tokens
+    out.print(f"local answer: {result.completion.text.strip()!r}", markup=False)
+    out.print(f"signals: {signals} ({tokens} tokens, finish {result.completion.finish_reason})", markup=False)
     out.print(f"route: {data['route']}", markup=False)
     if result.escalation_reason:
         out.print(f"escalation reason: {result.escalation_reason}", markup=False)
@@ -74,13 +79,15 @@ def trace_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Route distribution, escalation rate by reason, p50/p95 latency per route, remote spend."""
-    s = stats(TraceStore(file).read())
+    store = TraceStore(file)
+    s = stats(store.read())
     if as_json:
-        out.print(json.dumps(s, indent=2), markup=False)
+        out.print(json.dumps({"file": str(store.path), **s}, indent=2), markup=False)
         return
     if not s["requests"]:
-        out.print("no traces recorded yet")
+        out.print(f"no traces recorded yet in {store.path}", markup=False)
         return
+    out.print(f"traces: {store.path}", markup=False)
     out.print(
         f"{s['requests']} requests, {s['degraded']} degraded, remote tokens {s['remote_tokens']}, "
         f"remote cost {s['remote_cost']}",
@@ -94,6 +101,11 @@ def trace_stats(
     for name, r in s["escalation_reasons"].items():
         reasons.add_row(name, str(r["count"]), f"{r['rate']:.1%}")
     out.print(reasons)
+    if s["degraded_reasons"]:
+        why = Table("degraded because", "count", "rate", box=None)
+        for name, r in s["degraded_reasons"].items():
+            why.add_row(name, str(r["count"]), f"{r['rate']:.1%}")
+        out.print(why)
     lat = Table("route", "p50 ms", "p95 ms", "n", box=None)
     for name, r in s["latency_ms"].items():
         lat.add_row(name, f"{r['p50']:.0f}", f"{r['p95']:.0f}", str(r["count"]))

@@ -40,6 +40,8 @@ def test_route_explain_shows_gates_and_never_calls_the_remote(default_model_path
     assert domain["verdict"] == "escalate" and "dosage" in domain["reason"]
     assert data["escalation_reason"].startswith("gate keywords:domain")
     assert data["route"].startswith("would escalate")
+    text = edgekit("route", "explain", "Which city is the capital of France?").stdout
+    assert "local answer: '" in text and "signals: mean_prob 0." in text and "route: " in text
 
 
 def test_route_explain_rejects_a_bad_policy(tmp_path: Path) -> None:
@@ -58,6 +60,7 @@ def test_trace_stats(tmp_path: Path) -> None:
         ("local:tiny", 100.0, None),
         ("remote:r", 900.0, "signals: low"),
         ("local:tiny", 120.0, None),
+        ("degraded:tiny", 300.0, "gate keywords:domain: dosage"),
     ]:
         store.append(
             Trace(
@@ -66,12 +69,16 @@ def test_trace_stats(tmp_path: Path) -> None:
                 gates=[],
                 escalation_reason=reason,
                 latency_ms={"total": ms},
-                remote_tokens=50 if reason else 0,
+                remote_tokens=50 if route.startswith("remote") else 0,
+                degraded_reason="remote failed: 503" if route.startswith("degraded") else None,
             )
         )
     proc = edgekit("trace", "stats", "--file", str(store.path), "--json")
     data = json.loads(proc.stdout)
-    assert data["requests"] == 3 and data["routes"]["local"]["count"] == 2
+    assert data["requests"] == 4 and data["routes"]["local"]["count"] == 2
     assert data["escalation_reasons"]["signals"]["count"] == 1 and data["remote_tokens"] == 50
+    assert data["degraded_reasons"] == {"remote failed": {"count": 1, "rate": 0.25}}
+    assert data["file"] == str(store.path)
     text = edgekit("trace", "stats", "--file", str(store.path)).stdout
-    assert "3 requests" in text and "local:tiny" in text
+    assert "4 requests" in text and "local:tiny" in text
+    assert f"traces: {store.path}" in text and "remote failed" in text  # where, and why degraded

@@ -60,6 +60,124 @@ def test_checkers(answer: str, check: dict[str, object], ok: bool) -> None:
     assert is_correct(answer, item.check) is ok
 
 
+ORDER = {"type": "word", "values": ["hugo"], "reject": ["gina", "ida"]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "check", "ok"),
+    [
+        # Yes/no: exactly one of the two words, with or without an explicit reject list.
+        ("Yes or no? No.", {"type": "word", "values": ["no"], "reject": ["yes"]}, False),
+        ("yes, no", {"type": "any", "values": ["yes"]}, False),
+        ("Yes, all bloops are lazzies.", {"type": "any", "values": ["yes"]}, True),
+        # Short values match whole words only.
+        ("It is not a number.", {"type": "any", "values": ["no"]}, False),
+        ("Nothing to say, nobody knows.", {"type": "word", "values": ["no"]}, False),
+        ("Water boils at 100 degrees.", {"type": "any", "values": ["0", "zero"]}, False),
+        ("About 0.5 degrees.", {"type": "any", "values": ["0", "zero"]}, False),
+        ("0°C", {"type": "any", "values": ["0", "zero"]}, True),
+        ("Paul likes gold.", {"type": "any", "values": ["au"]}, False),
+        ("Its symbol is Au.", {"type": "any", "values": ["au"]}, True),
+        ("The price is right.", {"type": "any", "values": ["ice"]}, False),
+        ("It is called ice.", {"type": "any", "values": ["ice"]}, True),
+        # Multi-word values, non-ASCII letters, values with non-word characters at their ends.
+        ("The capital is Buenos Aires.", {"type": "any", "values": ["buenos aires"]}, True),
+        ("Buenos\n Aires!", {"type": "any", "values": ["buenos aires"]}, True),
+        ("Buenos días.", {"type": "any", "values": ["buenos aires"]}, False),
+        ("BRASÍLIA", {"type": "any", "values": ["brasília"]}, True),
+        ("Brasi\u0301lia (decomposed accent)", {"type": "any", "values": ["brasília"]}, True),
+        ("Brasíliano", {"type": "any", "values": ["brasília"]}, False),
+        ("Water is H₂O.", {"type": "any", "values": ["h₂o"]}, True),
+        ("H₂O₂ is peroxide.", {"type": "any", "values": ["h₂o"]}, False),
+        ("I write C++.", {"type": "any", "values": ["c++"]}, True),
+        ("abc++", {"type": "any", "values": ["c++"]}, False),
+        # The answer must choose exactly one candidate.
+        ("Hugo is the tallest.", ORDER, True),
+        ("Hugo.", ORDER, True),
+        ("Hugo is taller than Gina, so Hugo.", ORDER, False),
+        ("Ida is the tallest.", ORDER, False),
+        ("9", {"type": "number", "value": 9, "reject": ["17"]}, True),
+        ("9 sheep are left.", {"type": "number", "value": 9, "reject": ["17"]}, True),
+        ("Of the 17 sheep, 9", {"type": "number", "value": 9, "reject": ["17"]}, False),
+        (
+            "The coins are a quarter and a nickel.",
+            {"type": "any", "values": ["nickel"], "reject": ["not a nickel"]},
+            True,
+        ),
+        (
+            "One of them is not a nickel",
+            {"type": "any", "values": ["nickel"], "reject": ["not a nickel"]},
+            False,
+        ),
+    ],
+)
+def test_checkers_judge_only_a_chosen_whole_word_answer(
+    answer: str, check: dict[str, object], ok: bool
+) -> None:
+    item = Item.model_validate({"id": "x", "category": "c", "prompt": "p", "check": check})
+    assert is_correct(answer, item.check) is ok
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"type": "word", "values": ["yes"], "reject": ["Yes"]},
+        {"type": "number", "value": 9, "reject": ["seventeen"]},
+        {"type": "number", "value": 9, "reject": ["9"]},
+    ],
+)
+def test_a_check_that_nothing_can_pass_is_refused(check: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Item.model_validate({"id": "x", "category": "c", "prompt": "p", "check": check})
+
+
+def test_an_echo_of_the_prompt_fails_for_every_shipped_item() -> None:
+    items = load_items(default_items_path())
+    echoes = [i.id for i in items if is_correct(i.prompt, i.check)]
+    assert echoes == []
+    assert not any(is_correct(f"Question: {i.prompt} Answer: {i.prompt}", i.check) for i in items)
+    # The items that an echo used to satisfy carry their prompt's wrong candidates.
+    rejects = {i.id for i in items if i.check.reject}
+    assert {"reasoning-01", "reasoning-14", "reasoning-101", "reasoning-145", "reasoning-174"} <= rejects
+
+
+def test_a_right_answer_that_names_one_candidate_passes_for_every_shipped_item() -> None:
+    for i in load_items(default_items_path()):
+        if i.check.type == "number":
+            assert i.check.value is not None
+            answer = f"{i.check.value:g}"
+        elif i.check.type == "regex":
+            continue
+        else:
+            assert i.check.values
+            answer = f"The answer is {i.check.values[0].title()}."
+        assert is_correct(answer, i.check), (i.id, answer)
+
+
+def test_the_builder_names_a_hand_written_item_whose_prompt_passes_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "build_router_set.py"
+    spec = importlib.util.spec_from_file_location("build_router_set", tool)
+    assert spec and spec.loader
+    builder = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, builder)  # its dataclasses look their module up
+    spec.loader.exec_module(builder)
+    lines = default_items_path().read_text(encoding="utf-8").splitlines()[: builder.HAND_WRITTEN]
+    for n, line in enumerate(lines):
+        raw = json.loads(line)
+        if raw["id"] == "reasoning-01":
+            del raw["check"]["reject"]  # "Tom is taller than Ann. Ann is taller than Bob." accepts "bob"
+            lines[n] = json.dumps(raw)
+    monkeypatch.setattr(builder, "OUT", tmp_path / "prompts.jsonl")
+    builder.OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"passes its own check.*: reasoning-01;"):
+        builder.build()
+
+
 def test_bad_item_file_names_the_line(tmp_path: Path) -> None:
     f = tmp_path / "items.jsonl"
     f.write_text(
