@@ -499,7 +499,8 @@ def build() -> str:
             if parsed.check.type == "regex":
                 re.compile(parsed.check.pattern or "")
         except (ValueError, re.error) as e:
-            raise SystemExit(f"{raw['id']}: bad item: {str(e).splitlines()[0]}") from None
+            why = "; ".join(line.strip() for line in str(e).splitlines()[1:3]) or str(e)
+            raise SystemExit(f"{raw['id']}: bad item: {why}") from None
         if is_correct(parsed.prompt, parsed.check):
             echoes.append(parsed.id)
     if echoes:

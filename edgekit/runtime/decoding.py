@@ -22,7 +22,9 @@ def token_signal(logits: np.ndarray, token_id: int) -> tuple[float, float]:
 
 
 class Utf8Stream:
-    """Turns token byte pieces into text, holding back incomplete multi-byte sequences."""
+    """Turns token byte pieces into text, holding back incomplete multi-byte sequences (an emoji spans
+    several tokens). Bytes that can never be UTF-8 become U+FFFD; a character the token limit cut in
+    half is dropped at the end rather than shown as U+FFFD."""
 
     def __init__(self) -> None:
         self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -31,7 +33,9 @@ class Utf8Stream:
         return self._dec.decode(piece)
 
     def flush(self) -> str:
-        return self._dec.decode(b"", final=True)
+        pending, _ = self._dec.getstate()
+        self._dec.reset()
+        return "" if pending else self._dec.decode(b"", final=True)
 
 
 class StopMatcher:
