@@ -41,7 +41,15 @@ class JsonResult:
         return self.completion.text
 
 
+_BARE = {"object": "a JSON object", "array": "a JSON array"}
+
+
 def instruction(compiled: CompiledSchema) -> str:
+    """A schema that says nothing but its type (json_object mode) is not shown: a small model shown
+    ``{"type": "object"}`` copies it as its answer."""
+    schema = compiled.schema
+    if isinstance(schema, dict) and set(schema) <= {"type", "$schema"} and schema.get("type") in _BARE:
+        return f"Reply with only {_BARE[schema['type']]} that answers the request, nothing else."
     return f"Reply with only a JSON value that matches this JSON schema, nothing else:\n{compiled.text}"
 
 

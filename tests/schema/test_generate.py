@@ -204,3 +204,13 @@ def test_remote_asks_for_response_format_and_validates(
         assert call.name == "get_weather" and isinstance(call.arguments["city"], str)
         with pytest.raises(SchemaOutputError, match=r"ran out of tokens|not valid JSON"):
             model.generate_json("Describe a person.", PERSON, seed=0, max_tokens=3, repairs=1)
+
+
+def test_a_bare_json_object_schema_is_asked_for_not_shown() -> None:
+    from edgekit.schema import compile_schema
+    from edgekit.schema.generate import instruction
+
+    bare = instruction(compile_schema({"type": "object"}, name="json_object"))
+    assert "a JSON object" in bare and '"type"' not in bare  # a small model copies a schema it is shown
+    full = compile_schema({"type": "object", "properties": {"a": {"type": "integer"}}})
+    assert full.text in instruction(full)
