@@ -14,8 +14,8 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from edgekit.safety.guard import merge_spans
 from edgekit.safety.taxonomy import Span
 
 _TOKEN = re.compile(r"\[([A-Z][A-Z0-9_]{0,23})_(\d{1,4})\]")
@@ -68,18 +68,13 @@ class Placeholders:
     def mask(self, text: str, spans: Iterable[Span], category: Mapping[Span, str] | None = None) -> str:
         """``text`` with each span (merged where they overlap) replaced by its value's token;
         ``category``: the safety category each span was found as (default pii)."""
-        merged: list[list[Any]] = []
-        for s in sorted(spans, key=lambda s: (s.start, -s.end)):
-            if s.start >= s.end:
-                continue
-            if merged and s.start < merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], s.end)
-            else:
-                merged.append([s.start, s.end, s.kind, (category or {}).get(s, "pii")])
         out, pos = [], 0
-        for start, end, kind, cat in merged:
-            out += [text[pos:start], self.token(text[start:end], kind, cat)]
-            pos = end
+        for s in merge_spans(spans):
+            out += [
+                text[pos : s.start],
+                self.token(text[s.start : s.end], s.kind, (category or {}).get(s, "pii")),
+            ]
+            pos = s.end
         out.append(text[pos:])
         return self.mask_known("".join(out))
 

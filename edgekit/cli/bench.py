@@ -11,8 +11,8 @@ from rich.table import Table
 
 import edgekit
 from edgekit.bench import run_bench
+from edgekit.cli.options import ModelOpt
 from edgekit.cli.render import err, out, progress_bar
-from edgekit.cli.run import ModelOpt
 from edgekit.config import Settings
 from edgekit.errors import InputError
 from edgekit.runtime.llamacpp import _default_threads

@@ -12,9 +12,18 @@ import typer
 
 import edgekit
 from edgekit.assistant.session import ChatSession
+from edgekit.cli.options import (
+    CascadeOpt,
+    ModelOpt,
+    NCtxOpt,
+    PolicyOpt,
+    SafetyOpt,
+    SafetyPolicyOpt,
+    open_assistant,
+)
 from edgekit.cli.render import err, error_line, out, progress_bar
-from edgekit.cli.run import ModelOpt, schema_option, show_route
-from edgekit.errors import EdgekitError, EncodingError, InputError
+from edgekit.cli.run import schema_option, show_route
+from edgekit.errors import EdgekitError, EncodingError
 
 HELP = """commands:
   /help            this help
@@ -35,37 +44,17 @@ def chat(
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", help="Most tokens per answer.")] = 512,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 for greedy decoding.")] = 0.7,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
-    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
-    cascade: Annotated[
-        bool, typer.Option("--cascade", help="Answer through the cascade (local first, remote on evidence).")
-    ] = False,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Cascade policy TOML or shipped name (implies --cascade).")
-    ] = None,
-    safety: Annotated[
-        bool, typer.Option("--safety", help="Screen each message and filter answers with the safety policy.")
-    ] = False,
-    safety_policy: Annotated[
-        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
-    ] = None,
+    n_ctx: NCtxOpt = None,
+    cascade: CascadeOpt = False,
+    policy: PolicyOpt = None,
+    safety: SafetyOpt = False,
+    safety_policy: SafetyPolicyOpt = None,
 ) -> None:
     """Chat with a local model or the cascade. Reads one message per line when stdin is not a terminal."""
     interactive = sys.stdin.isatty()
-    if (cascade or policy) and model:
-        raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
-    with progress_bar() as progress:
-        assistant = edgekit.Assistant.open(
-            policy,
-            model=model,
-            cascade=bool(cascade or policy),
-            safety=safety_policy or safety,
-            n_ctx=n_ctx,
-            progress=progress,
-        )
+    assistant = open_assistant(model, cascade, policy, safety, safety_policy, n_ctx)
     session = ChatSession(assistant, system)
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
-    for notice in assistant.notices():
-        err.print(f"note: {notice}", markup=False)
     if interactive:
         _history(load=True)
         err.print(f"[dim]edgekit chat on {assistant.name} - /help for commands, Ctrl-D to leave[/dim]")

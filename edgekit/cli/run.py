@@ -10,12 +10,16 @@ import typer
 
 import edgekit
 from edgekit.assistant import Answer, AnswerStream
-from edgekit.cli.render import err, out, progress_bar, read_text_arg
-
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", "-m", help="models.lock name or a GGUF/ONNX path [default: the lock's default]"),
-]
+from edgekit.cli.options import (
+    CascadeOpt,
+    ModelOpt,
+    NCtxOpt,
+    PolicyOpt,
+    SafetyOpt,
+    SafetyPolicyOpt,
+    open_assistant,
+)
+from edgekit.cli.render import err, out, read_text_arg
 
 
 def run(
@@ -25,7 +29,7 @@ def run(
     max_tokens: Annotated[int, typer.Option("--max-tokens", "-n", help="Most tokens to generate.")] = 256,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 for greedy decoding.")] = 0.7,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed for repeatable output.")] = None,
-    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
+    n_ctx: NCtxOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer with metadata as JSON.")] = False,
     schema: Annotated[
         Path | None, typer.Option("--schema", help="JSON schema file: the answer is JSON that matches it.")
@@ -33,36 +37,15 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="With --schema: refuse keywords the grammar cannot enforce.")
     ] = False,
-    cascade: Annotated[
-        bool, typer.Option("--cascade", help="Answer through the cascade (local first, remote on evidence).")
-    ] = False,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", help="Cascade policy TOML or shipped name (implies --cascade) [default: default]."
-        ),
-    ] = None,
-    safety: Annotated[
-        bool, typer.Option("--safety", help="Screen the prompt and filter the answer with the safety policy.")
-    ] = False,
-    safety_policy: Annotated[
-        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
-    ] = None,
+    cascade: CascadeOpt = False,
+    policy: PolicyOpt = None,
+    safety: SafetyOpt = False,
+    safety_policy: SafetyPolicyOpt = None,
 ) -> None:
     """Answer one prompt and print it (streamed as it is generated; a cascade decides first)."""
     text = read_text_arg(prompt)
     compiled = schema_option(schema, strict) if schema is not None else None
-    with progress_bar() as progress:
-        assistant = edgekit.Assistant.open(
-            policy,
-            model=model,
-            cascade=bool(cascade or policy),
-            safety=safety_policy or safety,
-            n_ctx=n_ctx,
-            progress=progress,
-        )
-    for notice in assistant.notices():
-        err.print(f"note: {notice}", markup=False)
+    assistant = open_assistant(model, cascade, policy, safety, safety_policy, n_ctx)
     params: dict[str, Any] = {
         "system": system,
         "max_tokens": max_tokens,

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-import edgekit
-from edgekit.cli.render import err, progress_bar
-from edgekit.cli.run import ModelOpt
+from edgekit.cli.options import (
+    CascadeOpt,
+    ModelOpt,
+    NCtxOpt,
+    PolicyOpt,
+    SafetyOpt,
+    SafetyPolicyOpt,
+    open_assistant,
+)
+from edgekit.cli.render import err
 from edgekit.errors import InputError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -36,25 +42,17 @@ def serve(
     queue_timeout: Annotated[
         float, typer.Option("--queue-timeout", help="Seconds a request may wait in the queue; then HTTP 503.")
     ] = 30.0,
-    n_ctx: Annotated[int | None, typer.Option("--n-ctx", help="Context window in tokens.")] = None,
+    n_ctx: NCtxOpt = None,
     grace: Annotated[
         float, typer.Option("--grace", help="Seconds running requests get to finish on SIGINT/SIGTERM.")
     ] = 10.0,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level; 'info' adds an access log.")
     ] = "warning",
-    cascade: Annotated[
-        bool, typer.Option("--cascade", help="Serve the tiny-model-first cascade instead of one model.")
-    ] = False,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Cascade policy TOML or shipped name (implies --cascade).")
-    ] = None,
-    safety: Annotated[
-        bool, typer.Option("--safety", help="Filter input and output with the on-device safety policy.")
-    ] = False,
-    safety_policy: Annotated[
-        Path | None, typer.Option("--safety-policy", help="Safety policy TOML (implies --safety).")
-    ] = None,
+    cascade: CascadeOpt = False,
+    policy: PolicyOpt = None,
+    safety: SafetyOpt = False,
+    safety_policy: SafetyPolicyOpt = None,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
     from edgekit.serve import ServeOptions, bind, create_app, run  # needs the 'serve' extra
@@ -70,21 +68,10 @@ def serve(
         queue_timeout_s=queue_timeout,
         close_wait_s=grace,
     )
-    if (cascade or policy) and model:
-        raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
     sock = bind(host, port)  # before loading: a busy port fails fast
-    with progress_bar() as progress:
-        assistant = edgekit.Assistant.open(
-            policy,
-            model=model,
-            cascade=bool(cascade or policy),
-            safety=safety_policy or safety,
-            copies=concurrency,
-            n_ctx=n_ctx,
-            progress=progress,
-        )
-    for notice in assistant.notices():
-        err.print(f"warning: {notice}", markup=False)
+    assistant = open_assistant(
+        model, cascade, policy, safety, safety_policy, n_ctx, copies=concurrency, notice="warning"
+    )
     app = create_app(assistant, options)
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host

@@ -111,21 +111,25 @@ class Decision:
         }
 
 
-def redact(text: str, spans: Iterable[Span]) -> str:
-    """Replace each span (merged where they overlap) with ``[REDACTED:kind]``."""
-    merged: list[list[Any]] = []
+def merge_spans(spans: Iterable[Span]) -> list[Span]:
+    """Non-empty spans in order, overlapping ones merged (each keeps the kind of its first span)."""
+    merged: list[Span] = []
     for s in sorted(spans, key=lambda s: (s.start, -s.end)):
         if s.start >= s.end:
             continue
-        if merged and s.start < merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], s.end)
+        if merged and s.start < merged[-1].end:
+            merged[-1] = replace(merged[-1], end=max(merged[-1].end, s.end))
         else:
-            merged.append([s.start, s.end, s.kind or "text"])
+            merged.append(s)
+    return merged
+
+
+def redact(text: str, spans: Iterable[Span]) -> str:
+    """Replace each span (merged where they overlap) with ``[REDACTED:kind]``."""
     out, pos = [], 0
-    for start, end, kind in merged:
-        out.append(text[pos:start])
-        out.append(f"[REDACTED:{kind}]")
-        pos = end
+    for s in merge_spans(spans):
+        out += [text[pos : s.start], f"[REDACTED:{s.kind or 'text'}]"]
+        pos = s.end
     out.append(text[pos:])
     return "".join(out)
 
