@@ -61,7 +61,7 @@ class Screened:
 
 
 class Assistant:
-    """Build with ``Assistant.open(...)`` (or ``edgekit.assistant(...)``), or around engines you loaded:
+    """Build with ``Assistant.open(...)``, or around engines you loaded:
     ``Assistant(router_or_model, guard=edgekit.Guard())``."""
 
     def __init__(
