@@ -23,6 +23,7 @@ from edgekit.cascade.evaluation import (
     learned_features,
     load_items,
     observations_from_jsonl,
+    rescore,
 )
 from edgekit.cascade.learned import NEIGHBOURS, default_embed
 from edgekit.evaluate.files import atomic_write_text
@@ -33,9 +34,13 @@ def main() -> int:
     ap.add_argument("observations", type=Path)
     ap.add_argument("--out", type=Path, default=Path("recipes/cascade/tiny-accept.json"))
     ap.add_argument("--neighbours", action="store_true", help="Also use the nearest-prompt feature.")
+    ap.add_argument("--max-tokens", type=int, default=64, help="The limit the answers were made under.")
     args = ap.parse_args()
-    prompts = {i.id: i.prompt for i in load_items(default_items_path())}
-    cal = [o for o in observations_from_jsonl(args.observations) if o.split == "calibration"]
+    items = load_items(default_items_path())
+    prompts = {i.id: i.prompt for i in items}
+    # judged with the current checks, cut-off answers marked as such (files from before either)
+    judged = rescore(observations_from_jsonl(args.observations), items, args.max_tokens)
+    cal = [o for o in judged if o.split == "calibration"]
     neighbours = True if args.neighbours else None
     embed = default_embed() if NEIGHBOURS in learned_features(cal, neighbours) else None
     digest = hashlib.sha256(args.observations.read_bytes()).hexdigest()

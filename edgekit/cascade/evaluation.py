@@ -192,6 +192,12 @@ class Observation:
     """With a cross-check model on the first tier: the local answer's agreement with its answer."""
     check_answer: str | None = None
     """The cross-check model's answer (agreement is measured again from it when re-scoring)."""
+    local_finish: str = ""
+    """The local answer's finish reason ('length': cut off by the token limit; "": not recorded)."""
+
+    @property
+    def local_cut(self) -> bool:
+        return self.local_finish == "length"
 
 
 def observe(
@@ -248,6 +254,7 @@ def observe(
             remote.text,
             None if check is None else answer_agreement(item.prompt, local.text, check.text),
             None if check is None else check.text,
+            local.finish_reason,
         )
         out.append(new)
         sink(new)
@@ -284,15 +291,21 @@ def observe_to_file(
     return obs, sum(1 for o in obs if (o.id, o.item_digest) in saved)
 
 
-def rescore(obs: Sequence[Observation], items: Sequence[Item]) -> list[Observation]:
+def rescore(
+    obs: Sequence[Observation], items: Sequence[Item], max_tokens: int | None = None
+) -> list[Observation]:
     """Judge recorded answers again with the items' current checks (a checker may have been fixed), and
-    measure the cross-check agreement again where its answer was recorded.
+    measure the cross-check agreement again where its answer was recorded. ``max_tokens``: the limit the
+    answers were made under, for files that did not record the finish reason (an answer of exactly that
+    many tokens was cut off).
 
     Observations without recorded answers, or whose prompt changed or is gone, are kept as they are.
     """
     by_id = {i.id: i for i in items}
     out = []
     for o in obs:
+        if not o.local_finish and max_tokens is not None:
+            o = replace(o, local_finish="length" if o.local_tokens >= max_tokens else "stop")
         item = by_id.get(o.id)
         if item is None or o.item_digest != item.digest or o.local_answer is None or o.remote_answer is None:
             out.append(o)
@@ -314,6 +327,8 @@ def _escalates(o: Observation, threshold: float, score: float | None = None) -> 
         return None
     if o.gate_reason:
         return o.gate_reason.split(": ", 1)[0]  # "gate keywords:domain"
+    if o.local_cut:  # as the router: a cut-off answer is never accepted, however confident
+        return "cut off"
     value = o.mean_prob if score is None else score
     return ("learned" if score is not None else "signals") if value < threshold else None
 
@@ -467,6 +482,7 @@ def _split_report(
         "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
         "remote_tokens_saved": 1 - used / all_remote_tokens,
+        "interval_95": _bootstrap(obs, threshold, scores),
         "curve": curve,
         "curve_at_target": _at_target(curve, remote_q, oracle_share, target),
         "reasons": _reasons(obs, decisions),
@@ -475,6 +491,32 @@ def _split_report(
             for c in sorted({o.category for o in obs})
         },
     }
+
+
+def _bootstrap(
+    obs: Sequence[Observation], threshold: float, scores: Scores = None, *, rounds: int = 2000, seed: int = 0
+) -> dict[str, list[float]]:
+    """95% percentile intervals of the cascade's quality (of always-remote) and remote share (of the
+    oracle's) at this fixed threshold, resampling the items with replacement (seeded: reproducible)."""
+    import numpy as np
+
+    if not obs:
+        return {}
+    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
+    got = np.array([o.remote_ok if d else o.local_ok for o, d in zip(obs, decisions, strict=True)], float)
+    remote = np.array([o.remote_ok for o in obs], float)
+    sent = np.array([d is not None for d in decisions], float)
+    needed = np.array([not o.local_ok for o in obs], float)
+    pick = np.random.default_rng(seed).integers(0, len(obs), size=(rounds, len(obs)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quality = got[pick].sum(1) / remote[pick].sum(1)
+        share = sent[pick].sum(1) / needed[pick].sum(1)
+
+    def span(values: np.ndarray) -> list[float]:
+        finite = values[np.isfinite(values)]
+        return [round(float(np.percentile(finite, q)), 4) for q in (2.5, 97.5)] if finite.size else []
+
+    return {"quality_vs_remote": span(quality), "share_vs_oracle": span(share)}
 
 
 def _reasons(obs: Sequence[Observation], decisions: Sequence[str | None]) -> dict[str, dict[str, float]]:

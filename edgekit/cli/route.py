@@ -165,7 +165,7 @@ def eval_router(
     if resume and observations is None:
         raise InputError("--resume needs --observations FILE", "Name the file an earlier run wrote.")
     if replay is not None:
-        obs = rescore(observations_from_jsonl(replay), items)
+        obs = rescore(observations_from_jsonl(replay), items, max_tokens)
         if observations:
             atomic_write_text(observations, observations_to_jsonl(obs))
     else:
@@ -212,6 +212,13 @@ def eval_router(
             f"remote tokens saved {t['remote_tokens_saved']:.1%}",
             markup=False,
         )
+        if (ci := t.get("interval_95")) and ci.get("quality_vs_remote") and ci.get("share_vs_oracle"):
+            q, r = ci["quality_vs_remote"], ci["share_vs_oracle"]
+            out.print(
+                f"  95% interval (bootstrap over test items): quality {q[0]:.1%}-{q[1]:.1%}, "
+                f"remote share {r[0]:.2f}x-{r[1]:.2f}x the oracle's",
+                markup=False,
+            )
         if (best := t["curve_at_target"]) is not None:
             out.print(
                 f"  read off the test curve: {target:.0%} of always-remote needs {best['remote_share']:.1%} "

@@ -216,6 +216,31 @@ def test_summary_picks_the_threshold_on_calibration_and_reports_on_test() -> Non
     assert at["remote_share"] == pytest.approx(5 / 11) and at["share_vs_oracle"] == pytest.approx(5 / 4)
 
 
+def test_an_answer_cut_off_by_the_token_limit_escalates_however_confident() -> None:
+    cut = replace(obs(50, "test", False, True, 0.99), local_tokens=64, local_finish="length")
+    data = [obs(i, split, True, True, 0.9) for split in ("calibration", "test") for i in range(6)]
+    report = summarize([*data, obs(40, "calibration", False, True, 0.3), cut])
+    assert report["test"]["reasons"]["cut off"] == {"escalations": 1, "precision": 1.0, "recall": 1.0}
+    unrecorded = replace(cut, local_finish="")  # files from before the finish reason was recorded
+    assert rescore([unrecorded], [], max_tokens=64)[0].local_cut
+    assert not rescore([replace(unrecorded, local_tokens=12)], [], max_tokens=64)[0].local_cut
+
+
+def test_the_report_gives_bootstrap_intervals_that_hold_the_point_estimate() -> None:
+    data = []
+    for split in ("calibration", "test"):
+        data += [obs(i, split, True, i >= 5, 0.9) for i in range(30)]  # the remote misses 5 of these
+        data += [obs(100 + i, split, False, True, 0.3) for i in range(10)]
+    test = summarize(data)["test"]
+    (q_lo, q_hi), (s_lo, s_hi) = (
+        test["interval_95"]["quality_vs_remote"],
+        test["interval_95"]["share_vs_oracle"],
+    )
+    assert q_lo <= test["quality_vs_remote"] <= q_hi and q_lo < q_hi
+    assert s_lo <= test["share_vs_oracle"] <= s_hi
+    assert summarize(data)["test"]["interval_95"] == test["interval_95"]  # seeded: the same every run
+
+
 def test_shipped_set_is_what_its_builder_writes() -> None:
     import subprocess
     import sys
