@@ -121,7 +121,8 @@ class Assistant:
                 else:
                     from edgekit.cascade.router import load_router
 
-                    engines.append(load_router(policy, traces=traces))
+                    shared = engines[0].ledger if engines and isinstance(engines[0], Router) else None
+                    engines.append(load_router(policy, traces=traces, ledger=shared))  # one budget
         except BaseException:
             for e in engines:
                 e.close()

@@ -1,59 +1,107 @@
-"""Remote spend ceilings: per request and per day, persisted so a restart does not reset the day."""
+"""Remote spend ceilings: per request and per day, persisted so a restart does not reset the day.
+
+One ledger serves every router copy of a process (``edgekit.Assistant`` shares it), and a call holds its
+estimate from the check until it is settled, so a burst of concurrent requests cannot all pass the same
+check and overspend. A ledger file that cannot be read fails closed: no remote call until it is fixed.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
+import uuid
 from datetime import date
 from pathlib import Path
 
 from edgekit.cascade.policy import Budget
 
 
+class LedgerUnreadable(Exception):
+    """The ledger file exists but does not hold a day -> tokens map."""
+
+
 class BudgetLedger:
-    """Counts remote tokens per calendar day in a small JSON file (written atomically)."""
+    """Counts remote tokens per calendar day in a small JSON file (written atomically). Thread-safe."""
 
     def __init__(self, budget: Budget, path: Path | None) -> None:
         self.budget = budget
         self.path = path
         self._lock = threading.Lock()
         self._memory: dict[str, int] = {}  # used when path is None
+        self._held = 0  # estimates of calls in flight, reserved but not settled
 
     def _read(self) -> dict[str, int]:
         if self.path is None:
             return self._memory
         try:
-            data = json.loads(self.path.read_text())
-            return {k: int(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+            text = self.path.read_text()
+        except FileNotFoundError:
             return {}
+        except OSError as e:
+            raise LedgerUnreadable(f"cannot read it ({e.strerror})") from None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return {str(k): int(v) for k, v in data.items()}
+        except (ValueError, TypeError) as e:
+            raise LedgerUnreadable(f"it is not a day -> tokens map ({e})") from None
 
     def spent_today(self) -> int:
         return self._read().get(date.today().isoformat(), 0)
 
     def refusal(self, estimate: int) -> str | None:
-        """Why a remote call of about ``estimate`` tokens may not be made, or None if it may."""
+        """Why a remote call of about ``estimate`` tokens may not be made, or None if it may (nothing is
+        held: ``reserve`` before a real call)."""
+        with self._lock:
+            return self._refusal(estimate)
+
+    def reserve(self, estimate: int) -> str | None:
+        """Like ``refusal``, and when the call may go ahead its estimate is held until ``settle``."""
+        with self._lock:
+            why = self._refusal(estimate)
+            if why is None:
+                self._held += estimate
+            return why
+
+    def settle(self, estimate: int, tokens: int) -> None:
+        """Release a reservation and record what the call really spent (0 when it failed)."""
+        with self._lock:
+            self._held = max(0, self._held - estimate)
+            if tokens:
+                self._record(tokens)
+
+    def record(self, tokens: int) -> None:
+        with self._lock:
+            self._record(tokens)
+
+    def _refusal(self, estimate: int) -> str | None:
         ceiling = self.budget.max_remote_tokens_per_request
         if estimate > ceiling:
             return f"request needs ~{estimate} remote tokens > per-request ceiling {ceiling}"
-        spent = self.spent_today()
+        try:
+            spent = self.spent_today() + self._held
+        except LedgerUnreadable as e:
+            return f"the budget ledger {self.path} is unreadable: {e}; fix or delete it"
         if spent + estimate > self.budget.max_remote_tokens_per_day:
             return f"daily remote budget spent ({spent} of {self.budget.max_remote_tokens_per_day} tokens)"
         return None
 
-    def record(self, tokens: int) -> None:
-        with self._lock:
+    def _record(self, tokens: int) -> None:
+        try:
             data = self._read()
-            today = date.today().isoformat()
-            data = {today: data.get(today, 0) + tokens}  # older days are not needed
-            if self.path is None:
-                self._memory = data
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+        except LedgerUnreadable:
+            return  # refusal() already stops further calls; never overwrite what a person may repair
+        today = date.today().isoformat()
+        data = {today: data.get(today, 0) + tokens}  # older days are not needed
+        if self.path is None:
+            self._memory = data
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
 
     def cost(self, tokens: int) -> float:
         return tokens / 1000 * self.budget.cost_per_1k_tokens

@@ -2,8 +2,8 @@
 
 A gate returns a ``GateDecision``: ``escalate`` (go remote now), ``local`` (keep it local, for example for
 privacy), or ``pass`` (no opinion). Gates register by name (``REGISTRY``: name -> "module:Class", loaded
-lazily), and a policy may name any importable class as "module:Class", so a learned gate can replace the
-heuristics here without touching the router.
+lazily), and a policy may name a class as "module:Class" from a module the user allowed in
+``EDGEKIT_GATE_MODULES``, so a learned gate can replace the heuristics here without touching the router.
 """
 
 from __future__ import annotations
@@ -157,7 +157,13 @@ REGISTRY: dict[str, str] = {
 }
 
 
+GATE_MODULES_ENV = "EDGEKIT_GATE_MODULES"
+"""Comma-separated modules whose gate classes a policy may name as "module:Class" (unset: none)."""
+
+
 def build_gate(spec: GateSpec) -> Gate:
+    """The gate a policy names: a registered one, or a "module:Class" from a module the user allowed in
+    ``EDGEKIT_GATE_MODULES`` (a policy file is data: it must not run code nobody chose to trust)."""
     target = REGISTRY.get(spec.kind, spec.kind)
     if ":" not in target:
         import difflib
@@ -166,13 +172,27 @@ def build_gate(spec: GateSpec) -> Gate:
         hint = f"Did you mean '{close[0]}'?" if close else f"Known gates: {', '.join(sorted(REGISTRY))}."
         raise PolicyError(f"unknown gate '{spec.kind}'", hint)
     module, _, cls_name = target.partition(":")
+    if spec.kind not in REGISTRY and not _allowed(module):
+        raise PolicyError(
+            f"gate '{spec.kind}' names code outside edgekit, which a policy may not load by default",
+            f"If you trust it, set {GATE_MODULES_ENV}={module} (comma-separated for several).",
+        )
     try:
         cls = getattr(importlib.import_module(module), cls_name)
     except (ImportError, AttributeError) as e:
         raise PolicyError(f"gate '{spec.kind}' cannot be loaded: {e}") from None
+    if not isinstance(cls, type) or not callable(getattr(cls, "decide", None)):
+        raise PolicyError(f"gate '{spec.kind}' is not a gate class (a class with a decide method)")
     config = {k: v for k, v in spec.model_dump().items() if k != "kind"}
     try:
         gate: Gate = cls(**config)
     except TypeError as e:
         raise PolicyError(f"gate '{spec.kind}': {e}") from None
     return gate
+
+
+def _allowed(module: str) -> bool:
+    import os
+
+    allowed = [m.strip() for m in os.environ.get(GATE_MODULES_ENV, "").split(",") if m.strip()]
+    return any(module == m or module.startswith(m + ".") for m in allowed)

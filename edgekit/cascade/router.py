@@ -357,12 +357,13 @@ class Router:
     ) -> RouteResult:
         tier = self.policy.remote_tier
         refusal = None
+        estimate = request.prompt_tokens + int(params["max_tokens"])
         if tier is None or self.remote is None:
             refusal = "no remote tier is configured"
         elif dry_run:
             refusal = "dry run: the remote is not called"
         else:
-            refusal = self.ledger.refusal(request.prompt_tokens + int(params["max_tokens"]))
+            refusal = self.ledger.reserve(estimate)
         if refusal is None and tier is not None and self.remote is not None:
             remote = self.remote
             t1 = time.perf_counter()
@@ -375,10 +376,14 @@ class Router:
                 if not completion.text.strip():
                     raise RemoteError("the remote returned an empty answer")
             except (RemoteError, SchemaOutputError) as e:
+                self.ledger.settle(estimate, 0)
                 refusal = f"remote failed: {e.message}"
+            except BaseException:
+                self.ledger.settle(estimate, 0)
+                raise
             else:
                 latency[f"remote:{tier.name}"] = _ms(t1)
-                self.ledger.record(remote_tokens(request, completion))
+                self.ledger.settle(estimate, remote_tokens(request, completion))
                 result = RouteResult(
                     completion, f"remote:{tier.name}", gates, reason, None, tuple(rejections), latency
                 )
@@ -445,9 +450,11 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-def load_router(policy_path: Path | str | None = None, *, traces: bool = True) -> Router:
+def load_router(
+    policy_path: Path | str | None = None, *, traces: bool = True, ledger: BudgetLedger | None = None
+) -> Router:
     """Build a Router from a policy file (or a shipped policy's name): local models from models.lock, the
-    remote from its env vars."""
+    remote from its env vars. ``ledger``: the budget ledger to share (copies of one router must)."""
     import os
 
     import edgekit
@@ -475,7 +482,7 @@ def load_router(policy_path: Path | str | None = None, *, traces: bool = True) -
         for m in [*local, *checks.values()]:
             m.close()
         raise
-    ledger = BudgetLedger(policy.budget, settings.cache_dir.parent / "budget.json")
+    ledger = ledger or BudgetLedger(policy.budget, settings.cache_dir.parent / "budget.json")
     return Router(
         policy,
         local=local,

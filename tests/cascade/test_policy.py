@@ -86,3 +86,21 @@ def test_heuristic_gates_explain_themselves() -> None:
     out = build_gate(GateSpec(kind="output_type", tool="escalate"))  # type: ignore[call-arg]
     assert out.decide(req("x", output_type="tool")).verdict == "escalate"
     assert out.decide(req("x")).verdict == "pass"
+
+
+def test_a_policy_cannot_run_code_it_names_unless_the_user_allows_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    spec = GateSpec.model_validate({"kind": "os:system", "command": f"touch {marker}"})
+    monkeypatch.delenv("EDGEKIT_GATE_MODULES", raising=False)
+    with pytest.raises(PolicyError, match="names code outside edgekit") as info:
+        build_gate(spec)
+    assert "EDGEKIT_GATE_MODULES=os" in info.value.hint and not marker.exists()
+    monkeypatch.setenv("EDGEKIT_GATE_MODULES", "os")  # allowed, yet not a gate class: refused uncalled
+    with pytest.raises(PolicyError, match="not a gate class"):
+        build_gate(spec)
+    assert not marker.exists()
+    monkeypatch.setenv("EDGEKIT_GATE_MODULES", "edgekit.cascade")
+    gate = build_gate(GateSpec.model_validate({"kind": "edgekit.cascade.gates:ContextGate"}))
+    assert gate.name == "context"
