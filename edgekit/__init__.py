@@ -34,8 +34,7 @@ from edgekit.runtime.types import (
 from edgekit.safety import Guard, SafetyPolicy
 from edgekit.safety import load_policy as load_safety_policy
 from edgekit.schema import CompiledSchema, JsonResult, Tool, ToolCall, compile_schema
-
-__version__ = "0.1.0"
+from edgekit.version import __version__
 
 __all__ = [
     "Answer",

@@ -174,11 +174,11 @@ def _raw(
 def _edgekit(
     path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str
 ) -> tuple[float, Callable[[], Run], int]:
-    import edgekit
+    from edgekit.api import load
     from edgekit.runtime.llamacpp import LlamaCppBackend
 
     t0 = time.perf_counter()
-    model = edgekit.load(Path(path), n_ctx=n_ctx, threads=threads)
+    model = load(Path(path), n_ctx=n_ctx, threads=threads)
     load_s = time.perf_counter() - t0
     backend = model.backend
     assert isinstance(backend, LlamaCppBackend)

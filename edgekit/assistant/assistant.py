@@ -119,7 +119,7 @@ class Assistant:
 
                     engines.append(load(model, n_ctx=n_ctx, progress=progress or _quiet))
                 else:
-                    from edgekit.cascade.router import load_router
+                    from edgekit.assistant.loading import load_router
 
                     shared = engines[0].ledger if engines and isinstance(engines[0], Router) else None
                     engines.append(load_router(policy, traces=traces, ledger=shared))  # one budget

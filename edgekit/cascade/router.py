@@ -38,7 +38,7 @@ from edgekit.cascade.policy import (
 )
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore, new_trace_id
-from edgekit.errors import EdgekitError, RemoteError, SchemaOutputError
+from edgekit.errors import RemoteError, SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
 
 
@@ -450,47 +450,4 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-def load_router(
-    policy_path: Path | str | None = None, *, traces: bool = True, ledger: BudgetLedger | None = None
-) -> Router:
-    """Build a Router from a policy file (or a shipped policy's name): local models from models.lock, the
-    remote from its env vars. ``ledger``: the budget ledger to share (copies of one router must)."""
-    import os
-
-    import edgekit
-    from edgekit.cascade.policy import resolve_policy
-    from edgekit.config import Settings
-
-    policy = Policy.load(resolve_policy(policy_path))
-    settings = Settings.from_env()
-    local = [edgekit.load(t.model) for t in policy.local_tiers]
-    checks: dict[str, Any] = {}
-    remote = None
-    tier = policy.remote_tier
-    try:
-        for t in policy.local_tiers:
-            if t.cross_check is not None:
-                checks[t.name] = edgekit.load(t.cross_check.model)
-        if tier is not None and os.environ.get(tier.base_url_env):
-            remote = edgekit.remote(
-                os.environ[tier.base_url_env],
-                tier.model,
-                api_key_env=tier.api_key_env,
-                timeout=tier.timeout_s.get(policy.latency_class, 30.0),
-            )
-    except EdgekitError:
-        for m in [*local, *checks.values()]:
-            m.close()
-        raise
-    ledger = ledger or BudgetLedger(policy.budget, settings.cache_dir.parent / "budget.json")
-    return Router(
-        policy,
-        local=local,
-        remote=remote,
-        traces=TraceStore() if traces else None,
-        ledger=ledger,
-        cross_check=checks,
-    )
-
-
-__all__ = ["RouteResult", "Router", "acceptance_failures", "load_router"]
+__all__ = ["RouteResult", "Router", "acceptance_failures"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edgekit.cascade.router import load_router
+from edgekit.assistant.loading import load_router
 from edgekit.cascade.trace import TraceStore, stats
 from edgekit.cli.render import err, out, progress_bar, read_text_arg
 from edgekit.errors import InputError

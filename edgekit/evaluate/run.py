@@ -122,7 +122,7 @@ def run_eval(
     drift = {"all": overall, **{s.name: s.summary for s in slices}}
     gates = check(suite, drift, tasks, speed)
     run.timings["total"] = time.perf_counter() - started
-    from edgekit import __version__
+    from edgekit.version import __version__
 
     return EvalReport(
         baseline=base_info,
