@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from edgekit.assistant.answer import Answer, Finding
 from edgekit.assistant.engine import Engine
 from edgekit.assistant.privacy import Placeholders, StreamRestorer
-from edgekit.cascade.router import Router, RouteResult
+from edgekit.cascade.router import Router, RouteResult, count_prompt_tokens
 from edgekit.cascade.trace import new_trace_id
 from edgekit.errors import InputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, collect, normalize_messages
@@ -146,10 +146,11 @@ class Assistant:
 
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
         first = self.engines[0]
-        if isinstance(first, Router):
-            return first.prompt_tokens(messages)
-        counter = getattr(getattr(first, "backend", None), "prompt_tokens", None)
-        return len(counter(messages)) if counter else sum(len(m["content"]) for m in messages) // 4
+        return (
+            first.prompt_tokens(messages)
+            if isinstance(first, Router)
+            else count_prompt_tokens(first, messages)
+        )
 
     def notices(self) -> list[str]:
         """What a user should know before the first request (a cascade with no remote configured)."""

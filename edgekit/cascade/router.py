@@ -217,9 +217,8 @@ class Router:
         return min(m.n_ctx for m in self.local)
 
     def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> int:
-        """Tokens of ``msgs`` as the first local model counts them (a size estimate without a tokenizer)."""
-        counter = getattr(self.local[0].backend, "prompt_tokens", None)
-        return len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
+        """Tokens of ``msgs`` as the first local model counts them."""
+        return count_prompt_tokens(self.local[0], msgs)
 
     def close(self) -> None:
         for m in [*self.local, *self.cross_check.values()]:
@@ -439,6 +438,13 @@ class Router:
         return result
 
 
+def count_prompt_tokens(model: Any, msgs: Sequence[ChatMessage]) -> int:
+    """Prompt tokens of ``msgs`` with ``model``'s chat template and tokenizer, where its backend has them;
+    else an estimate (four characters a token)."""
+    counter = getattr(getattr(model, "backend", None), "prompt_tokens", None)
+    return len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
+
+
 def remote_tokens(request: Request, completion: Completion) -> int:
     """Tokens a remote answer spent. Servers that report no prompt tokens (llama-cpp-python's ignores
     ``stream_options.include_usage``) are charged the prompt's local token count, so budgets hold."""
@@ -450,4 +456,4 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-__all__ = ["RouteResult", "Router", "acceptance_failures"]
+__all__ = ["RouteResult", "Router", "acceptance_failures", "count_prompt_tokens"]
