@@ -435,10 +435,12 @@ class AnswerStream(Iterator[Chunk]):
         assert assistant is not None and screened is not None and ph is not None
         restorer = StreamRestorer(ph)
         raw: list[Chunk] = []
+        checked: list[Decision] = []  # what the guard found in the text it let through
         try:
             chunks = engine.chat(screened.messages, stream=True, **params)
             try:
-                shown = assistant.guard.guard_chunks(chunks) if assistant.guard is not None else chunks
+                guard = assistant.guard
+                shown = guard.guard_chunks(chunks, decisions=checked) if guard is not None else chunks
                 for chunk in shown:
                     raw.append(chunk)
                     text = restorer.feed(chunk.text)
@@ -455,7 +457,7 @@ class AnswerStream(Iterator[Chunk]):
                     close()
                 completion = collect(raw, model=engine.name, backend=engine.name)
                 json_form = "schema" in params
-                self.answer = _streamed(assistant, engine, completion, screened, ph, restorer, json_form)
+                self.answer = _streamed(engine, completion, screened, ph, checked, json_form)
         finally:
             assistant._release(engine)
 
@@ -464,18 +466,16 @@ class AnswerStream(Iterator[Chunk]):
 
 
 def _streamed(
-    assistant: Assistant,
     engine: Any,
     completion: Completion,
     screened: Screened,
     ph: Placeholders,
-    restorer: StreamRestorer,
+    checked: Sequence[Decision],
     json_form: bool,
 ) -> Answer:
-    """The answer of a one-model stream, from the chunks the guard let through."""
-    findings = list(screened.findings)
-    if assistant.guard is not None and completion.text:  # audited already, as the stream released it
-        findings += _findings(assistant.guard.check("".join(restorer.shown), "output", audit=False), "output")
+    """The answer of a one-model stream, with the findings the stream's own checks made (the held-back
+    text is checked again as it grows: each category and action is reported once, as last seen)."""
+    found = {(f.category, f.action): f for d in checked for f in _findings(d, "output")}
     text, privacy = ph.restore(completion.text, screened.sent)
     return Answer(
         text=text,
@@ -483,7 +483,7 @@ def _streamed(
         route=_model_route(engine),
         trace_id=new_trace_id(),
         finish_reason=completion.finish_reason,
-        findings=tuple(findings),
+        findings=(*screened.findings, *found.values()),
         value=_restore_value(_json(completion.text), ph) if json_form else None,
         privacy=privacy,
     )

@@ -121,7 +121,6 @@ class StreamRestorer:
     def __init__(self, placeholders: Placeholders) -> None:
         self.placeholders = placeholders
         self._held = ""
-        self.shown: list[str] = []
 
     def feed(self, text: str) -> str:
         text = self._held + text
@@ -130,11 +129,8 @@ class StreamRestorer:
             text, self._held = text[:cut], text[cut:]
         else:
             self._held = ""
-        out, _ = self.placeholders.restore(text)
-        self.shown.append(text)
-        return out
+        return self.placeholders.restore(text)[0]
 
     def flush(self) -> str:
         text, self._held = self._held, ""
-        self.shown.append(text)
         return self.placeholders.restore(text)[0]

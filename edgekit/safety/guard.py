@@ -268,11 +268,14 @@ class Guard:
 
         return StreamGuard(self, layer)
 
-    def guard_chunks(self, chunks: Iterator[Chunk], layer: Layer = "output") -> Iterator[Chunk]:
-        """Filter a model's chunk stream; on ``block`` stop generation and end with ``content_filter``."""
+    def guard_chunks(
+        self, chunks: Iterator[Chunk], layer: Layer = "output", decisions: list[Decision] | None = None
+    ) -> Iterator[Chunk]:
+        """Filter a model's chunk stream; on ``block`` stop generation and end with ``content_filter``.
+        ``decisions``: gets the decisions that had findings, once the stream ends."""
         from edgekit.safety.stream import guard_chunks
 
-        return guard_chunks(self, chunks, layer)
+        return guard_chunks(self, chunks, layer, decisions)
 
     # --- helpers -----------------------------------------------------------------------------------
 

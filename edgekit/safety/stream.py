@@ -130,6 +130,8 @@ class StreamGuard:
         if not piece.strip():
             return end
         decision = self.guard.check(piece, self.layer, filters=self.whole_filters, audit=False)
+        if decision.verdicts:
+            self.decisions.append(decision)
         if decision.blocked:
             self.stopped = _only_blocks(decision)
             base = len(self.released)
@@ -160,10 +162,12 @@ def _only_blocks(decision: Decision) -> Decision:
     return Decision(decision.layer, "block", blocks, "", language=decision.language)
 
 
-def guard_chunks(guard: Guard, chunks: Iterator[Chunk], layer: Layer = "output") -> Iterator[Chunk]:
+def guard_chunks(
+    guard: Guard, chunks: Iterator[Chunk], layer: Layer = "output", decisions: list[Decision] | None = None
+) -> Iterator[Chunk]:
     """Filter a model's chunks through a ``StreamGuard``. On ``block`` the upstream iterator is closed
     (which stops generation) and the last chunk says ``content_filter``. An empty final chunk is passed on
-    as the same object, so servers can still look up facts recorded for it (the cascade's route)."""
+    as the same object. ``decisions`` gets the stream's decisions that had findings when it ends."""
     from edgekit.runtime.types import Chunk
 
     sg = guard.stream(layer)
@@ -185,6 +189,8 @@ def guard_chunks(guard: Guard, chunks: Iterator[Chunk], layer: Layer = "output")
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+        if decisions is not None:
+            decisions.extend(d for d in sg.decisions if d.verdicts)
     usage = last.usage if last is not None else None
     if sg.stopped is not None:
         yield Chunk("", finish_reason="content_filter", usage=usage)

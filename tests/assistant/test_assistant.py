@@ -274,3 +274,16 @@ def test_a_policy_with_preference_is_refused_with_a_hint() -> None:
     assert "preference" in e.value.message
     assert "p.toml" in e.value.message
     assert "Delete the line" in e.value.hint
+
+
+def test_a_streamed_answer_reports_what_the_stream_guard_found_once(guard: Guard) -> None:
+    from tests.serve.fakes import FakeResponder
+
+    leaky = FakeResponder(reply=f"Sure, write to {EMAIL} or {EMAIL} today, and mail me anytime")
+    stream = Assistant(leaky, guard=guard).chat("Hi", stream=True)
+    shown = "".join(c.text for c in stream)
+    assert EMAIL not in shown and "[REDACTED:email]" in shown
+    answer = stream.answer  # type: ignore[union-attr]
+    assert answer is not None
+    output = [f for f in answer.findings if f.layer == "output"]
+    assert [(f.category, f.action) for f in output] == [("pii", "redact")]
