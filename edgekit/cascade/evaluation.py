@@ -482,7 +482,7 @@ def _split_report(
         "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
         "remote_tokens_saved": 1 - used / all_remote_tokens,
-        "interval_95": _bootstrap(obs, threshold, scores),
+        "interval_95": _bootstrap(obs, decisions),
         "curve": curve,
         "curve_at_target": _at_target(curve, remote_q, oracle_share, target),
         "reasons": _reasons(obs, decisions),
@@ -494,15 +494,14 @@ def _split_report(
 
 
 def _bootstrap(
-    obs: Sequence[Observation], threshold: float, scores: Scores = None, *, rounds: int = 2000, seed: int = 0
+    obs: Sequence[Observation], decisions: Sequence[str | None], *, rounds: int = 2000, seed: int = 0
 ) -> dict[str, list[float]]:
     """95% percentile intervals of the cascade's quality (of always-remote) and remote share (of the
-    oracle's) at this fixed threshold, resampling the items with replacement (seeded: reproducible)."""
+    oracle's) for these routing decisions, resampling the items with replacement (seeded: reproducible)."""
     import numpy as np
 
     if not obs:
         return {}
-    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
     got = np.array([o.remote_ok if d else o.local_ok for o, d in zip(obs, decisions, strict=True)], float)
     remote = np.array([o.remote_ok for o in obs], float)
     sent = np.array([d is not None for d in decisions], float)
