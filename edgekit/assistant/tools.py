@@ -21,7 +21,6 @@ import json
 import threading
 import time
 import typing
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +29,7 @@ from edgekit.assistant.answer import Answer
 from edgekit.assistant.assistant import WITHHELD, render_messages
 from edgekit.assistant.privacy import Placeholders
 from edgekit.errors import InputError, SchemaError
+from edgekit.schema.tools import new_call_id
 
 if TYPE_CHECKING:
     from edgekit.assistant.assistant import Assistant
@@ -130,13 +130,13 @@ def run_tools(
         assert isinstance(answer, Answer)
         if answer.tool_calls and all(_key(c) in done for c in answer.tool_calls):
             # the same calls again (small models loop): their results are in view, so answer in words
-            answer = assistant.chat(history, placeholders=ph, **params)
+            answer = assistant.chat(history, tools=(), placeholders=ph, **params)
             assert isinstance(answer, Answer)
         if not answer.tool_calls:
             stopped: Literal["answered", "blocked"] = "blocked" if answer.blocked else "answered"
             history.append({"role": "assistant", "content": answer.text})
             return ToolRun(answer, tuple(steps), stopped, tuple(history))
-        calls = [(c, "call_" + uuid.uuid4().hex[:24]) for c in answer.tool_calls]
+        calls = [(c, new_call_id()) for c in answer.tool_calls]
         history.append(
             {"role": "assistant", "content": None, "tool_calls": [c.to_openai(i) for c, i in calls]}
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,11 @@ class ToolCall:
             "type": "function",
             "function": {"name": self.name, "arguments": json.dumps(self.arguments, ensure_ascii=False)},
         }
+
+
+def new_call_id() -> str:
+    """An id for one tool call, in OpenAI's shape."""
+    return "call_" + uuid.uuid4().hex[:24]
 
 
 TEXT_REPLY: dict[str, Any] = {

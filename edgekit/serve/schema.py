@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgekit.assistant.answer import Answer
 from edgekit.runtime.types import ChatMessage, Chunk, Usage
+from edgekit.schema.tools import new_call_id
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
@@ -326,7 +327,7 @@ def message_of(answer: Answer) -> tuple[dict[str, Any], str]:
     validated and checked by the safety guard already ('content_filter' when it blocked them)."""
     if answer.tool_calls:  # blocked calls are left out; all blocked: content_filter
         allowed = [c for c in answer.tool_calls if not c.blocked]
-        calls = [c.to_openai("call_" + uuid.uuid4().hex[:24]) for c in allowed]
+        calls = [c.to_openai(new_call_id()) for c in allowed]
         return {"role": "assistant", "content": None, "tool_calls": calls}, answer.finish_reason
     return {"role": "assistant", "content": answer.text}, answer.finish_reason
 

@@ -201,6 +201,10 @@ def test_a_repeated_call_is_not_run_again_and_the_model_answers_without_tools() 
     assert calls == ["Paris"] and len(run.steps) == 1
     assert "schema" in engine.params[1] and "schema" not in engine.params[2]  # the last ask: no tools
     assert any(m["role"] == "tool" for m in engine.calls[2])  # with the result in view
+    again = ScriptedEngine(WEATHER_CALL, WEATHER_CALL, "It is sunny in Paris.")
+    with_defaults = Assistant(again, guard=guard(), tools=[tool_from_function("weather", counted)])
+    run = with_defaults.run_tools("Weather in Paris?", {"weather": counted}, max_steps=4)
+    assert run.text == "It is sunny in Paris." and "schema" not in again.params[2]  # not the default tools
 
 
 def test_parallel_calls_in_one_answer_run_each_and_feed_each_back() -> None:
