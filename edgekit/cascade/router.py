@@ -334,8 +334,8 @@ class Router:
                     )
                     return self._finish(result, request, t0, msgs)
                 rejections.append(f"{tier.name}: {'; '.join(failed)}")
-            escalation = escalation or f"signals: {rejections[-1]}" if rejections else escalation
-            assert escalation is not None
+            # here a gate escalated (and there is no remote), or every local tier was rejected
+            escalation = escalation or f"signals: {rejections[-1]}"
         return self._escalate(
             msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass
         )
