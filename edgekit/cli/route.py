@@ -36,6 +36,7 @@ def explain(
     with load_router(policy, traces=False) as router:
         result = router.route(text, dry_run=True)
     conf = result.completion.confidence
+    measured = {"mean_prob": conf.mean_prob, "min_prob": conf.min_prob, "mean_entropy": conf.mean_entropy}
     data = {
         "route": result.route.replace("degraded:", "would escalate; local fallback ")
         if result.escalation_reason
@@ -44,11 +45,7 @@ def explain(
         "gates": [{"gate": g.gate, "verdict": g.verdict, "reason": g.reason} for g in result.gates],
         "rejections": list(result.rejections),
         "local_answer": result.completion.text,
-        "signals": {
-            "mean_prob": conf.mean_prob,
-            "min_prob": conf.min_prob,
-            "mean_entropy": conf.mean_entropy,
-        },
+        "signals": measured,
         "latency_ms": result.latency_ms,
     }
     if as_json:
@@ -60,7 +57,6 @@ def explain(
     out.print(table)
     for rejection in result.rejections:
         out.print(f"not accepted: {rejection}", markup=False)
-    measured = {"mean_prob": conf.mean_prob, "min_prob": conf.min_prob, "mean_entropy": conf.mean_entropy}
     signals = ", ".join(f"{k} {v:.3f}" for k, v in measured.items() if v is not None) or "none"
     tokens = result.completion.usage.completion_tokens
     out.print(f"local answer: {result.completion.text.strip()!r}", markup=False)
