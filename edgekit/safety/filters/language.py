@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 from edgekit.safety.filters import Context
@@ -74,6 +75,7 @@ def detect(text: str) -> tuple[str, float]:
     return str(lang), float(prob)
 
 
+@lru_cache(maxsize=8192)
 def script_of(char: str) -> str:
     """The script of one letter, by its Unicode name: ``LATIN``, ``HAN``, ``KANA``, ``CYRILLIC``, ..."""
     name = unicodedata.name(char, "")
@@ -86,7 +88,10 @@ def script_of(char: str) -> str:
 
 
 def scripts(text: str) -> Counter[str]:
-    """Letters per script."""
+    """Letters per script (an ASCII text's letters are all Latin: no per-letter lookup)."""
+    if text.isascii():
+        letters = sum(c.isalpha() for c in text)
+        return Counter({"LATIN": letters} if letters else {})
     return Counter(script_of(c) for c in text if c.isalpha())
 
 
@@ -106,10 +111,22 @@ class LanguageFilter:
         self.action = action
         self.min_chars = min_chars
         self.min_confidence = min_confidence
+        self._last: tuple[str, tuple[str, float] | None] = ("", None)
 
     def language(self, text: str) -> tuple[str, float] | None:
         """The detected language when it can be told (by script, or a long and confident guess), else
-        None. The probability of a script-decided language is the share of letters in that script."""
+        None. The probability of a script-decided language is the share of letters in that script.
+
+        The last answer is kept: the guard asks once for the classifier's thresholds, then the filter's
+        own check asks again for the same text."""
+        last = self._last  # one read: another thread may replace it
+        if last[0] == text and text:
+            return last[1]
+        found = self._language(text)
+        self._last = (text, found)
+        return found
+
+    def _language(self, text: str) -> tuple[str, float] | None:
         counts = scripts(text)
         if counts.get("KANA"):  # Japanese mixes kana with Han; Chinese has no kana
             counts["KANA"] += counts.pop("HAN", 0)
