@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
-from edgekit.models.lock import Lockfile
+from edgekit.files import ProgressFn, no_progress
+from edgekit.models.lock import Lockfile, looks_like_path
 from edgekit.models.store import EntryStatus, ModelStore
-from edgekit.models.verify import ProgressFn, VerifyMemo, _noop
+from edgekit.models.verify import VerifyMemo
 from edgekit.runtime.base import Backend
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, GenerationParams, normalize_messages
 
@@ -185,17 +186,13 @@ class Model:
         return f"Model({self.name!r}, backend={self.backend.name!r}, n_ctx={self.n_ctx})"
 
 
-def _looks_like_path(model: str) -> bool:
-    return "/" in model or model.endswith((".gguf", ".onnx")) or Path(model).exists()
-
-
 def load(
     model: str | Path | None = None,
     *,
     n_ctx: int | None = None,
     threads: int | None = None,
     settings: Settings | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
 ) -> Model:
     """Load a models.lock entry (default: the lock's default) or a GGUF file / ONNX folder path.
 
@@ -203,7 +200,7 @@ def load(
     """
     settings = settings or Settings.from_env()
     threads = threads or settings.threads
-    if isinstance(model, Path) or (model is not None and _looks_like_path(model)):
+    if isinstance(model, Path) or (model is not None and looks_like_path(model)):
         path = Path(model).expanduser()
         return Model(_open_path(path, settings, n_ctx, threads, path.name), name=path.name, path=path)
     store = ModelStore(settings)
@@ -265,7 +262,7 @@ def pull(
     *,
     force: bool = False,
     settings: Settings | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
 ) -> Path:
     """Download (or find in the cache) and verify a models.lock entry; returns its path."""
     return ModelStore(settings).pull(name, force=force, progress=progress)
@@ -277,7 +274,7 @@ def list_models(settings: Settings | None = None) -> list[EntryStatus]:
 
 
 def verify(
-    name: str | None = None, *, settings: Settings | None = None, progress: ProgressFn = _noop
+    name: str | None = None, *, settings: Settings | None = None, progress: ProgressFn = no_progress
 ) -> Path:
     return ModelStore(settings).verify(name, progress)
 

@@ -39,6 +39,13 @@ def _positive_int(name: str) -> int | None:
     return int(raw)
 
 
+def default_threads() -> int:
+    """CPU threads for local models when neither the caller nor EDGEKIT_THREADS says: physical-ish cores,
+    since llama.cpp decodes fastest with one thread per core, not per SMT sibling."""
+    n = os.cpu_count() or 1
+    return max(1, n // 2) if n > 4 else n
+
+
 def shipped_lock_path() -> Path:
     """The models.lock inside the installed package (absent in an editable install)."""
     return Path(str(resources.files("edgekit") / "_data" / "models.lock"))

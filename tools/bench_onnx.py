@@ -22,7 +22,7 @@ from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
 from edgekit.compress.onnx import to_onnx
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
 from edgekit.evaluate import run_eval
-from edgekit.models.verify import content_size
+from edgekit.files import content_size
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "recipes" / "data" / "eval"

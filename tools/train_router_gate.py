@@ -26,7 +26,7 @@ from edgekit.cascade.evaluation import (
     rescore,
 )
 from edgekit.cascade.learned import NEIGHBOURS, default_embed
-from edgekit.evaluate.files import atomic_write_text
+from edgekit.files import atomic_write_text
 
 
 def main() -> int:

@@ -35,13 +35,13 @@ from edgekit.assistant.privacy import Placeholders, StreamRestorer
 from edgekit.cascade.router import Router, RouteResult, count_prompt_tokens
 from edgekit.cascade.trace import new_trace_id
 from edgekit.errors import InputError
+from edgekit.files import ProgressFn, no_progress
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, collect, normalize_messages
 from edgekit.safety.guard import Decision, Guard, SafetyBlockedError
 from edgekit.safety.taxonomy import Action, strictest
 
 if TYPE_CHECKING:
     from edgekit.assistant.tools import ToolRun
-    from edgekit.models.verify import ProgressFn
     from edgekit.schema import CompiledSchema, Tool, ToolCall
 
 WITHHELD = "[document withheld by the safety policy]"
@@ -117,7 +117,7 @@ class Assistant:
                 if not cascade:
                     from edgekit.api import load
 
-                    engines.append(load(model, n_ctx=n_ctx, progress=progress or _quiet))
+                    engines.append(load(model, n_ctx=n_ctx, progress=progress or no_progress))
                 else:
                     from edgekit.assistant.loading import load_router
 
@@ -579,10 +579,6 @@ def _chosen(specs: Sequence[Tool], choice: str) -> tuple[Tool, ...]:
         names = ", ".join(t.name for t in specs)
         raise InputError(f"tool_choice names {choice!r}, not one of the tools", f"Use one of: {names}.")
     return chosen
-
-
-def _quiet(_what: str, _done: int, _total: int | None) -> None:
-    return None
 
 
 def _guard(safety: bool | str | Path | Guard) -> Guard | None:

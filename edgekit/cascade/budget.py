@@ -8,13 +8,12 @@ check and overspend. A ledger file that cannot be read fails closed: no remote c
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 from datetime import date
 from pathlib import Path
 
 from edgekit.cascade.policy import Budget
+from edgekit.files import atomic_replace
 
 
 class LedgerUnreadable(Exception):
@@ -98,10 +97,7 @@ class BudgetLedger:
         if self.path is None:
             self._memory = data
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
+        atomic_replace(self.path, json.dumps(data).encode())
 
     def cost(self, tokens: int) -> float:
         return tokens / 1000 * self.budget.cost_per_1k_tokens

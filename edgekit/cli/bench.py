@@ -13,9 +13,8 @@ import edgekit
 from edgekit.bench import run_bench
 from edgekit.cli.options import ModelOpt
 from edgekit.cli.render import err, out, progress_bar
-from edgekit.config import Settings
+from edgekit.config import Settings, default_threads
 from edgekit.errors import InputError
-from edgekit.runtime.llamacpp import _default_threads
 
 
 def bench(
@@ -43,7 +42,7 @@ def bench(
     if not as_json:
         what = f"raw llama-cpp-python and edgekit, {rounds} workers x {runs} runs each"
         err.print(f"[dim]benchmarking {name}: {what}...[/dim]")
-    threads = threads or Settings.from_env().threads or _default_threads()
+    threads = threads or Settings.from_env().threads or default_threads()
     report = run_bench(
         path, model=name, threads=threads, n_ctx=n_ctx, max_tokens=max_tokens, runs=runs, rounds=rounds
     )

@@ -11,8 +11,8 @@ from rich.table import Table
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.errors import CheckFailedError
 from edgekit.evaluate import EvalReport, run_eval
-from edgekit.evaluate.files import atomic_write_text
 from edgekit.evaluate.gates import fmt
+from edgekit.files import atomic_write_text
 
 ReportOpt = Annotated[Path | None, typer.Option(dir_okay=False, writable=True)]
 

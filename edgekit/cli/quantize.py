@@ -106,7 +106,7 @@ def _emit(
 ) -> None:
     from edgekit.compress.passes.gguf_quantize import TensorOverrides
     from edgekit.compress.recipe import from_quantize_args, load_recipe
-    from edgekit.evaluate.files import atomic_write_text
+    from edgekit.files import atomic_write_text
 
     if format == "gguf":
         from edgekit.compress.passes.gguf_quantize import quant_type

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from edgekit.errors import EdgekitError, EncodingError
-from edgekit.models.verify import ProgressFn
+from edgekit.files import ProgressFn, no_progress
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,7 +49,7 @@ class _ByStage(ProgressColumn):
 def progress_bar() -> Iterator[ProgressFn]:
     """A ProgressFn that draws one bar per stage on stderr (nothing when stderr is not a terminal)."""
     if not err.is_terminal:
-        yield lambda stage, done, total: None
+        yield no_progress
         return
     bars = Progress(
         TextColumn("{task.description:<34}"),

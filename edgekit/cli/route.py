@@ -14,7 +14,7 @@ from edgekit.assistant.loading import load_router
 from edgekit.cascade.trace import TraceStore, stats
 from edgekit.cli.render import err, out, progress_bar, read_text_arg
 from edgekit.errors import InputError
-from edgekit.evaluate.files import atomic_write_text
+from edgekit.files import atomic_write_text
 
 route_app = typer.Typer(help="Explain how the cascade routes a prompt.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect recorded cascade traces.", no_args_is_help=True)

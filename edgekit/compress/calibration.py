@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import InputError
+from edgekit.files import file_sha256
 
 MIN_CHARS = 2000
 """Smallest calibration set accepted: about 500 tokens, one 512-token window of activation statistics."""
@@ -72,13 +73,13 @@ def load_calibration(
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
         if not files:
             raise CalibrationError(f"{path}: no .txt or .jsonl files in this folder")
-        lines = [f"{p.relative_to(path).as_posix()} {_file_sha256(p)}" for p in files]
+        lines = [f"{p.relative_to(path).as_posix()} {file_sha256(p)}" for p in files]
         digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     elif path.is_file():
         if path.suffix not in SUFFIXES:
             raise CalibrationError(f"{path}: calibration files must end in .txt or .jsonl")
         files = [path]
-        digest = _file_sha256(path)
+        digest = file_sha256(path)
     else:
         raise CalibrationError(f"{path}: no such file or folder")
     texts: list[str] = []
@@ -94,10 +95,6 @@ def load_calibration(
             "a better importance matrix).",
         )
     return CalibrationSet(tuple(texts), digest, path.name)
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_text(path: Path) -> str:

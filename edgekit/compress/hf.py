@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.compress.output import atomic_output
 from edgekit.errors import MissingDependencyError, ModelFileError
+from edgekit.files import atomic_output
 
 # Bumped when gguf_to_hf writes a different folder for the same GGUF, so caches keyed by it start over
 # (2: the tokenizer follows the GGUF's pre-tokenizer, BOS and EOS; see match_gguf_tokenizer).

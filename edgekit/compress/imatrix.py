@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.compress.output import atomic_output
 from edgekit.errors import InputError, ModelFileError
+from edgekit.files import atomic_output
 
 
 class ImatrixError(InputError):
@@ -142,7 +142,7 @@ class QuantizeImatrix:
 
 def model_columns(model: str | Path) -> dict[str, int]:
     """GGUF weight tensor name -> input columns (ne[0]) of the matrices in ``model`` (header only)."""
-    from edgekit.runtime.gguf import MAGIC, _Reader
+    from edgekit.runtime.gguf import MAGIC, HeaderReader
 
     path = Path(model)
     try:
@@ -150,7 +150,7 @@ def model_columns(model: str | Path) -> dict[str, int]:
     except OSError as e:
         raise ModelFileError(f"{path}: cannot open ({e.strerror})") from None
     with f:
-        r = _Reader(f, path, path.stat().st_size)
+        r = HeaderReader(f, path, path.stat().st_size)
         if r.take(4) != MAGIC:
             raise ModelFileError(f"{path}: not a GGUF file (bad magic)")
         r.unpack("I")

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgekit.compress.passes.onnx_export import Progress, check_causal_lm, export_causal_lm
+from edgekit.compress.passes.onnx_export import check_causal_lm, export_causal_lm
 from edgekit.compress.passes.onnx_quantize import (
     MODES as QUANT_MODES,
 )
@@ -30,7 +30,7 @@ from edgekit.compress.passes.onnx_quantize import (
 )
 from edgekit.compress.provenance import Provenance, record
 from edgekit.errors import InputError
-from edgekit.models.verify import content_sha256
+from edgekit.files import ProgressFn, content_sha256
 
 MODES = ("fp32", *QUANT_MODES)
 ENCODER_MODES = ("fp32", "int8")
@@ -63,7 +63,7 @@ def to_onnx(
     name: str | None = None,
     source: str | None = None,
     source_sha256: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Build the ONNX target ``mode`` of ``hf_dir`` at ``out_dir``; returns ``out_dir``.
 

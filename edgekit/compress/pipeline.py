@@ -36,7 +36,8 @@ from edgekit.compress.provenance import Provenance, record, tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
 from edgekit.config import Settings
 from edgekit.errors import CheckFailedError, RecipeError, UnknownModelError
-from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256
+from edgekit.files import ProgressFn, atomic_replace, content_sha256, no_progress
+from edgekit.models.verify import VerifyMemo
 
 Status = Literal["run", "cached", "ran"]
 PASSES: dict[str, str] = {
@@ -483,10 +484,7 @@ class _Records:
             "sha256": sha256,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        final = self.file(step)
-        tmp = final.with_name(f".{final.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(final)
+        atomic_replace(self.file(step), json.dumps(data, indent=1).encode())
 
 
 def status(p: Plan, *, force: bool = False, settings: Settings | None = None) -> tuple[StepResult, ...]:
@@ -514,7 +512,7 @@ def run(
     force: bool = False,
     settings: Settings | None = None,
     passes: Mapping[str, Pass] | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
     on_step: Callable[[StepResult, int, int], None] | None = None,
 ) -> RunResult:
     """Build every step that is not up to date, record the targets in models.lock, run the eval gate.
@@ -571,7 +569,7 @@ def run_recipe(
     force: bool = False,
     check: bool = True,
     settings: Settings | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
 ) -> RunResult:
     """Plan and run ``recipe``. With ``check``, a failed eval gate raises CheckFailedError (exit 1)."""
     settings = settings or Settings.from_env()
@@ -632,7 +630,7 @@ def _execute(
     progress: ProgressFn,
     prov: Provenance | None,
 ) -> str:
-    from edgekit.compress.output import atomic_output
+    from edgekit.files import atomic_output
 
     impl = (passes or {}).get(step.kind) or load_pass(step.kind)
     with atomic_output(step.out, folder=step.folder) as tmp:

@@ -26,8 +26,8 @@ from edgekit.compress.provenance import Provenance, record
 from edgekit.compress.source import Source, resolve
 from edgekit.config import Settings
 from edgekit.errors import InputError, MissingDependencyError
+from edgekit.files import ProgressFn, no_progress
 from edgekit.models.lock import NAME_RE, ModelEntry
-from edgekit.models.verify import ProgressFn, _noop
 
 Format = Literal["gguf", "onnx"]
 
@@ -61,7 +61,7 @@ def quantize(
     The output (default ``./<source>-<TYPE>.gguf``) is written atomically and recorded in ``lock_path``
     (default: the lock edgekit uses, ``EDGEKIT_LOCK`` or ``./models.lock``) as ``name``.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     settings = Settings.from_env()
     if format == "onnx":
         if overrides or imatrix is not None or allow_requantize:

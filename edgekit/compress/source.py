@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
-from edgekit.models.verify import ProgressFn, _noop, content_sha256
+from edgekit.files import ProgressFn, content_sha256, no_progress
 
 SourceKind = Literal["hf", "gguf", "hub", "lock"]
 
@@ -53,7 +53,9 @@ def parse_hub_id(text: str) -> tuple[str, str] | None:
     return m["repo"], rev
 
 
-def resolve(src: str | Path, *, settings: Settings | None = None, progress: ProgressFn = _noop) -> Source:
+def resolve(
+    src: str | Path, *, settings: Settings | None = None, progress: ProgressFn = no_progress
+) -> Source:
     """Resolve ``src`` to a local HF folder or GGUF file with its content hash."""
     settings = settings or Settings.from_env()
     text = str(src)
@@ -110,7 +112,7 @@ def hub_folder(settings: Settings, repo: str, revision: str) -> Path:
     return settings.cache_dir / "hub" / repo.replace("/", "--") / revision
 
 
-def download_hub(repo: str, revision: str, *, settings: Settings, progress: ProgressFn = _noop) -> Path:
+def download_hub(repo: str, revision: str, *, settings: Settings, progress: ProgressFn = no_progress) -> Path:
     """Download the files a conversion needs from ``repo`` at ``revision`` (cached by revision)."""
     final = hub_folder(settings, repo, revision)
     if (final / "config.json").is_file():
@@ -119,7 +121,7 @@ def download_hub(repo: str, revision: str, *, settings: Settings, progress: Prog
         raise OfflineError(
             f"{repo}@{revision} is not cached ({final}) and EDGEKIT_OFFLINE=1 forbids fetching"
         )
-    from edgekit.compress.output import atomic_output
+    from edgekit.files import atomic_output
 
     with atomic_output(final, folder=True) as tmp:
         if _has_hub_client():

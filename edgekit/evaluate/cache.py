@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.evaluate.drift import TopK
-from edgekit.evaluate.files import atomic_write_bytes
+from edgekit.files import atomic_write_bytes
 
 MAGIC = b"EKEVAL1\n"
 FORMAT = 1

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from edgekit.api import Model, _looks_like_path, load
-from edgekit.config import Settings
+from edgekit.api import Model, load
+from edgekit.config import Settings, default_threads
 from edgekit.errors import EdgekitError, InputError, ModelFileError
 from edgekit.evaluate import drift as drift_math
 from edgekit.evaluate.cache import BaselineCache, CorruptCache, DriftEntry, cache_key
@@ -43,9 +43,10 @@ from edgekit.evaluate.scoring import (
 from edgekit.evaluate.speed import Speed, measure
 from edgekit.evaluate.suite import Slice, Suite, check_texts, load_suite
 from edgekit.evaluate.tasks import TaskScores, run_tasks
+from edgekit.files import ProgressFn, content_sha256, content_size, no_progress
+from edgekit.models.lock import looks_like_path
 from edgekit.models.store import ModelStore
-from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256, content_size
-from edgekit.runtime.llamacpp import _default_threads
+from edgekit.models.verify import VerifyMemo
 
 T = TypeVar("T")
 BLOCK = 256
@@ -63,7 +64,7 @@ def run_eval(
     cache: bool = True,
     threads: int | None = None,
     settings: Settings | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
 ) -> EvalReport:
     """Compare ``candidate`` with ``baseline`` (models.lock names, GGUF files or ONNX folders).
 
@@ -74,7 +75,7 @@ def run_eval(
     started = time.perf_counter()
     settings = settings or Settings.from_env()
     # The two models run side by side: by default each gets half the cores, so neither waits on the other.
-    threads = threads or settings.threads or max(1, _default_threads() // 2)
+    threads = threads or settings.threads or max(1, default_threads() // 2)
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     check_texts(suite)
     run = _Run(suite, settings, progress, BaselineCache(settings.cache_dir / "eval") if cache else None)
@@ -147,7 +148,7 @@ def run_eval(
 
 def _resolve(spec: str | Path, role: str, settings: Settings, progress: ProgressFn) -> ModelInfo:
     try:
-        if isinstance(spec, Path) or _looks_like_path(spec):
+        if isinstance(spec, Path) or looks_like_path(spec):
             path = Path(spec).expanduser()
             if not path.exists():
                 raise ModelFileError(

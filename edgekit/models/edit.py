@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,8 @@ import tomlkit
 
 from edgekit.config import writable_lock_path
 from edgekit.errors import InputError, ModelFileError
+from edgekit.files import ProgressFn, atomic_replace, content_sha256, content_size, no_progress
 from edgekit.models.lock import NAME_RE, FileSource, Format, Lockfile, ModelEntry, render_entry
-from edgekit.models.verify import ProgressFn, _noop, content_sha256, content_size
 
 
 def detect_format(path: Path) -> Format:
@@ -39,7 +38,7 @@ def add_local(
     description: str = "",
     replace: bool = False,
     provenance: dict[str, Any] | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
 ) -> ModelEntry:
     """Add (or with ``replace``, update) an entry for a local file, hashing it. Returns the new entry.
 
@@ -87,9 +86,7 @@ def add_local(
     models[name] = table
     text = tomlkit.dumps(doc)
     Lockfile.parse(text, lock_path)  # never write a lock we could not read back
-    tmp = lock_path.with_name(f".{lock_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, lock_path)
+    atomic_replace(lock_path, text.encode("utf-8"))
     return entry
 
 

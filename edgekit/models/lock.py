@@ -52,6 +52,11 @@ SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def looks_like_path(model: str) -> bool:
+    """Whether a model spec names a file or folder (a GGUF, an ONNX folder), not a models.lock entry."""
+    return "/" in model or model.endswith((".gguf", ".onnx")) or Path(model).exists()
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

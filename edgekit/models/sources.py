@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +19,8 @@ import httpx
 
 from edgekit.config import Settings
 from edgekit.errors import DiskFullError, DownloadError, ModelFileError
+from edgekit.files import CHUNK, ProgressFn
 from edgekit.models.lock import BuildSource, FileSource, HubSource, ModelEntry, PypiSource, UrlSource
-from edgekit.models.verify import CHUNK, ProgressFn
 
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -231,9 +230,3 @@ def local_source_path(entry: ModelEntry, lock_root: Path) -> Path | None:
         return p if p.is_absolute() else (lock_root / p)
     return None
 
-
-def remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, HashMismatchError, ModelFileError, OfflineError
+from edgekit.files import ProgressFn, content_sha256, content_size, no_progress, remove
 from edgekit.models.lock import BUILD_PASSES, BuildSource, Lockfile, ModelEntry
-from edgekit.models.sources import fetch, local_source_path, remove
-from edgekit.models.verify import ProgressFn, VerifyMemo, _noop, content_sha256, content_size
+from edgekit.models.sources import fetch, local_source_path
+from edgekit.models.verify import VerifyMemo
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class ModelStore:
 
     # --- getting and checking ---------------------------------------------------------------------
 
-    def ensure(self, name: str | None = None, progress: ProgressFn = _noop) -> Path:
+    def ensure(self, name: str | None = None, progress: ProgressFn = no_progress) -> Path:
         """Path of a verified artifact: pulled if missing, hashed once, then trusted while size+mtime hold."""
         entry = self.lock.get(name)
         path = self.path_for(entry)
@@ -62,7 +63,7 @@ class ModelStore:
             self._check(entry, path, progress)
         return path
 
-    def verify(self, name: str | None = None, progress: ProgressFn = _noop) -> Path:
+    def verify(self, name: str | None = None, progress: ProgressFn = no_progress) -> Path:
         """Re-hash a cached artifact regardless of the memo. Raises if missing or different."""
         entry = self.lock.get(name)
         path = self.path_for(entry)
@@ -74,7 +75,9 @@ class ModelStore:
         self._check(entry, path, progress)
         return path
 
-    def pull(self, name: str | None = None, *, force: bool = False, progress: ProgressFn = _noop) -> Path:
+    def pull(
+        self, name: str | None = None, *, force: bool = False, progress: ProgressFn = no_progress
+    ) -> Path:
         entry = self.lock.get(name)
         final = self.path_for(entry)
         if local_source_path(entry, self.lock.root) is not None:

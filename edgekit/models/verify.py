@@ -1,55 +1,14 @@
-"""Content hashes for files and folders, and a memo so verified files are not re-hashed on every load.
+"""A memo so verified files are not re-hashed on every load (the hashes themselves: ``edgekit.files``).
 
-A folder's hash is the sha256 of its manifest: one line ``<sha256>  <relative/path>`` per file, sorted by
-path, joined with newlines. The memo remembers (size, mtime_ns) -> sha256 per absolute path; any change
-to either forces a re-hash.
+The memo remembers (size, mtime_ns) -> sha256 per absolute path; any change to either forces a re-hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 
-ProgressFn = Callable[[str, int, "int | None"], None]
-"""progress(stage, done, total): the library reports, the CLI renders."""
-
-CHUNK = 1 << 20
-
-
-def _noop(stage: str, done: int, total: int | None) -> None:
-    return None
-
-
-def file_sha256(path: Path, progress: ProgressFn = _noop, stage: str = "hash") -> str:
-    h = hashlib.sha256()
-    total = path.stat().st_size
-    done = 0
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-            done += len(block)
-            progress(stage, done, total)
-    return h.hexdigest()
-
-
-def tree_files(root: Path) -> list[Path]:
-    return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
-
-
-def tree_sha256(root: Path, progress: ProgressFn = _noop, stage: str = "hash") -> str:
-    lines = [f"{file_sha256(p, progress, stage)}  {p.relative_to(root).as_posix()}" for p in tree_files(root)]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def content_sha256(path: Path, progress: ProgressFn = _noop, stage: str = "hash") -> str:
-    return tree_sha256(path, progress, stage) if path.is_dir() else file_sha256(path, progress, stage)
-
-
-def content_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in tree_files(path)) if path.is_dir() else path.stat().st_size
+from edgekit.files import atomic_replace, tree_files
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -100,7 +59,4 @@ class VerifyMemo:
             self._write(data)
 
     def _write(self, data: dict[str, dict[str, int | str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_replace(self.path, json.dumps(data, indent=1, sort_keys=True).encode())

@@ -80,7 +80,10 @@ class GGUFInfo:
         return v if isinstance(v, str) else None
 
 
-class _Reader:
+class HeaderReader:
+    """Reads a GGUF header's fields from ``f`` (``size`` bytes long) and names ``path`` in every error: a
+    count or length past the end of the file is a truncated or corrupt header, never a huge read."""
+
     def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
         self.f, self.path, self.size = f, path, size
 
@@ -126,7 +129,7 @@ def read_gguf(path: Path) -> GGUFInfo:
     except OSError as e:
         raise ModelFileError(f"{path}: cannot open ({e.strerror})", "Check the path.") from None
     with f:
-        r = _Reader(f, path, size)
+        r = HeaderReader(f, path, size)
         if f.read(4) != MAGIC:
             raise ModelFileError(
                 f"{path}: not a GGUF file (bad magic)",

@@ -8,13 +8,13 @@ place (no copy, no second pass) to give the chosen token's probability and the e
 from __future__ import annotations
 
 import ctypes
-import os
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.config import default_threads
 from edgekit.errors import BackendError, ContextOverflowError, MissingDependencyError, ModelFileError
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
@@ -60,8 +60,8 @@ class LlamaCppBackend(BackendBase):
             self.llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=self.n_ctx,
-                n_threads=threads or _default_threads(),
-                n_threads_batch=threads or _default_threads(),
+                n_threads=threads or default_threads(),
+                n_threads_batch=threads or default_threads(),
                 verbose=False,
                 logits_all=False,
             )
@@ -232,9 +232,3 @@ class LlamaCppBackend(BackendBase):
         if llm is not None:
             llm.close()
             self.llm = None
-
-
-def _default_threads() -> int:
-    """Physical-ish core count: llama.cpp decodes fastest with one thread per core, not per SMT sibling."""
-    n = os.cpu_count() or 1
-    return max(1, n // 2) if n > 4 else n

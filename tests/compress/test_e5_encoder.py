@@ -12,8 +12,8 @@ import pytest
 
 from edgekit.compress.passes import e5_encoder as e5
 from edgekit.errors import ModelFileError
+from edgekit.files import tree_sha256
 from edgekit.models.lock import BUILD_PASSES
-from edgekit.models.verify import tree_sha256
 
 from . import e5_fixture as fx
 

@@ -26,8 +26,8 @@ from edgekit.compress.passes.onnx_export import export_causal_lm
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
 from edgekit.errors import InputError, TokenizerMismatchError
 from edgekit.evaluate.scoring import Tokens, check_same_tokens
+from edgekit.files import content_sha256
 from edgekit.models.lock import Lockfile
-from edgekit.models.verify import content_sha256
 from tests.evaluate.conftest import excerpt
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from edgekit.cli.app import main
 from edgekit.compress.passes.gguf_quantize import TensorOverrides, quantize_gguf
 from edgekit.compress.quantize import QuantizeResult, quantize
 from edgekit.errors import DiskFullError, InputError
+from edgekit.files import file_sha256
 from edgekit.models.lock import Lockfile
-from edgekit.models.verify import file_sha256
 
 pytestmark = [pytest.mark.model]
 

@@ -16,7 +16,7 @@ from edgekit.compress import source
 from edgekit.compress.source import parse_hub_id, resolve
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
-from edgekit.models.verify import content_sha256
+from edgekit.files import content_sha256
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -19,8 +19,8 @@ import pytest
 
 from edgekit.config import Settings
 from edgekit.errors import HashMismatchError, InputError, ModelFileError
+from edgekit.files import content_size, tree_sha256
 from edgekit.models.store import ModelStore
-from edgekit.models.verify import content_size, tree_sha256
 from edgekit.safety.encoder import MULTILINGUAL_MODEL, Encoder, encoder_dir, shared_encoder
 from tests.compress import e5_fixture as fx
 

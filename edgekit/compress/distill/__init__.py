@@ -17,14 +17,14 @@ from pathlib import Path
 from edgekit.compress.distill.config import MODES, DistillConfig, DistillResult
 from edgekit.compress.hf import require
 from edgekit.config import Settings
+from edgekit.files import ProgressFn, no_progress
 from edgekit.models.lock import ModelEntry
-from edgekit.models.verify import ProgressFn, _noop
 
 __all__ = ["MODES", "DistillConfig", "DistillResult", "distill", "register"]
 
 
 def distill(
-    config: DistillConfig, *, progress: ProgressFn = _noop, settings: Settings | None = None
+    config: DistillConfig, *, progress: ProgressFn = no_progress, settings: Settings | None = None
 ) -> DistillResult:
     """Run ``config``: write the student as a Hugging Face folder at ``config.out`` (atomically).
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from edgekit.compress.output import atomic_output
 from edgekit.errors import BackendError, InputError
+from edgekit.files import atomic_output
 
 VERSION = 1
 

@@ -7,12 +7,11 @@ OpenAI-compatible endpoint (``http(s)://.../v1``, edgekit's remote backend). Ans
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from edgekit.api import Model, load, remote
 from edgekit.errors import InputError
-
-Progress = Callable[[str, int, int | None], None]
+from edgekit.files import ProgressFn
 
 
 def open_generator(spec: str, *, remote_model: str = "default", threads: int | None = None) -> Model:
@@ -27,7 +26,7 @@ def answers(
     *,
     max_tokens: int,
     seed: int,
-    progress: Progress,
+    progress: ProgressFn,
 ) -> list[str]:
     """The generator's answer to each prompt (greedy); empty answers are an error naming the prompt."""
     out: list[str] = []

@@ -13,9 +13,9 @@ from pathlib import Path
 from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
+from edgekit.files import ProgressFn, content_sha256, no_progress
 from edgekit.models.lock import Lockfile
 from edgekit.models.store import ModelStore
-from edgekit.models.verify import ProgressFn, _noop, content_sha256
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def _from_gguf(gguf: Path, progress: ProgressFn) -> Path:
     return folder
 
 
-def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = _noop) -> Teacher:
+def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = no_progress) -> Teacher:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -34,11 +34,10 @@ from edgekit.compress.distill.losses import ce_loss, kd_loss, topk_kd_loss
 from edgekit.compress.distill.prune import block_influence, choose_layers, decoder_layers, drop_layers
 from edgekit.compress.distill.targets import TopKTargets
 from edgekit.compress.distill.teacher import resolve_teacher
-from edgekit.compress.output import atomic_output
 from edgekit.compress.provenance import Provenance
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
-from edgekit.models.verify import ProgressFn, content_sha256
+from edgekit.files import ProgressFn, atomic_output, content_sha256
 
 PROVENANCE_FILE = "edgekit-provenance.json"
 PROBE_EXAMPLES = 4

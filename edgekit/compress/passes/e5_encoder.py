@@ -44,7 +44,7 @@ import numpy as np
 
 from edgekit.compress import onnx_proto as px
 from edgekit.errors import ModelFileError
-from edgekit.models.verify import ProgressFn, _noop
+from edgekit.files import ProgressFn, no_progress
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
@@ -397,7 +397,7 @@ def encoder_config(config: E5Config) -> dict[str, Any]:
     }
 
 
-def build(inputs: Mapping[str, Path], out: Path, progress: ProgressFn = _noop) -> None:
+def build(inputs: Mapping[str, Path], out: Path, progress: ProgressFn = no_progress) -> None:
     """Write the feature-extraction folder (model.onnx, tokenizer.json, edgekit-encoder.json) at ``out``.
 
     ``inputs``: ``weights`` (the E5S1 file) and ``tokenizer`` (multilingual-e5-small's tokenizer.json).

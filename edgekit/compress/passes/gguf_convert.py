@@ -24,9 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from edgekit.compress.output import atomic_output
 from edgekit.errors import BackendError, InputError, ModelFileError
-from edgekit.models.verify import ProgressFn, _noop
+from edgekit.files import ProgressFn, atomic_output, no_progress
 from edgekit.runtime.child import failure, last_line, native_env
 
 OutType = Literal["f16", "bf16", "f32"]
@@ -38,7 +37,12 @@ _BAD_TOKENIZER = 6  # child exit code: pre-tokenizer unknown to the converter an
 
 
 def convert_to_gguf(
-    folder: Path, out: Path, *, outtype: OutType = "f16", progress: ProgressFn = _noop, timeout: float = 3600
+    folder: Path,
+    out: Path,
+    *,
+    outtype: OutType = "f16",
+    progress: ProgressFn = no_progress,
+    timeout: float = 3600,
 ) -> Path:
     """Convert the HF ``folder`` into the GGUF ``out`` (written atomically). Returns ``out``."""
     from edgekit.compress.hf import require

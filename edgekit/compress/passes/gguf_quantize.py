@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgekit.compress.output import atomic_output
 from edgekit.errors import BackendError, DiskFullError, InputError, ModelFileError
-from edgekit.models.verify import ProgressFn, _noop
+from edgekit.files import ProgressFn, atomic_output, new_file_mode, no_progress
 from edgekit.runtime.child import last_line, native_env
 
 if TYPE_CHECKING:
@@ -193,7 +192,7 @@ def quantize_gguf(
     metadata: Mapping[str, str] | None = None,
     allow_requantize: bool = False,
     threads: int | None = None,
-    progress: ProgressFn = _noop,
+    progress: ProgressFn = no_progress,
     timeout: float = 3600,
 ) -> Path:
     """Quantize the GGUF ``src`` to ``qtype`` into ``out`` (written atomically). Returns ``out``.
@@ -233,14 +232,8 @@ def quantize_gguf(
 
             job["imatrix"] = str(write_imatrix(imatrix, Path(work) / "imatrix.gguf"))
         _run_child(job, src, progress, timeout)
-        os.chmod(tmp, 0o666 & ~_umask())  # the temporary file was created private
+        os.chmod(tmp, new_file_mode())  # the temporary file was created private
     return Path(out)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: float) -> None:

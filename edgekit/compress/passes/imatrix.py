@@ -31,16 +31,10 @@ import numpy as np
 from edgekit.compress.calibration import CalibrationSet
 from edgekit.compress.imatrix import Imatrix
 from edgekit.errors import BackendError, EdgekitError, InputError, ModelFileError
-
-ProgressFn = Callable[[str, int, "int | None"], None]
-"""progress(stage, done, total): stage is "imatrix"; done and total count windows."""
+from edgekit.files import ProgressFn, no_progress
 
 MIN_ROWS = 16  # like llama-imatrix: skip tiny batches (the last-token logits matmul)
 MIN_WINDOW = 64  # a last partial window shorter than this is dropped
-
-
-def _noop(stage: str, done: int, total: int | None) -> None:
-    return None
 
 
 def compute_imatrix(
@@ -53,13 +47,14 @@ def compute_imatrix(
     progress: ProgressFn | None = None,
 ) -> Imatrix:
     """Activation statistics of ``model_path`` (a GGUF, ideally the F16 one about to be quantized) over
-    ``calibration``, in ``n_ctx``-token windows (at most ``max_chunks`` of them)."""
+    ``calibration``, in ``n_ctx``-token windows (at most ``max_chunks`` of them). ``progress`` hears the
+    stage "imatrix" with windows done and total."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ModelFileError(f"{model_path}: no such GGUF file")
     if n_ctx < MIN_WINDOW:
         raise InputError(f"n_ctx {n_ctx} is too small for activation statistics; use {MIN_WINDOW} or more")
-    report = progress or _noop
+    report = progress or no_progress
     with tempfile.TemporaryDirectory(prefix="edgekit-imatrix-") as tmp:
         job = Path(tmp) / "job.json"
         out = Path(tmp) / "imatrix.npz"
@@ -317,8 +312,7 @@ def _collect(
 ) -> _Stats:
     import llama_cpp as lc
 
-    from edgekit.config import Settings
-    from edgekit.runtime.llamacpp import _default_threads
+    from edgekit.config import Settings, default_threads
 
     lib = _ggml()
     stats = _Stats(lib)
@@ -334,7 +328,7 @@ def _collect(
         cparams = lc.llama_context_default_params()
         cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = n_ctx
         cparams.n_seq_max = 1
-        n_threads = threads or Settings.from_env().threads or _default_threads()
+        n_threads = threads or Settings.from_env().threads or default_threads()
         cparams.n_threads = cparams.n_threads_batch = n_threads
         cparams.cb_eval = cb
         cparams.cb_eval_user_data = None

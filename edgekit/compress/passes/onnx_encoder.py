@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 
 from edgekit.compress.hf import require
-from edgekit.compress.output import atomic_output
 from edgekit.errors import ModelFileError
+from edgekit.files import atomic_output
 
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 TOKENIZER_FILES = (

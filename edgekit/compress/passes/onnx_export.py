@@ -17,13 +17,13 @@ import json
 import logging
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from edgekit.compress.hf import require
-from edgekit.compress.output import atomic_output
 from edgekit.errors import InputError, ModelFileError
+from edgekit.files import ProgressFn, atomic_output, no_progress
 
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 TASK = "text-generation-with-past"
@@ -36,12 +36,6 @@ SIDE_FILES = (
     "special_tokens_map.json",
     "chat_template.jinja",
 )
-
-Progress = Callable[[str, int, "int | None"], None]
-
-
-def _noop(stage: str, done: int, total: int | None) -> None:
-    return None
 
 
 @contextmanager
@@ -88,11 +82,11 @@ def check_causal_lm(hf_dir: Path) -> dict[str, object]:
     return config
 
 
-def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: Progress | None = None) -> Path:
+def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: ProgressFn | None = None) -> Path:
     """Export the causal LM in ``hf_dir`` to an ONNX folder at ``out_dir`` (written atomically)."""
     require("torch", "transformers", "optimum.exporters.onnx", "onnx", extra=ONNX_EXTRA)
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
-    report = progress or _noop
+    report = progress or no_progress
     check_causal_lm(hf_dir)
     from optimum.exporters.onnx import main_export
 

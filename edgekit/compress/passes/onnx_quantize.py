@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgekit.compress.hf import require
-from edgekit.compress.output import atomic_output
 from edgekit.errors import InputError, ModelFileError
+from edgekit.files import ProgressFn, atomic_output, no_progress
 
 MODES = ("int8-dynamic", "int8-static", "int4")
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
@@ -40,12 +40,6 @@ KEEP_FLOAT = ("down_proj",)  # MatMuls whose names contain these stay float in t
 EXTERNAL_DATA_BYTES = 1_800_000_000
 MIN_CALIBRATION_TOKENS = 8
 MAX_CALIBRATION_TOKENS = 128
-
-Progress = Callable[[str, int, "int | None"], None]
-
-
-def _noop(stage: str, done: int, total: int | None) -> None:
-    return None
 
 
 class CalibrationTexts(Protocol):
@@ -125,7 +119,7 @@ def quantize_onnx(
     *,
     calibration: CalibrationTexts | Sequence[str] | None = None,
     block_size: int = 32,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Quantize the ONNX causal LM in ``onnx_dir`` into ``out_dir`` (written atomically); returns it."""
     cal = as_calibration(calibration)
@@ -134,7 +128,7 @@ def quantize_onnx(
     require("onnx", "onnxruntime.quantization", extra=ONNX_EXTRA)
     if mode == "int4":
         require("onnx_ir", extra=ONNX_EXTRA)
-    report = progress or _noop
+    report = progress or no_progress
     out_dir = Path(out_dir)
     with atomic_output(out_dir, folder=True) as tmp, quiet_root_logger():
         report("quantize", 0, 1)
@@ -203,7 +197,7 @@ def _int8_dynamic(src: Path, dst: Path, external: bool) -> None:
         raise _failed(src, e) from None
 
 
-def _int8_static(src: Path, dst: Path, cal: CalibrationTexts, external: bool, report: Progress) -> None:
+def _int8_static(src: Path, dst: Path, cal: CalibrationTexts, external: bool, report: ProgressFn) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     reader = CalibrationFeeds(src, cal.texts, progress=report)
@@ -254,7 +248,7 @@ class CalibrationFeeds:
     The inputs are built by edgekit's ONNX backend, the same way generation feeds the graph.
     """
 
-    def __init__(self, model_path: Path, texts: Sequence[str], *, progress: Progress = _noop) -> None:
+    def __init__(self, model_path: Path, texts: Sequence[str], *, progress: ProgressFn = no_progress) -> None:
         from edgekit.runtime.onnx import OnnxBackend
 
         backend = OnnxBackend(model_path.parent, threads=None)
