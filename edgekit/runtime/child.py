@@ -4,6 +4,8 @@ never the caller's process. These helpers keep the children's environment and fa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 
 def native_env() -> dict[str, str]:
@@ -15,6 +17,21 @@ def native_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     env["GGML_NO_BACKTRACE"] = "1"
     return env
+
+
+def run_module(
+    module: str, *args: str, timeout: float, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in a child with ``native_env()``, ``stdin`` fed in and the output kept
+    as text. Raises ``subprocess.TimeoutExpired`` (the child killed) after ``timeout`` seconds."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=native_env(),
+    )
 
 
 def last_line(stderr: str, width: int = 300) -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from edgekit.errors import ModelFileError, TokenizerError
-from edgekit.runtime.child import last_line, native_env
+from edgekit.runtime.child import last_line, run_module
 
 PROBE_TEXTS = (
     "Hello, world! How are you today?",
@@ -26,13 +26,7 @@ PROBE_TEXTS = (
 
 def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "edgekit.runtime.probe", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=native_env(),
-        )
+        proc = run_module("edgekit.runtime.probe", str(path), timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TokenizerError(f"{path}: tokenizer probe did not finish in {timeout:.0f} s") from None
     if proc.returncode == 0:

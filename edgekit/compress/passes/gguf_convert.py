@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from edgekit.errors import BackendError, InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
-from edgekit.runtime.child import failure, last_line, native_env
+from edgekit.runtime.child import failure, last_line, run_module
 
 OutType = Literal["f16", "bf16", "f32"]
 OUT_TYPES: tuple[OutType, ...] = ("f16", "bf16", "f32")
@@ -56,19 +56,8 @@ def convert_to_gguf(
     progress("convert", 0, 1)
     with atomic_output(Path(out)) as tmp, _staged(folder, tmp.parent) as staged:
         try:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "edgekit.compress.passes.gguf_convert",
-                    str(staged),
-                    str(tmp),
-                    outtype,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=native_env(),
+            proc = run_module(
+                "edgekit.compress.passes.gguf_convert", str(staged), str(tmp), outtype, timeout=timeout
             )
         except subprocess.TimeoutExpired:
             raise BackendError(f"converting {folder} did not finish in {timeout:.0f} s") from None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgekit.errors import ModelFileError, TokenizerError
-from edgekit.runtime.child import failure, native_env
+from edgekit.runtime.child import failure, run_module
 
 PROBES: tuple[str, ...] = (
     "Hello world",
@@ -52,13 +52,11 @@ def source_token_ids(folder: Path, texts: Sequence[str]) -> list[list[int]]:
 def gguf_token_ids(gguf: Path, texts: Sequence[str], *, timeout: float = 120.0) -> list[list[int]]:
     """Token ids of ``texts`` by llama.cpp with ``gguf``'s vocabulary, computed in a child process."""
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "edgekit.compress.passes.tokenizer_check", str(gguf)],
-            input=json.dumps(list(texts)),
-            capture_output=True,
-            text=True,
+        proc = run_module(
+            "edgekit.compress.passes.tokenizer_check",
+            str(gguf),
+            stdin=json.dumps(list(texts)),
             timeout=timeout,
-            env=native_env(),
         )
     except subprocess.TimeoutExpired:
         raise TokenizerError(f"{gguf}: tokenizer check did not finish in {timeout:.0f} s") from None
