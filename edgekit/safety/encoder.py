@@ -17,7 +17,6 @@ depend on its batch-mates (and padding would cost time).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -28,6 +27,7 @@ import numpy as np
 
 from edgekit.config import Settings
 from edgekit.errors import InputError, MissingDependencyError, ModelFileError
+from edgekit.files import file_sha256
 from edgekit.models.store import ModelStore
 
 ENCODER_MODEL = "all-minilm-l6-v2"
@@ -72,14 +72,6 @@ def _minilm_export(store: ModelStore, name: str) -> Path:
             f"Run: {ONNX_EXTRA}; or turn the classifier off ([classifier] enabled = false).",
         )
     return export_encoder(source, out, int8=True)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_config(folder: Path) -> dict[str, object]:
