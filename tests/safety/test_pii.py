@@ -47,6 +47,7 @@ def card(body: str) -> str:
         ("Our fax: +1 (212) 555 0199", "+1 (212) 555 0199"),
         ("Write this down: 0612 345 678.", "0612 345 678"),  # no cue, but written like a phone number
         ("my number is 512 345 678", "512 345 678"),  # PL mobile: grouped like 512,345,678 needs the cue
+        ("Write this down - (0-312) 34567 - thanks.", "(0-312) 34567"),  # area code with a separator inside
     ],
 )
 def test_phone_numbers_in_national_and_international_formats(text: str, number: str) -> None:
@@ -89,6 +90,12 @@ def test_the_policy_region_is_tried_first() -> None:
         "He worked there 1998-2004, then moved.",
         "Seasons 2020/2021/2022 were the best.",
         "Winning numbers 04 12 23 31 38 45",
+        "- years of service: 1861 - 1865",  # year ranges with spaces, and before 1900
+        "1251-1265: the county passed to his son.",
+        "The war (17761781) ended with a treaty.",  # a dash lost in copying: two years in parentheses
+        "a total population of 46,307 (2005). It belongs",  # a figure and its year
+        "with a population of 850,106 (2015 estimate).",
+        "| #7 | Hoyas | 10-8 (19-12) | 1-0 |",  # a season record
     ],
 )
 def test_numbers_that_are_not_phone_numbers(text: str) -> None:

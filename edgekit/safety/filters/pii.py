@@ -139,7 +139,8 @@ YEAR_LAST = re.compile(r"\D\d{4}\Z")
 SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:([ .,\u202f])\d{3})(?:\1\d{3})*")
 YEAR_SERIAL = re.compile(r"(?:19|20)\d\d[-/]\d{3,}")
-YEARS = re.compile(r"(?<!\d)(?:19|20)\d\d[-/](?:19|20)\d\d(?!\d)")
+YEARS = re.compile(r"(?<!\d)((?:1\d|20)\d\d) ?([-/]) ?((?:1\d|20)\d\d)(?!\d)")
+"""Two years: 1998-2004, 2020/2021, 1861 - 1865 (a range when the second is not earlier)."""
 UNCUED_SHAPES = (SSN_SHAPE, THOUSANDS, YEAR_SERIAL)
 """Shapes that are a phone number only with a cue: 123-45-6789, 8 000 000, 2024-000123."""
 PHONE_MIN_DIGITS = 5
@@ -304,6 +305,8 @@ def _phone(t: str, start: int, cand: str, region: str) -> tuple[int, int] | None
         hi -= 1
     if cand.startswith("(") and ")" not in cand[:hi]:
         lo += 1
+    elif cand.startswith("(") and cand.endswith(")") and cand.count("(") == cand.count(")") == 1:
+        lo, hi = 1, hi - 1  # a number in parentheses, not an area code: (17751783)
     number = cand[lo:hi]
     if not _phone_like(t, start + lo, start + hi, number, digits):
         return None
@@ -337,8 +340,10 @@ def _phone_like(t: str, start: int, end: int, cand: str, digits: str) -> bool:
         return True
     if n < PHONE_MIN_DIGITS_UNCUED or any(p.fullmatch(cand) for p in UNCUED_SHAPES):
         return False
-    if CHECK_DIGIT_TAIL.search(cand) or YEARS.search(cand):  # 693696111-8, 1998-2004, 2020/2021
+    if CHECK_DIGIT_TAIL.search(cand) or _year_pair(cand):  # 693696111-8, 1998-2004, 2020/2021
         return False
+    if start >= 2 and t[start - 1] == "," and t[start - 2].isdigit():
+        return False  # the end of a larger number: 46,307 (2005)
     groups = re.findall(r"\d+", cand)
     kinds = {s.strip() for s in seps}
     if (
@@ -347,9 +352,22 @@ def _phone_like(t: str, start: int, end: int, cand: str, digits: str) -> bool:
         or (len(groups) > 5 and max(map(len, groups)) <= 2)
     ):
         return False  # 40.7128 -74.0060, 1/2/3, 04 12 23 31 38 45
+    if "(" in cand and not _area_code_first(cand):
+        return False  # 307 (2005), 10-8 (19-12): a figure and a note, not an area code
     if seps:  # digit groups with separators, or an area code in parentheses
         return not dotted or (n >= 8 and len(groups) >= 3)  # not a decimal number: 103.04878
     return digits[0] == "0" and digits[1] != "0" and 9 <= n <= 11  # a trunk 0: 0612345678
+
+
+def _year_pair(cand: str) -> bool:
+    return any(m[2] == "/" or int(m[1]) <= int(m[3]) for m in YEARS.finditer(cand))
+
+
+def _area_code_first(cand: str) -> bool:
+    """Parentheses around the area code, first or after a one-digit trunk prefix, with the subscriber
+    number after them: (555) 123-4567, (030) 1234567, (0-612) 34567, 8 (912) 345-67-89."""
+    m = re.fullmatch(r"(?:\d ?)?\(\d[\d \-]*\)[ ]?\d[\d .\-/]*", cand)
+    return m is not None
 
 
 def _isbn(cand: str, digits: str) -> bool:
