@@ -38,6 +38,9 @@ def kinds(text: str, f: object = PII, layer: str = "input") -> dict[str, str]:
         ("v6 2001:db8::8a2e:370:7334 up", "ip_address", "2001:db8::8a2e:370:7334"),
         ("I was born on 12 March 1990 in Oslo", "date_of_birth", "12 March 1990"),
         ("Geburtsdatum: 03.11.1985", "date_of_birth", "03.11.1985"),
+        ("- birth date: 9 april 1945", "date_of_birth", "9 april 1945"),
+        ("My daughter was born on May 3, 2015.", "date_of_birth", "May 3, 2015"),
+        ("Je suis née le 3 mars 1990", "date_of_birth", "3 mars 1990"),
     ],
 )
 def test_pii_types(text: str, kind: str, value: str) -> None:
@@ -53,6 +56,8 @@ def test_pii_types(text: str, kind: str, value: str) -> None:
         "Upgrade to 1.2.3 and meet on 12/03/2024",  # version, date without a birth cue
         "It costs 12.50 euros; call extension 4411",
         "999.1.1.1 is not an address",
+        "- Grace Hopper (born December 9, 1906) was a computer scientist.",  # an article, not the writer
+        "the painter was born on 1 october 1951 in lima , peru",
     ],
 )
 def test_pii_look_alikes_are_not_flagged(text: str) -> None:

@@ -16,7 +16,9 @@ strings and prices do not:
 - US SSNs by stdnum's rules (area, group, serial, known invalid numbers), with dashes or an SSN cue.
 - IP addresses by the ``ipaddress`` parser, unless a version cue ("version", "v", "build", a product
   name such as "Python") comes right before.
-A date counts as a date of birth only with a cue nearby ("born", "DOB", "geboren", "né le", ...).
+A date counts as a date of birth only with a cue nearby: "date of birth", "DOB", "Geburtsdatum", or
+"born"/"geboren"/"né" when the writer speaks of themselves or the reader ("I was born on"; not "Ada
+Lovelace (born 10 December 1815)" in a pasted article).
 """
 
 from __future__ import annotations
@@ -58,10 +60,17 @@ DATE = re.compile(
     re.IGNORECASE,
 )
 DOB_CUE = re.compile(
-    r"\b(born|birth|birthday|dob|d\.o\.b|geboren|geburtsdatum|geburtstag|née?|naissance|nacid[oa]|"
-    r"nacimiento|cumpleaños|nato|nata)\b",
+    r"\b(birth|birthday|dob|d\.o\.b|geburtsdatum|geburtstag|naissance|nacimiento|cumpleaños)\b",
     re.IGNORECASE,
 )
+"""A date of birth asked for or given as such: "date of birth", "DOB:", "birthday"."""
+BORN = re.compile(r"\b(born|geboren|née?|nacid[oa]|nato|nata)\b", re.IGNORECASE)
+PERSONAL = re.compile(
+    r"\b(i|i'm|me|my|we|our|you|your|je|suis|moi|mon|ma|ich|mein|meine|bin|yo|mi|soy|io|sono|mio|mia)\b",
+    re.IGNORECASE,
+)
+"""With "born", a date is a date of birth when the writer speaks of themselves or the reader ("I was
+born on", "your son was born"): "Ada Lovelace (born 10 December 1815)" in a pasted article is not."""
 
 CUE_BEFORE = 40
 """Characters before a number searched for cues (within the stream's look-behind)."""
@@ -270,7 +279,7 @@ class PiiFilter:
             if _valid_ssn(m.group(1), m.group(3), m.group(4)) and (m.group(2) == "-" or cue):
                 yield m.start(), m.end(), "us_ssn"
         for m in DATE.finditer(t):
-            if DOB_CUE.search(t, max(0, m.start() - 48), m.start()):
+            if _date_of_birth(t, m.start()):
                 yield m.start(), m.end(), "date_of_birth"
         for m in IPV4.finditer(t):
             if _is_ip(m.group()) and not _version_before(t, m.start()):
@@ -357,6 +366,14 @@ def _phone_like(t: str, start: int, end: int, cand: str, digits: str) -> bool:
     if seps:  # digit groups with separators, or an area code in parentheses
         return not dotted or (n >= 8 and len(groups) >= 3)  # not a decimal number: 103.04878
     return digits[0] == "0" and digits[1] != "0" and 9 <= n <= 11  # a trunk 0: 0612345678
+
+
+def _date_of_birth(t: str, start: int) -> bool:
+    lo = max(0, start - 48)
+    if DOB_CUE.search(t, lo, start):
+        return True
+    cues = [m.start() for m in BORN.finditer(t, lo, start)]
+    return bool(cues) and PERSONAL.search(t, max(0, cues[-1] - 32), cues[-1]) is not None
 
 
 def _year_pair(cand: str) -> bool:
