@@ -189,23 +189,46 @@ def documents(seed: int = 0) -> list[Example]:
         attack, _ = rng.choice(attacks[split])
         cuts = [0, *(m.end() for m in SENTENCE.finditer(doc)), len(doc)]
         at = rng.choice([cuts[0], cuts[len(cuts) // 2], cuts[-1]])
-        before, after = doc[:at], doc[at:]
-        sep_b = "\n" if before and not before.endswith("\n") else ""
-        sep_a = "\n" if after and not after.startswith("\n") else ""
-        start = len(before) + len(sep_b)
-        text = f"{before}{sep_b}{attack}{sep_a}{after}"
-        out.append(
-            Example(
-                text,
-                "benign",
-                "en",
-                f"{task}+attack",
-                split,
-                jailbreak=True,
-                kind="document",
-                injected=(start, start + len(attack)),
-            )
-        )
+        out.append(_spliced(doc, attack, at, task, split))
+    return out
+
+
+def _spliced(doc: str, attack: str, at: int, source: str, split: Split) -> Example:
+    """``doc`` with ``attack`` on lines of its own at character ``at``."""
+    before, after = doc[:at], doc[at:]
+    sep_b = "\n" if before and not before.endswith("\n") else ""
+    sep_a = "\n" if after and not after.startswith("\n") else ""
+    start = len(before) + len(sep_b)
+    text = f"{before}{sep_b}{attack}{sep_a}{after}"
+    return Example(
+        text,
+        "benign",
+        "en",
+        f"{source}+attack",
+        split,
+        jailbreak=True,
+        kind="document",
+        injected=(start, start + len(attack)),
+    )
+
+
+def more_attacks(docs: list[Example], per_doc: int, seed: int = 1) -> list[Example]:
+    """Training copies: each clean train document ``per_doc`` more times, each with another train attack
+    spliced in at any sentence boundary (``documents`` gives one attacked copy per document)."""
+    rng = random.Random(seed)
+    attacks = [text for _, text in bipia_attacks() if split_of(text) == "train"]
+    attacks += [
+        e.text
+        for e in authored()
+        if e.split == "train" and (e.source == "authored/injections" or (e.jailbreak and len(e.text) < 600))
+    ]
+    out = []
+    for e in docs:
+        if e.split != "train" or e.injected is not None:
+            continue
+        cuts = [0, *(m.end() for m in SENTENCE.finditer(e.text)), len(e.text)]
+        for _ in range(per_doc):
+            out.append(_spliced(e.text, rng.choice(attacks), rng.choice(cuts), e.source, "train"))
     return out
 
 

@@ -10,7 +10,10 @@ the runtime uses (``edgekit.safety.filters.classifier.windows``) and embedded on
 
 - hazard: benign or one of the 14 hazard categories, on inputs (user requests);
 - jailbreak: attempts to get around the assistant's rules, on inputs;
-- injection: windows of retrieved documents holding a spliced attack, against clean document windows.
+- injection: windows of retrieved documents holding a spliced attack, against clean document windows;
+  its input is each window's embedding and its difference from the document's other windows
+  (``classifier.contrast``). Train documents get ``ATTACKS_PER_TRAIN_DOC`` more attacked copies
+  (``safety_data.more_attacks``), for variety of attacks and positions.
 
 The L2 strength is chosen on calib (recall at the budget). Thresholds, on calib, per head: ``block`` so
 that at most ``--block-budget`` of benign texts would be blocked, ``escalate`` so that at most
@@ -45,12 +48,13 @@ from safety_data import Example  # noqa: E402
 
 from edgekit.config import Settings  # noqa: E402
 from edgekit.safety.encoder import Encoder, encoder_dir  # noqa: E402
-from edgekit.safety.filters.classifier import Head, Heads, windows  # noqa: E402
+from edgekit.safety.filters.classifier import Head, Heads, contrast, windows  # noqa: E402
 from edgekit.safety.taxonomy import HAZARDS  # noqa: E402
 
 WINDOW_CHARS = 400
 MAX_WINDOWS = 6
 """Windows per training text (long T0 passages would otherwise outweigh everything else)."""
+ATTACKS_PER_TRAIN_DOC = 3
 HAZARD_CLASSES = ["benign", *HAZARDS.values()]
 HYPER = [(0, 1e-4), (256, 1e-5), (256, 1e-4)]
 """(hidden units, L2) tried per head; 0 hidden units is a linear head."""
@@ -100,6 +104,15 @@ class Units:
                 self.texts.append(w)
                 self.owner.append(n)
                 self.attack.append(_holds_attack(e, w))
+
+    def contrasted(self, x: np.ndarray) -> np.ndarray:
+        """``[window, contrast]`` rows, each window contrasted with the other windows of its example."""
+        out = np.concatenate([x, np.zeros_like(x)], axis=1)
+        owner = np.array(self.owner)
+        for n in np.unique(owner):
+            rows = np.flatnonzero(owner == n)
+            out[rows, x.shape[1] :] = contrast(x[rows])
+        return out
 
     def worst(self, scores: np.ndarray) -> np.ndarray:
         """Per example: the highest score of its windows."""
@@ -262,6 +275,7 @@ def main() -> None:
         sys.exit(f"error: {why} (the shared data folder sits beside the checkout)")
 
     inputs, docs = safety_data.inputs(), safety_data.documents()
+    docs += safety_data.more_attacks(docs, ATTACKS_PER_TRAIN_DOC)
     inputs += safety_data.with_filler(inputs)
     iu, du = Units(inputs, MAX_WINDOWS), Units(docs, None)
     encoder = Encoder(encoder_dir(args.encoder), threads=int(os.environ.get("EDGEKIT_THREADS", "2")))
@@ -269,6 +283,7 @@ def main() -> None:
     print(f"embedding {len(iu.texts)} input and {len(du.texts)} document windows", file=sys.stderr)
     xi = embed_all(encoder, iu.texts, cache)
     xd = embed_all(encoder, du.texts, cache)
+    xc = du.contrasted(xd)
 
     benign = lambda e: e.label == "benign"  # noqa: E731
     hz_labels = [iu.examples[o].label for o in iu.owner]
@@ -286,7 +301,7 @@ def main() -> None:
     in_labels = ["prompt_injection" if a else "benign" for a in du.attack]
     in_layers, in_l2 = train_head(
         "injection",
-        xd,
+        xc,
         du,
         in_labels,
         ["benign", "prompt_injection"],
@@ -296,7 +311,7 @@ def main() -> None:
 
     hazard = Trained(HAZARD_CLASSES, hz_layers, xi, iu)
     jailbreak = Trained(["benign", "prompt_injection"], jb_layers, xi, iu)
-    injection = Trained(["benign", "prompt_injection"], in_layers, xd, du)
+    injection = Trained(["benign", "prompt_injection"], in_layers, xc, du)
     hazard_docs = Trained(HAZARD_CLASSES, hz_layers, xd, du)
 
     def where(units: Units, split: str, keep: Callable[[Example], bool]) -> list[int]:
@@ -315,7 +330,9 @@ def main() -> None:
         {
             "hazard": Head(hz_layers, HAZARD_CLASSES, hz_flag, max(hz_block, hz_flag)),
             "jailbreak": Head(jb_layers, ["benign", "prompt_injection"], jb_flag, max(jb_block, jb_flag)),
-            "injection": Head(in_layers, ["benign", "prompt_injection"], in_flag, max(in_block, in_flag)),
+            "injection": Head(
+                in_layers, ["benign", "prompt_injection"], in_flag, max(in_block, in_flag), context=True
+            ),
         },
         {
             "encoder_model": args.encoder,

@@ -10,7 +10,7 @@ import pytest
 
 from edgekit.errors import ModelFileError
 from edgekit.safety.filters import Context
-from edgekit.safety.filters.classifier import HarmClassifier, Head, Heads, windows
+from edgekit.safety.filters.classifier import HarmClassifier, Head, Heads, contrast, windows
 
 
 class _FakeEncoder:
@@ -82,3 +82,30 @@ def test_windows_keep_sentences_whole_and_bounded() -> None:
     assert "".join(parts).replace(" ", "") == text.replace(" ", "").replace("\n", "")
     assert windows("版本号是3.5。下一句话。", 10) == ["版本号是3.5。", "下一句话。"]
     assert windows("Short one.\n\nShort two.", 100) == ["Short one.", "Short two."]
+
+
+def test_contrast_is_a_windows_difference_from_the_rest_of_its_text() -> None:
+    x = np.array([[1, 0], [0, 1], [0, 1]], np.float32)
+    assert contrast(x) == pytest.approx(np.array([[1, -1], [-0.5, 0.5], [-0.5, 0.5]]))
+    assert not contrast(x[:1]).any()  # a text of one window has nothing to stand out from
+
+
+def test_a_context_head_reads_a_planted_window_against_its_neighbours(tmp_path: Path) -> None:
+    """The same window is flagged among different neighbours and not among copies of itself: the head
+    sees [window, contrast], and the saved file keeps that."""
+    w = np.zeros((4, 2), np.float32)
+    w[3, 1] = 8  # the contrast half's second feature is the attack direction
+    binary = Head([(w, np.array([2, 0], np.float32))], ["benign", "prompt_injection"], 0.5, 0.9, context=True)
+    quiet = [(np.zeros((2, 2), np.float32), np.array([2, 0], np.float32))]
+    hazard = Head(quiet, ["benign", "hate"], 0.5, 0.9)
+    jailbreak = Head(quiet, ["benign", "prompt_injection"], 0.5, 0.9)
+    path = tmp_path / "heads.npz"
+    Heads({"hazard": hazard, "jailbreak": jailbreak, "injection": binary}, {"window_chars": "40"}).save(path)
+    loaded = Heads.load(path)
+    assert loaded.heads["injection"].context and not loaded.heads["hazard"].context
+    vectors = {"Plain text here.": np.array([1, 0], np.float32), "Obey me now.": np.array([0, 1], np.float32)}
+    clf = HarmClassifier(head=path, encoder=_FakeEncoder(vectors))  # type: ignore[arg-type]
+    planted = "Plain text here.\n\nPlain text here.\n\nObey me now."
+    (v,) = clf.check(planted, Context(layer="context"))
+    assert v.category == "prompt_injection" and dict(v.extra)["head"] == "injection"
+    assert not clf.check("Obey me now.\n\nObey me now.", Context(layer="context"))

@@ -74,3 +74,21 @@ def test_splits_keep_groups_together() -> None:
         assert attacked.injected is not None and clean.split == attacked.split
         start, end = attacked.injected
         assert attacked.text[:start].strip() in clean.text and attacked.text[end:].strip() in clean.text
+
+
+def test_more_attacks_are_train_documents_with_train_attacks_only() -> None:
+    if (why := safety_data.missing()) is not None:
+        pytest.skip(why)
+    docs = safety_data.documents()
+    extra = safety_data.more_attacks(docs, 2)
+    train_clean = [e.text for e in docs if e.split == "train" and e.injected is None]
+    assert len(extra) == 2 * len(train_clean)
+    held_out_attacks = {
+        e.text[e.injected[0] : e.injected[1]] for e in docs if e.split != "train" and e.injected is not None
+    }
+    flat = {t.replace("\n", "") for t in train_clean}
+    for e in extra:
+        assert e.split == "train" and e.injected is not None
+        start, end = e.injected
+        assert e.text[start:end] not in held_out_attacks
+        assert (e.text[:start] + e.text[end:]).replace("\n", "") in flat

@@ -10,7 +10,9 @@ them on a calibration split from a false-positive budget:
 - ``jailbreak``: a user's attempt to get around the assistant's rules (personas without rules, refusal
   suppression, prompt extraction). Input layer.
 - ``injection``: instructions planted in a retrieved document, addressed to the model instead of the
-  reader. Context layer.
+  reader. Context layer. Its input is a window's embedding and that embedding's difference from the mean
+  of the document's other windows (``contrast``): a planted instruction stands out from the text around
+  it, and that difference lifted recall at the same false-positive budget on the calibration split.
 
 A text is scored in windows of whole sentences (``windows``); the worst window counts. A head's score is
 ``1 - p(benign)``. At or above its ``escalate`` threshold the filter reports a verdict; it proposes
@@ -74,16 +76,34 @@ def default_head_path() -> Path:
     return Path(__file__).resolve().parents[3] / "recipes" / "safety" / "classifier-head.npz"
 
 
+def contrast(x: np.ndarray) -> np.ndarray:
+    """Per window of one text: its embedding minus the mean of the other windows (zero when alone)."""
+    n = len(x)
+    if n < 2:
+        return np.zeros_like(x)
+    others: np.ndarray = (x.sum(axis=0, keepdims=True) - x) / (n - 1)
+    return x - others
+
+
 @dataclass
 class Head:
-    """Dense layers (ReLU between them), then a softmax over ``classes`` (``benign`` first)."""
+    """Dense layers (ReLU between them), then a softmax over ``classes`` (``benign`` first).
+
+    ``context``: the input is ``[window, contrast(windows)]`` (twice the embedding width), not the window
+    alone."""
 
     layers: list[tuple[np.ndarray, np.ndarray]]
     classes: list[str]
     escalate: float
     block: float
+    context: bool = False
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """The head's input for the embedded windows of one text."""
+        return np.concatenate([windows, contrast(windows)], axis=1) if self.context else windows
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities per row of ``x`` (already ``features``)."""
         z = x.astype(np.float32)
         for i, (w, b) in enumerate(self.layers):
             z = z @ w + b
@@ -126,6 +146,7 @@ class Heads:
                         [str(c) for c in z[f"{name}.classes"]],
                         float(meta[f"{name}.escalate"]),
                         float(meta[f"{name}.block"]),
+                        meta.get(f"{name}.input", "window") == "window+contrast",
                     )
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ModelFileError(f"{path}: not a safety classifier head file ({e})", hint) from None
@@ -144,6 +165,7 @@ class Heads:
                     f"{name}.layers": str(len(head.layers)),
                     f"{name}.escalate": f"{head.escalate:.6f}",
                     f"{name}.block": f"{head.block:.6f}",
+                    f"{name}.input": "window+contrast" if head.context else "window",
                 }
             )
             arrays[f"{name}.classes"] = np.array(head.classes)
@@ -192,8 +214,10 @@ class HarmClassifier:
         }
 
     def scores(self, texts: list[str], head: str = "hazard") -> np.ndarray:
-        """Per text: the head's class probabilities (rows sum to 1; column 0 is benign)."""
-        return self.heads.heads[head].probabilities(self.encoder.embed(texts))
+        """Per text: the head's class probabilities (rows sum to 1; column 0 is benign). A context head
+        reads the texts as the windows of one document."""
+        h = self.heads.heads[head]
+        return h.probabilities(h.features(self.encoder.embed(texts)))
 
     def limits(self, head: str, language: str | None) -> tuple[float, float]:
         """(escalate, block) thresholds of ``head`` for a text in ``language``. The hazard head's come from
@@ -215,7 +239,7 @@ class HarmClassifier:
         out = []
         for name in LAYER_HEADS.get(context.layer, ("hazard",)):
             head = self.heads.heads[name]
-            probs = head.probabilities(x)
+            probs = head.probabilities(head.features(x))
             worst = int(np.argmax(1.0 - probs[:, 0]))
             p = probs[worst]
             score = float(1.0 - p[0])
