@@ -9,6 +9,7 @@ with edgekit.load() as model:                      # the default model, pulled a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -20,7 +21,14 @@ from edgekit.models.lock import Lockfile, looks_like_path
 from edgekit.models.store import EntryStatus, ModelStore
 from edgekit.models.verify import VerifyMemo
 from edgekit.runtime.base import Backend
-from edgekit.runtime.types import ChatMessage, Chunk, Completion, GenerationParams, normalize_messages
+from edgekit.runtime.types import (
+    ChatMessage,
+    Chunk,
+    Completion,
+    GenerationParams,
+    collect,
+    normalize_messages,
+)
 
 if TYPE_CHECKING:
     from edgekit.schema import JsonResult, Tool, ToolCall
@@ -128,6 +136,85 @@ class Model:
         if stream:
             return self.backend.stream(msgs, params)
         return self.backend.chat(msgs, params)
+
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        stream: Literal[False] = ...,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Completion: ...
+
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        stream: Literal[True],
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Iterator[Chunk]: ...
+
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        stream: bool,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        top_k: int = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+    ) -> Completion | Iterator[Chunk]: ...
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        stream: bool = False,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+    ) -> Completion | Iterator[Chunk]:
+        """Continue ``prompt`` as plain text, with no chat template (what a base model is for, and what
+        the legacy completions API asks). Local backends only: a remote one raises ``InputError``."""
+        if not isinstance(prompt, str):
+            raise InputError(f"the prompt must be a string, not {type(prompt).__name__}")
+        text = normalize_messages(prompt)[0]["content"]  # valid UTF-8 and not blank
+        params = GenerationParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=seed,
+            stop=tuple(stop),
+        )
+        stream_text = getattr(self.backend, "stream_text", None)
+        if stream_text is None:  # a Backend that is not a BackendBase and has no text completion
+            raise InputError(
+                f"the {self.backend.name} backend cannot continue plain text, only chat",
+                "Use chat, or load a local GGUF or ONNX model.",
+            )
+        started = time.perf_counter()
+        chunks: Iterator[Chunk] = stream_text(text, params)
+        if stream:
+            return chunks
+        return collect(chunks, model=self.backend.model_id, backend=self.backend.name, started=started)
 
     def generate_json(
         self,

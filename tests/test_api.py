@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import edgekit
-from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError
+from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError, InputError
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +84,30 @@ def test_bad_prompts_are_refused_before_generation(default_model: edgekit.Model)
     with pytest.raises(ContextOverflowError) as info:
         default_model.chat("word " * 3000)
     assert "context window is 2048" in info.value.message and info.value.exit_code == 2
+
+
+def test_complete_continues_plain_text_without_the_chat_template(default_model: edgekit.Model) -> None:
+    prompt = "The capital of France is"
+    whole = default_model.complete(prompt, temperature=0, max_tokens=8)
+    assert whole.text.strip() and whole.finish_reason in ("stop", "length")
+    assert whole.model == "smollm2-135m-instruct" and whole.backend == "llama.cpp"
+    chat_prompt = default_model.chat(prompt, temperature=0, max_tokens=1).usage.prompt_tokens
+    assert 0 < whole.usage.prompt_tokens < chat_prompt  # no template around it
+    chunks = list(default_model.complete(prompt, stream=True, temperature=0, max_tokens=8))
+    assert "".join(c.text for c in chunks) == whole.text  # greedy: both paths agree
+    assert chunks[-1].usage == whole.usage and chunks[-1].finish_reason == whole.finish_reason
+    stopped = default_model.complete("1, 2, 3, 4,", temperature=0, max_tokens=20, stop=[","])
+    assert stopped.finish_reason == "stop" and "," not in stopped.text
+    with pytest.raises(EmptyPromptError):
+        default_model.complete("  ")
+    with pytest.raises(ContextOverflowError):
+        default_model.complete("word " * 3000)
+
+
+def test_a_remote_model_says_it_cannot_complete_plain_text() -> None:
+    model = edgekit.remote("http://127.0.0.1:9/v1", "any")  # never contacted
+    with pytest.raises(InputError, match="cannot continue plain text"):
+        model.complete("Once upon a time")
 
 
 def test_readme_example_runs_as_written(default_model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

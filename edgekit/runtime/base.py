@@ -3,6 +3,11 @@
 A backend turns chat messages into a stream of ``Chunk``s. ``stream`` is the one method to write;
 ``chat`` is derived from it by ``collect``. Local backends are steerable (they expose per-token
 signals and, later, grammars); the remote backend is a black box whose output is validated afterwards.
+
+Plain text completion (a prompt continued as it is, with no chat template: what a base model does and what
+the legacy completions API asks) is an optional extra, ``stream_text(prompt, params)``, outside the
+protocol so a backend that cannot do it still is one: the local backends have it; ``BackendBase`` says
+clearly that the others do not.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from edgekit.errors import InputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, GenerationParams, collect
 
 
@@ -63,6 +69,13 @@ class BackendBase:
     def chat(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
         started = time.perf_counter()
         return collect(self.stream(messages, params), model=self.model_id, backend=self.name, started=started)
+
+    def stream_text(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
+        """Continue ``prompt`` as plain text (no chat template), as ``stream`` does a chat."""
+        raise InputError(
+            f"the {self.name} backend ({self.model_id}) cannot continue plain text, only chat",
+            "Use chat completions, or serve a local GGUF or ONNX model.",
+        )
 
     def close(self) -> None:
         return None

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.config import default_threads
-from edgekit.errors import BackendError, ContextOverflowError, MissingDependencyError, ModelFileError
+from edgekit.errors import (
+    BackendError,
+    ContextOverflowError,
+    EmptyPromptError,
+    MissingDependencyError,
+    ModelFileError,
+)
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
 from edgekit.runtime.gguf import GGUFInfo, read_gguf
@@ -113,6 +119,20 @@ class LlamaCppBackend(BackendBase):
 
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[Chunk]:
         tokens = self.prompt_tokens(messages)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise ContextOverflowError(
+                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}"
+            )
+        return self._generate(tokens, params, min(params.max_tokens, room))
+
+    def stream_text(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
+        """Continue ``prompt`` as it is, with no chat template: the BOS the vocabulary asks for, then the
+        text (special tokens written in it are read as such, as llama-server does)."""
+        add_bos = bool(self._lib.llama_vocab_get_add_bos(self._vocab))
+        tokens = self.tokenize(prompt, add_bos=add_bos)
+        if not tokens:
+            raise EmptyPromptError("the prompt is empty", "Send a prompt with some text.")
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise ContextOverflowError(

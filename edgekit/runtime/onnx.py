@@ -491,6 +491,20 @@ class OnnxBackend(BackendBase):
         prompt_ids = self.encode_chat(messages)
         if not prompt_ids:
             raise EmptyPromptError("the prompt is empty after applying the chat template")
+        return self._start(prompt_ids, params)
+
+    def stream_text(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
+        """Continue ``prompt`` as it is, with no chat template: the special tokens the tokenizer puts
+        before a text (its BOS, if any), then the text's tokens."""
+        if self._session is None:
+            raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
+        prefix, ids = self.text_tokens(prompt)
+        if not ids:
+            raise EmptyPromptError("the prompt is empty", "Send a prompt with some text.")
+        return self._start([*prefix, *ids], params)
+
+    def _start(self, prompt_ids: list[int], params: GenerationParams) -> Iterator[Chunk]:
+        """Check that ``prompt_ids`` leave room to generate (before anything runs), then generate."""
         if len(prompt_ids) >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(prompt_ids)} tokens but the context window is {self.n_ctx} tokens "

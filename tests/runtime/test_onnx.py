@@ -188,6 +188,18 @@ def test_context_overflow(model_dir: Path) -> None:
         list(tiny.stream(MSGS, GREEDY))
 
 
+def test_stream_text_continues_the_prompt_without_the_template(backend: OnnxBackend, model_dir: Path) -> None:
+    prompt = "Once upon a time there was"
+    chunks = list(backend.stream_text(prompt, GREEDY))
+    prefix, ids = backend.text_tokens(prompt)
+    final = chunks[-1]
+    assert final.usage is not None and final.usage.prompt_tokens == len(prefix) + len(ids)
+    assert final.usage.prompt_tokens < len(backend.encode_chat([{"role": "user", "content": prompt}]))
+    assert token_ids(chunks) == token_ids(backend.stream_text(prompt, GREEDY))  # greedy: repeatable
+    with pytest.raises(ContextOverflowError):
+        OnnxBackend(model_dir, n_ctx=4).stream_text(prompt, GREEDY)
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="does not exist") as err:
         OnnxBackend(tmp_path / "nope")
