@@ -11,6 +11,10 @@ How one request runs (``chat``):
    the user, and a schema answer is parsed (a tool call's arguments pass the ``tool_call`` layer).
 4. Everything that happened is on the returned ``Answer``: route, reasons, findings, value, trace id.
 
+``complete`` continues a prompt as plain text (the legacy completions API): the prompt passes the input
+layer like a user message, the continuation the output layer; a cascade continues on its first local tier
+(routing judges chat answers, and a remote tier may not continue text at all).
+
 Streaming contract: nothing shown is withdrawn. A cascade decides before anything is shown; one model
 streams through the guard's hold-back buffer.
 
@@ -26,6 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -212,6 +217,42 @@ class Assistant:
         answer = self._finish(result, screened, ph, output)
         return AnswerStream.of(answer) if stream else answer
 
+    def complete(
+        self,
+        prompt: str,
+        *,
+        stream: bool = False,
+        placeholders: Placeholders | None = None,
+        **params: Any,
+    ) -> Answer | AnswerStream:
+        """Continue ``prompt`` as plain text, with no chat template. The guard screens it as a user
+        message (a blocked prompt raises ``SafetyBlockedError``; redacted values become placeholders the
+        model continues around) and the continuation at the output layer. ``params``: max_tokens,
+        temperature, top_p, seed, stop. A cascade continues on its first local tier."""
+        if not isinstance(prompt, str):
+            raise InputError(f"the prompt must be a string, not {type(prompt).__name__}")
+        ph = placeholders if placeholders is not None else Placeholders()
+        screened = self.screen(normalize_messages(prompt), ph)
+        text = screened.messages[0]["content"]
+        engine = self._free.get()
+        try:
+            model, route = _text_model(engine)
+        except BaseException:
+            self._release(engine)
+            raise
+        if stream:
+            source = partial(model.complete, text, stream=True, **params)
+            return AnswerStream(self, engine, screened, ph, params, source=source, answerer=(model, route))
+        try:
+            if self.guard is not None and self.guard.policy.decoding.banned:  # stop where one appears
+                chunks = self.guard.guard_chunks(model.complete(text, stream=True, **params))
+                completion = collect(chunks, model=model.name, backend=model.name)
+            else:
+                completion = model.complete(text, stream=False, **params)
+        finally:
+            self._release(engine)
+        return self._finish(RouteResult(completion, route, ()), screened, ph, "text")
+
     def run_tools(
         self,
         messages: str | Sequence[Mapping[str, Any]],
@@ -397,9 +438,17 @@ class AnswerStream(Iterator[Chunk]):
         params: dict[str, Any],
         *,
         done: Answer | None = None,
+        source: Callable[[], Iterator[Chunk]] | None = None,
+        answerer: tuple[Any, str] | None = None,
     ) -> None:
+        """``source``: where the chunks come from (default: the engine's chat stream); ``answerer``: the
+        model that makes them and its route, for the answer (default: the engine's)."""
         self.answer: Answer | None = done
         self._assistant, self._engine = assistant, engine
+        self._source = source
+        if answerer is None and engine is not None:
+            answerer = (engine, _model_route(engine))
+        self._answerer = answerer
         self._started = False
         self._chunks = iter(self._whole(done) if done is not None else self._generate(screened, ph, params))
 
@@ -437,7 +486,10 @@ class AnswerStream(Iterator[Chunk]):
         raw: list[Chunk] = []
         checked: list[Decision] = []  # what the guard found in the text it let through
         try:
-            chunks = engine.chat(screened.messages, stream=True, **params)
+            if self._source is not None:
+                chunks = self._source()
+            else:
+                chunks = engine.chat(screened.messages, stream=True, **params)
             try:
                 guard = assistant.guard
                 shown = guard.guard_chunks(chunks, decisions=checked) if guard is not None else chunks
@@ -455,9 +507,11 @@ class AnswerStream(Iterator[Chunk]):
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
-                completion = collect(raw, model=engine.name, backend=engine.name)
+                assert self._answerer is not None
+                answerer, route = self._answerer
+                completion = collect(raw, model=answerer.name, backend=answerer.name)
                 json_form = "schema" in params
-                self.answer = _streamed(engine, completion, screened, ph, checked, json_form)
+                self.answer = _streamed(route, completion, screened, ph, checked, json_form)
         finally:
             assistant._release(engine)
 
@@ -466,7 +520,7 @@ class AnswerStream(Iterator[Chunk]):
 
 
 def _streamed(
-    engine: Any,
+    route: str,
     completion: Completion,
     screened: Screened,
     ph: Placeholders,
@@ -480,7 +534,7 @@ def _streamed(
     return Answer(
         text=text,
         completion=completion,
-        route=_model_route(engine),
+        route=route,
         trace_id=new_trace_id(),
         finish_reason=completion.finish_reason,
         findings=(*screened.findings, *found.values()),
@@ -524,6 +578,17 @@ def _call_value(i: int, call: Any) -> dict[str, Any]:
     except ValueError:
         raise InputError(f"message {i}: tool call {fn['name']}: arguments are not JSON") from None
     return {"name": fn["name"], "arguments": parsed}
+
+
+def _text_model(engine: Engine) -> tuple[Any, str]:
+    """The model that continues plain text for ``engine`` (a cascade's first local tier), and its route."""
+    if isinstance(engine, Router):
+        return engine.local[0], f"local:{engine.policy.local_tiers[0].name}"
+    if not callable(getattr(engine, "complete", None)):
+        raise InputError(
+            f"{engine.name} cannot continue plain text, only chat", "Use chat, or serve a local model."
+        )
+    return engine, _model_route(engine)
 
 
 def _model_route(engine: Any) -> str:

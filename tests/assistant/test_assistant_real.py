@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 import edgekit
-from edgekit.assistant import Assistant
+from edgekit.assistant import Answer, Assistant
 from edgekit.assistant.session import ChatSession
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.policy import Policy
 from edgekit.cascade.router import Router
 from edgekit.cascade.trace import TraceStore
 from edgekit.safety import Guard
+from edgekit.safety.guard import SafetyBlockedError
+from edgekit.safety.policy import SafetyPolicy
 
 from ..serve.test_serve_real import start_server, stop
 from ..servers import LlamaServer, llama_server
@@ -29,6 +31,15 @@ from ..servers import LlamaServer, llama_server
 pytestmark = pytest.mark.model
 KEY_ENV = "EDGEKIT_TEST_ASSISTANT_KEY"
 EMAIL = "jane.roe@example.org"
+AWS_KEY = "AKIAQ3EGRX7JMVXW4B2N"
+BLOCK_SECRETS = """
+[actions]
+secrets = "block"
+[classifier]
+enabled = false
+[language]
+supported = ["en"]
+"""
 POLICY = """
 [defaults]
 temperature = 0.0
@@ -126,6 +137,28 @@ def test_a_session_escalates_on_turn_two_only(
     sent = json.loads(bodies[-1].split("request body: ", 1)[1])["messages"]
     assert [m["role"] for m in sent][-3:] == ["user", "assistant", "user"]  # turn 1 went along
     assert sent[-3]["content"] == "Which city is the capital of France?"
+
+
+def test_complete_on_a_cascade_continues_on_its_first_local_tier_through_the_guard(
+    tiny: edgekit.Model, tmp_path: Path
+) -> None:
+    router = Router(Policy.parse(POLICY), local=[tiny], traces=TraceStore(tmp_path / "traces.jsonl"))
+    guard = Guard(SafetyPolicy.parse(BLOCK_SECRETS))
+    assistant = Assistant(router, guard=guard)
+    prompt = "The capital of France is"
+    answer = assistant.complete(prompt, max_tokens=8, temperature=0)
+    assert isinstance(answer, Answer) and answer.route == "local:tiny" and answer.text.strip()
+    assert answer.completion.model == tiny.name  # the tier's model, not the cascade
+    assert answer.completion.usage.prompt_tokens == tiny.complete(prompt, max_tokens=1).usage.prompt_tokens
+    stream = assistant.complete(prompt, stream=True, max_tokens=8, temperature=0)
+    assert isinstance(stream, edgekit.AnswerStream)
+    assert "".join(c.text for c in stream) == answer.text  # greedy: both paths agree
+    assert stream.answer is not None and stream.answer.route == "local:tiny"
+    with pytest.raises(SafetyBlockedError):
+        assistant.complete(f"My AWS key is {AWS_KEY} and the key is", max_tokens=4)
+    redacted = assistant.complete(f"Reply to {EMAIL} and say", max_tokens=4, temperature=0)
+    assert any(f.layer == "input" and f.category == "pii" for f in redacted.findings)
+    assert assistant.chat("Hi", max_tokens=2).route  # the engine went back to the pool each time
 
 
 @pytest.mark.slow
