@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,20 @@ def test_every_shipped_policy_loads_with_its_models_and_is_found_by_name() -> No
         resolve_policy("nope")
     assert "cross-check" in e.value.hint
     assert resolve_policy(Path("my.toml")) == Path("my.toml")
+
+
+def test_shipped_keyword_patterns_have_no_unbounded_wildcard() -> None:
+    """'first.*then' searched a 96,000-character prompt for 11 s (quadratic backtracking); a bounded gap
+    keeps every shipped pattern linear in the prompt's length."""
+    for path in sorted((ROOT / "recipes" / "cascade").glob("*.toml")):
+        for gate in Policy.load(path).gates:
+            for pattern in (gate.model_extra or {}).get("patterns", []):
+                assert not re.search(r"(?<!\\)[.\]][*+]", pattern), f"{path.name}: {pattern}"
+    (spec,) = [g for g in Policy.load(default_policy_path()).gates if "then" in str(g.model_extra)]
+    gate = build_gate(spec)
+    text = "First boil the water, then add the pasta."
+    decision = gate.decide(Request(text=text, prompt_tokens=12, local_n_ctx=2048, max_tokens=64))
+    assert decision.verdict == "escalate" and "then" in decision.reason
 
 
 @pytest.mark.parametrize(
