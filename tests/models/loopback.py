@@ -16,6 +16,13 @@ class Files:
     """Path -> bytes to send before dropping the connection (once)."""
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     """(path, Range header) of every request."""
+    stall_after: dict[str, int] = field(default_factory=dict)
+    """Path -> bytes to send before going silent until the server stops (once)."""
+    stalled: threading.Event = field(default_factory=threading.Event)
+    """Set when a stalled response has sent its bytes."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    types: dict[str, str] = field(default_factory=dict)
+    """Path -> Content-Type (none sent otherwise)."""
 
 
 def _handler(files: Files) -> type[http.server.BaseHTTPRequestHandler]:
@@ -41,9 +48,19 @@ def _handler(files: Files) -> type[http.server.BaseHTTPRequestHandler]:
             body = blob[start:]
             self.send_response(206 if rng else 200)
             self.send_header("Content-Length", str(len(body)))
+            if self.path in files.types:
+                self.send_header("Content-Type", files.types[self.path])
             if rng:
                 self.send_header("Content-Range", f"bytes {start}-{len(blob) - 1}/{len(blob)}")
             self.end_headers()
+            stall = files.stall_after.pop(self.path, None)
+            if stall is not None:
+                self.wfile.write(body[:stall])
+                self.wfile.flush()
+                files.stalled.set()
+                files.stop.wait(60)
+                self.close_connection = True
+                return
             cut = files.cut_after.pop(self.path, None)
             if cut is not None:
                 self.wfile.write(body[:cut])
@@ -64,6 +81,7 @@ def serve(files: Files) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        files.stop.set()
         server.shutdown()
         server.server_close()
         thread.join()

