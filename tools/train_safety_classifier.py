@@ -17,7 +17,8 @@ the runtime uses (``edgekit.safety.filters.classifier.windows``) and embedded on
 
 The L2 strength is chosen on calib (recall at the budget). Thresholds, on calib, per head: ``block`` so
 that at most ``--block-budget`` of benign texts would be blocked, ``escalate`` so that at most
-``--flag-budget`` of them would be flagged at all (documents: ``--document-budget`` of clean documents).
+``--flag-budget`` of them would be flagged at all (documents: ``--document-budget`` of clean documents
+flagged by the injection and hazard heads together, half of it blocked).
 Figures are reported once, on test: benign flag and block rates per source, recall per hazard category
 and language, jailbreak and in-document injection recall, and each category's ROC (AUROC and recall at
 several false-positive rates).
@@ -178,10 +179,20 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, hidden: int, ep
 
 def threshold_at(benign_scores: np.ndarray, budget: float) -> float:
     """The lowest threshold that flags at most ``budget`` of these benign scores."""
+    return _flagging_at_most(benign_scores, int(np.floor(budget * len(benign_scores))))
+
+
+def _flagging_at_most(benign_scores: np.ndarray, k: int) -> float:
     s = np.sort(benign_scores)[::-1]
-    k = int(np.floor(budget * len(s)))
     t = float(s[k]) + 1e-6 if k < len(s) else 0.0
     return float(min(max(t, 0.05), 1.0 - 1e-7))
+
+
+def threshold_beside(benign_scores: np.ndarray, already: np.ndarray, budget: float) -> float:
+    """The lowest threshold that, together with the texts ``already`` flagged by another head, flags at
+    most ``budget`` of these benign texts (the highest threshold when the other head spends it all)."""
+    room = int(np.floor(budget * len(benign_scores))) - int(already.sum())
+    return _flagging_at_most(benign_scores[~already], room) if room >= 0 else 1.0 - 1e-7
 
 
 def recall_at(pos: np.ndarray, t: float) -> float:
@@ -323,8 +334,10 @@ def main() -> None:
     jb_flag = threshold_at(jailbreak.score[where(iu, "calib", lambda e: not e.jailbreak)], args.flag_budget)
     jb_block = threshold_at(jailbreak.score[where(iu, "calib", lambda e: not e.jailbreak)], args.block_budget)
     clean_docs = where(du, "calib", lambda e: e.injected is None)
-    in_flag = threshold_at(injection.score[clean_docs], args.document_budget)
-    in_block = threshold_at(injection.score[clean_docs], args.document_budget / 2)
+    # The document budget holds for the context layer as a whole: the hazard head runs on documents too.
+    hz_doc = hazard_docs.score[clean_docs]
+    in_flag = threshold_beside(injection.score[clean_docs], hz_doc >= hz_flag, args.document_budget)
+    in_block = threshold_beside(injection.score[clean_docs], hz_doc >= hz_block, args.document_budget / 2)
 
     heads = Heads(
         {
