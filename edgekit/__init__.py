@@ -11,7 +11,7 @@ The public API (a test keeps ``__all__`` sorted and complete)::
         print(answer.text, answer.route, answer.escalation_reason)
 """
 
-from edgekit.api import Model, list_models, load, lockfile, pull, remote, verify
+from edgekit.api import Model, list_models, load, lockfile, model_info, pull, remote, remove_model, verify
 from edgekit.assistant import Answer, AnswerStream, Assistant, Placeholders
 from edgekit.assistant.session import ChatSession
 from edgekit.assistant.tools import ToolRun, ToolStep
@@ -74,9 +74,11 @@ __all__ = [
     "load_safety_policy",
     "load_suite",
     "lockfile",
+    "model_info",
     "pull",
     "quantize",
     "remote",
+    "remove_model",
     "run_eval",
     "run_recipe",
     "verify",

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, no_progress
-from edgekit.models.lock import Lockfile, looks_like_path
-from edgekit.models.store import EntryStatus, ModelStore
+from edgekit.models.edit import remove_entry
+from edgekit.models.lock import FileSource, Lockfile, looks_like_path
+from edgekit.models.store import EntryStatus, ModelStore, Removal
 from edgekit.models.verify import VerifyMemo
 from edgekit.runtime.base import Backend
 from edgekit.runtime.types import (
@@ -364,6 +365,53 @@ def verify(
     name: str | None = None, *, settings: Settings | None = None, progress: ProgressFn = no_progress
 ) -> Path:
     return ModelStore(settings).verify(name, progress)
+
+
+def remove_model(name: str, *, unpin: bool = False, settings: Settings | None = None) -> Removal:
+    """Delete the cached artifact of ``name`` (a later pull or load fetches it again). ``unpin`` also
+    deletes its models.lock entry, for entries a user added or derived (a local-file source); a user's
+    own file is never deleted."""
+    settings = settings or Settings.from_env()
+    store = ModelStore(settings)
+    entry = store.lock.get(name)
+    if unpin and not isinstance(entry.source, FileSource):
+        raise InputError(
+            f"{name} is pinned to its {entry.source.kind} source, not added or derived here",
+            "Remove only the cached copy (leave out unpin); edit models.lock to drop a shipped entry.",
+        )
+    if unpin:  # the lock loses the entry first: it refuses (default model, build input) before any delete
+        remove_entry(settings.lock_path, name)
+    return store.remove(name)
+
+
+def model_info(name: str | None = None, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Everything known about one entry without loading it: the models.lock entry (provenance included),
+    where it is, whether it is cached and verified, and for a cached GGUF its architecture, context
+    length and whether it carries a chat template."""
+    store = ModelStore(settings)
+    status = store.status(store.lock.get(name))
+    info: dict[str, Any] = {
+        **status.entry.model_dump(mode="json", exclude_none=True, by_alias=True),
+        "path": str(status.path),
+        "cached": status.cached,
+        "verified": status.verified,
+        "default": status.entry.name == store.lock.default,
+    }
+    if status.cached and status.entry.format == "gguf" and status.path.is_file():
+        from edgekit.runtime.gguf import read_gguf
+
+        try:
+            header = read_gguf(status.path)
+        except ModelFileError as e:  # show the entry anyway; say why the header is not shown
+            info["gguf"] = {"error": e.message}
+            return info
+        info["gguf"] = {
+            "architecture": header.architecture,
+            "context_length": header.context_length,
+            "chat_template": header.chat_template is not None,
+            "tensors": header.n_tensors,
+        }
+    return info
 
 
 def lockfile(settings: Settings | None = None) -> Lockfile:

@@ -1,8 +1,9 @@
-"""edgekit pull / edgekit models: fetch, list, verify and add pinned models."""
+"""edgekit pull / edgekit models: fetch, list, show, verify, add and remove pinned models."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from rich.table import Table
 import edgekit
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.config import Settings
-from edgekit.errors import CheckFailedError, EdgekitError
+from edgekit.errors import CheckFailedError, EdgekitError, InputError
 from edgekit.models.edit import add_local
 
 app = typer.Typer(help="List, verify and add models in models.lock.", no_args_is_help=True)
@@ -109,6 +110,52 @@ def verify(
             f"{failed} of {len(names)} models failed verification",
             "Run 'edgekit pull NAME --force' for each failed model.",
         )
+
+
+@app.command("show")
+def show(
+    name: Annotated[str | None, typer.Argument(help="models.lock name [default: the lock's default]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one entry: format, size, license, source, provenance, path, and for a cached GGUF its
+    architecture, context length and chat template."""
+    info = edgekit.model_info(name)
+    if as_json:
+        out.print(json.dumps(info, indent=2), markup=False)
+        return
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        table.add_row(key, str(value))
+    out.print(table, crop=False)
+
+
+@app.command("rm")
+def rm(
+    name: Annotated[str, typer.Argument(help="models.lock name")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a model's cached copy (pull fetches it again). An entry added or derived here (a local
+    file) is also removed from models.lock; the file itself is kept unless it lies in edgekit's cache."""
+    info = edgekit.model_info(name)
+    unpin = info["source"]["kind"] == "file"
+    what = f"the cached copy of {name} ({info['path']})" if not unpin else f"{name} from models.lock"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"refusing to remove {what} without confirmation", "Pass --yes.")
+        typer.confirm(f"Remove {what}?", abort=True)
+    removal = edgekit.remove_model(name, unpin=unpin)
+    if removal.deleted is not None:
+        out.print(f"deleted {removal.deleted} ({removal.freed_bytes / 1e6:,.1f} MB)", markup=False)
+    if removal.kept is not None:
+        out.print(f"kept {removal.kept} (a file of yours)", markup=False)
+    if unpin:
+        out.print(f"removed {name} from models.lock", markup=False)
+    elif removal.deleted is None:
+        out.print(f"{name} was not cached", markup=False)
 
 
 @app.command("add")

@@ -10,7 +10,7 @@ import tomlkit
 from edgekit.config import writable_lock_path
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_replace, content_sha256, content_size, no_progress
-from edgekit.models.lock import NAME_RE, FileSource, Format, Lockfile, ModelEntry, render_entry
+from edgekit.models.lock import NAME_RE, BuildSource, FileSource, Format, Lockfile, ModelEntry, render_entry
 
 
 def detect_format(path: Path) -> Format:
@@ -100,3 +100,26 @@ def _provenance_table(data: dict[str, Any]) -> Any:
             value = inline
         table[key] = value
     return table
+
+
+def remove_entry(lock_path: Path, name: str) -> None:
+    """Delete ``[models.NAME]`` from models.lock, keeping every other line and comment."""
+    lock = Lockfile.load(lock_path)
+    lock.get(name)  # unknown names get the usual error with suggestions
+    if name == lock.default:
+        raise InputError(
+            f"{name} is the default model of {lock_path}", "Set another 'default' in models.lock first."
+        )
+    users = [
+        e.name
+        for e in lock.models.values()
+        if isinstance(e.source, BuildSource) and name in e.source.inputs.values()
+    ]
+    if users:
+        raise InputError(f"{name} is a build input of {', '.join(users)}", "Remove those entries first.")
+    lock_path = writable_lock_path(lock_path)
+    doc = tomlkit.parse(lock_path.read_text(encoding="utf-8"))
+    del doc["models"][name]
+    text = tomlkit.dumps(doc)
+    Lockfile.parse(text, lock_path)
+    atomic_replace(lock_path, text.encode("utf-8"))

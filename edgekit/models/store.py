@@ -32,6 +32,19 @@ class EntryStatus:
     verified: bool
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What ``ModelStore.remove`` deleted: the artifact's cache folder, or a local source that lies in the
+    cache (None when nothing was cached, or the artifact is a user's file, which is never deleted), and
+    the bytes it held."""
+
+    entry: ModelEntry
+    deleted: Path | None
+    freed_bytes: int
+    kept: Path | None
+    """A local file the entry pointed at: left where it is."""
+
+
 class ModelStore:
     def __init__(self, settings: Settings | None = None, lock: Lockfile | None = None) -> None:
         self.settings = settings or Settings.from_env()
@@ -50,6 +63,31 @@ class ModelStore:
         path = self.path_for(entry)
         cached = path.exists()
         return EntryStatus(entry, path, cached, cached and self.memo.known(path, entry.sha256))
+
+    def remove(self, name: str) -> Removal:
+        """Delete the cached artifact of ``name`` (its whole ``<cache>/<name>/<sha16>`` folder); a pull
+        fetches it again. A local source is left in place (the store never deletes a user's file), unless
+        it is a derived output (with provenance) that lies inside the cache."""
+        entry = self.lock.get(name)
+        path = self.path_for(entry)
+        cache = self.settings.cache_dir.resolve()
+        if local_source_path(entry, self.lock.root) is not None:
+            if entry.provenance is None or cache not in path.resolve().parents:
+                return Removal(entry, None, 0, path if path.exists() else None)
+            freed = _bytes_under(path)
+            self.memo.forget(path)
+            remove(path)  # an output a compress step wrote into edgekit's own cache
+            return Removal(entry, path, freed, None)
+        folder = path.parent
+        if not folder.exists():
+            return Removal(entry, None, 0, None)
+        with self._locked(folder):
+            freed = _bytes_under(folder)
+            self.memo.forget(path)
+            remove(folder)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # the name's folder, once no version of it is left
+        return Removal(entry, folder, freed, None)
 
     # --- getting and checking ---------------------------------------------------------------------
 
@@ -166,6 +204,12 @@ class ModelStore:
             yield
         finally:
             os.close(fd)
+
+
+def _bytes_under(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _pull_mismatch(entry: ModelEntry, e: HashMismatchError) -> HashMismatchError:

@@ -206,6 +206,27 @@ def test_models_add_pins_a_local_file(default_model_path: Path, isolated: Path) 
     assert ran.returncode == 0 and "Paris" in ran.stdout
 
 
+def test_models_show_and_rm(default_model_path: Path, isolated: Path) -> None:
+    env = {"EDGEKIT_CACHE_DIR": os.environ["EDGEKIT_CACHE_DIR"], "EDGEKIT_LOCK": os.environ["EDGEKIT_LOCK"]}
+    local = isolated / "mine.gguf"
+    local.symlink_to(default_model_path)
+    assert (
+        edgekit("models", "add", str(local), "--name", "mine", "--license", "Apache-2.0", env=env).returncode
+        == 0
+    )
+    shown = edgekit("models", "show", "mine", "--json", env=env)
+    info = json.loads(shown.stdout)
+    assert info["license"] == "Apache-2.0" and info["cached"] and info["source"]["kind"] == "file"
+    assert info["gguf"]["chat_template"] and info["gguf"]["context_length"] == 8192
+    assert "context_length=8192" in edgekit("models", "show", "mine", env=env).stdout
+    assert_clean_error(edgekit("models", "rm", "mine", env=env), 2, "without confirmation", "--yes")
+    removed = edgekit("models", "rm", "mine", "--yes", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert "kept" in removed.stdout and "removed mine from models.lock" in removed.stdout
+    assert local.exists() and "[models.mine]" not in (isolated / "models.lock").read_text()
+    assert_clean_error(edgekit("models", "show", "mine", env=env), 2, "unknown model 'mine'")
+
+
 def test_bench_reports_ratios_against_raw_llama_cpp(default_model_path: Path) -> None:
     proc = edgekit("bench", "--json", "--runs", "1", "--rounds", "1", "--max-tokens", "16")
     assert proc.returncode == 0, proc.stderr
