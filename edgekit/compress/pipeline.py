@@ -673,6 +673,7 @@ def _pin(
     step: Step, p: Plan, sha: str, prov: Provenance | None, shas: Mapping[str, str], settings: Settings
 ) -> None:
     """Give the target its models.lock entry, unless the lock already pins these bytes there."""
+    from edgekit.compress.source import inherited_license
     from edgekit.models.lock import Lockfile
 
     t = step.target
@@ -688,7 +689,7 @@ def _pin(
         prov or _provenance(step, p, shas),
         name=t.name,
         role=t.role,
-        license=t.license,
+        license=t.license if t.license != "unknown" else inherited_license(p.source.spec, settings),
         description=t.description or f"{p.source.spec} to {t.format} {t.type} by recipe {p.recipe.name}",
     )
 

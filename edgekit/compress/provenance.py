@@ -14,8 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgekit.config import Settings
 from edgekit.models.edit import add_local
 from edgekit.models.lock import ModelEntry
+from edgekit.models.verify import VerifyMemo
 
 # Packages whose versions decide what a compression step produces.
 TOOLS = (
@@ -89,8 +91,9 @@ def record(
     license: str = "unknown",
     description: str = "",
 ) -> ModelEntry:
-    """Add or replace ``name`` in ``lock_path`` for ``artifact`` (hashed now) with its provenance."""
-    return add_local(
+    """Add or replace ``name`` in ``lock_path`` for ``artifact`` (hashed now) with its provenance; the
+    hash is remembered, so the new entry lists as verified without being read again."""
+    entry = add_local(
         lock_path,
         artifact,
         name=name,
@@ -100,3 +103,5 @@ def record(
         replace=True,
         provenance=provenance.to_dict(),
     )
+    VerifyMemo(Settings.from_env().cache_dir / "verified.json").remember(artifact, entry.sha256)
+    return entry

@@ -138,6 +138,7 @@ def quantize(
         out_path,
         provenance,
         name=name or f"{base}-{qtype.lower().replace('_', '-')}",
+        license=source.license,
         description=f"{source.display} quantized to {qtype} by edgekit",
     )
     return QuantizeResult(out_path.resolve(), entry, provenance, tuple(warnings))

@@ -33,6 +33,9 @@ class Source:
     path: Path
     sha256: str
     display: str
+    license: str = "unknown"
+    """The source's license, which derived entries inherit: the models.lock entry's, a GGUF's
+    ``general.license``, or the ``license:`` line of an HF folder's README front matter."""
 
     @property
     def format(self) -> Literal["hf", "gguf"]:
@@ -65,7 +68,7 @@ def resolve(
     hub = parse_hub_id(text)
     if hub is not None:
         folder = download_hub(*hub, settings=settings, progress=progress)
-        return Source("hub", folder, content_sha256(folder, progress, stage="hash"), text)
+        return Source("hub", folder, content_sha256(folder, progress, stage="hash"), text, license_of(folder))
     return _lock_name(text, settings, progress)
 
 
@@ -77,11 +80,62 @@ def _local(path: Path, text: str, progress: ProgressFn) -> Source:
                 f"{path}: folder has no config.json, so it is not a Hugging Face model folder",
                 "Point at a folder saved with save_pretrained, a .gguf file, or a models.lock name.",
             )
-        return Source("hf", path, content_sha256(path, progress, stage="hash"), text)
+        return Source("hf", path, content_sha256(path, progress, stage="hash"), text, license_of(path))
     from edgekit.runtime.gguf import read_gguf
 
-    read_gguf(path)  # names a foreign or truncated file before anything else reads it
-    return Source("gguf", path, content_sha256(path, progress, stage="hash"), text)
+    header = read_gguf(path)  # names a foreign or truncated file before anything else reads it
+    return Source("gguf", path, content_sha256(path, progress, stage="hash"), text, _gguf_license(header))
+
+
+def _gguf_license(header: Any) -> str:
+    found = header.metadata.get("general.license")
+    return _spdx(found) if isinstance(found, str) and found.strip() else "unknown"
+
+
+def inherited_license(spec: str, settings: Settings) -> str:
+    """The license a derived entry inherits from the source ``spec`` names, without fetching anything:
+    a models.lock entry's, or what a local GGUF or HF folder says; unknown otherwise."""
+    from edgekit.models.lock import Lockfile
+
+    lock = Lockfile.load(settings.lock_path)
+    if spec in lock.models:
+        return lock.models[spec].license
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return license_of(path)
+    if path.is_file():
+        from edgekit.runtime.gguf import read_gguf
+
+        try:
+            return _gguf_license(read_gguf(path))
+        except ModelFileError:
+            return "unknown"
+    return "unknown"
+
+
+SPDX_CASE = {
+    k.lower(): k
+    for k in ("Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "CC-BY-4.0", "CC-BY-SA-4.0", "GPL-3.0")
+}
+LICENSE_LINE = re.compile(r"^license:\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", re.MULTILINE)
+
+
+def _spdx(name: str) -> str:
+    name = name.strip()
+    return SPDX_CASE.get(name.lower(), name)
+
+
+def license_of(folder: Path) -> str:
+    """An HF folder's license from its README's YAML front matter (``license: apache-2.0``), else unknown."""
+    try:
+        text = (folder / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "unknown"
+    if not text.startswith("---"):
+        return "unknown"
+    front = text[3:].split("\n---", 1)[0]
+    m = LICENSE_LINE.search(front)
+    return _spdx(m.group(1)) if m else "unknown"
 
 
 def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
@@ -105,7 +159,7 @@ def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
             "Quantize the model it was exported from instead.",
         )
     path = ModelStore(settings, lock).ensure(text, progress)
-    return Source("lock", path, entry.sha256, text)
+    return Source("lock", path, entry.sha256, text, entry.license)
 
 
 def hub_folder(settings: Settings, repo: str, revision: str) -> Path:

@@ -132,7 +132,10 @@ def test_requantize_needs_the_flag_and_warns(default_model_path: Path, isolated:
     )
     assert len(result.warnings) == 1 and "requantizing" in result.warnings[0]
     assert _meta(result.path)["general.file_type"] == 2  # Q4_0
-    assert (Lockfile.load(lock).get("rq").provenance or {})["settings"]["allow_requantize"] is True
+    entry = Lockfile.load(lock).get("rq")
+    assert (entry.provenance or {})["settings"]["allow_requantize"] is True
+    assert entry.license == "Apache-2.0"  # inherited from the source GGUF's general.license
+    assert edgekit.model_info("rq")["verified"]  # hashed as it was written: no second hash needed
 
 
 @pytest.mark.parametrize("qtype", ["IQ4_XS", "IQ4_NL", "Q2_K", "iq2_xxs"])

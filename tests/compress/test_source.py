@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.compress import source
-from edgekit.compress.source import parse_hub_id, resolve
+from edgekit.compress.source import inherited_license, license_of, parse_hub_id, resolve
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
 from edgekit.files import content_sha256
@@ -163,3 +163,27 @@ def test_hub_download_fetches_the_pinned_files(
     assert capsys.readouterr() == ("", "")  # no progress bars from the library
     with pytest.raises(DownloadError, match="org/other"):
         resolve(f"org/other@{COMMIT}")
+
+
+@pytest.mark.parametrize(
+    ("readme", "expected"),
+    [
+        ("---\nlicense: apache-2.0\nlanguage: en\n---\n# Model\n", "Apache-2.0"),
+        ("---\ntags: [x]\nlicense: 'mit'\n---\n", "MIT"),
+        ("---\nlicense: llama3.1\n---\n", "llama3.1"),  # kept as written when not a common SPDX id
+        ("# Model\nlicense: mit\n", "unknown"),  # not front matter
+        ("---\nlanguage: en\n---\nlicense: mit\n", "unknown"),  # after the front matter
+    ],
+)
+def test_an_hf_folder_license_comes_from_its_readme_front_matter(
+    tmp_path: Path, readme: str, expected: str
+) -> None:
+    (tmp_path / "README.md").write_text(readme)
+    assert license_of(tmp_path) == expected
+    assert license_of(tmp_path / "missing") == "unknown"
+
+
+def test_a_lock_name_source_passes_on_its_license(isolated: Path) -> None:
+    settings = Settings.from_env()
+    assert inherited_license("smollm2-135m-instruct", settings) == "Apache-2.0"
+    assert inherited_license("org/name@" + "0" * 40, settings) == "unknown"
