@@ -56,22 +56,29 @@ def default_lock_path() -> Path:
     local = Path.cwd() / "models.lock"
     if local.is_file():
         return local
+    return package_lock_path()
+
+
+def package_lock_path() -> Path:
+    """The lock that belongs to edgekit itself: the shipped one, or in an editable install of a source
+    checkout the one at the repository root."""
     shipped = shipped_lock_path()
     if shipped.is_file():
         return shipped
-    # An editable install of a source checkout: the lock sits at the repository root.
     return Path(__file__).resolve().parent.parent / "models.lock"
 
 
 def writable_lock_path(lock_path: Path) -> Path:
-    """Where entries for ``lock_path`` are written: the shipped lock belongs to the installed package (an
-    upgrade would drop what was added to it), so new entries go to ./models.lock, started as its copy."""
-    shipped = shipped_lock_path()
-    if not shipped.is_file() or Path(lock_path).resolve() != shipped.resolve():
-        return Path(lock_path)
+    """Where entries for ``lock_path`` are written: edgekit's own lock (the shipped one, or a source
+    checkout's in an editable install) belongs to the package (an upgrade would drop what was added to
+    it, and a checkout would get a user's absolute paths), so new entries go to ./models.lock of the
+    working directory, started as its copy."""
+    own = package_lock_path()
     local = Path.cwd() / "models.lock"
+    if Path(lock_path).resolve() != own.resolve() or local.resolve() == own.resolve():
+        return Path(lock_path)  # a project's own lock (or, inside the checkout, the checkout's)
     if not local.exists():
-        local.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
+        local.write_text(own.read_text(encoding="utf-8"), encoding="utf-8")
     return local
 
 

@@ -111,6 +111,30 @@ def test_entries_never_go_into_the_installed_packages_lock(
     assert {e.name for e in Lockfile.load(shipped)} < {e.name for e in local}
 
 
+def test_an_editable_install_never_writes_into_the_checkouts_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No shipped lock (an editable install): the checkout's models.lock is read from elsewhere, but a new
+    entry goes to ./models.lock of the working directory, not into the repository's tracked file."""
+    from edgekit import config
+    from edgekit.models.edit import add_local
+
+    monkeypatch.setattr(config, "shipped_lock_path", lambda: tmp_path / "absent" / "models.lock")
+    checkout = config.package_lock_path()
+    assert checkout == Path(__file__).resolve().parents[2] / "models.lock"
+    before = checkout.read_text()
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("EDGEKIT_LOCK", raising=False)
+    assert config.Settings.from_env().lock_path == checkout
+    model = project / "tiny.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 60)
+    add_local(checkout, model, name="tiny")
+    assert checkout.read_text() == before
+    assert Lockfile.load(project / "models.lock").get("tiny").source.path == "tiny.gguf"  # type: ignore[union-attr]
+
+
 BUILD = (
     (
         GOOD
