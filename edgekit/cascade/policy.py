@@ -7,7 +7,7 @@ closest valid key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,7 +23,8 @@ class PolicyError(InputError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nan and inf in a policy (timeouts, costs, thresholds) fail here, naming the key, not mid-request.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Acceptance(_Strict):
@@ -75,7 +76,9 @@ class Tier(_Strict):
     cross_check: CrossCheck | None = None
     base_url_env: str = "EDGEKIT_REMOTE_URL"
     api_key_env: str = "EDGEKIT_REMOTE_API_KEY"
-    timeout_s: dict[LatencyClass, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    timeout_s: dict[LatencyClass, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_TIMEOUTS)
+    )
     retries: int = Field(default=2, ge=0, le=10)
 
 

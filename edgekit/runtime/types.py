@@ -61,14 +61,20 @@ class GenerationParams:
             raise InputError(
                 f"max_tokens must be at least 1, got {self.max_tokens}", "Use --max-tokens 1 or more."
             )
-        if self.temperature < 0:
+        if not self.temperature >= 0 or math.isinf(self.temperature):  # nan fails the comparison
             raise InputError(
-                f"temperature must be >= 0, got {self.temperature}", "Use 0 for greedy decoding."
+                f"temperature must be a finite number >= 0, got {self.temperature}",
+                "Use 0 for greedy decoding.",
             )
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise InputError(f"timeout must be positive, got {self.timeout_s}")
+        if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
+            raise InputError(f"timeout must be a positive number of seconds, got {self.timeout_s}")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise InputError(
+                f"seed must be in 0..{2**32 - 1}, got {self.seed}",
+                "llama.cpp keeps 32 bits of the seed; a larger one would silently wrap to another seed.",
+            )
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ def test_shipped_keyword_patterns_have_no_unbounded_wildcard() -> None:
         ("tiers = []\n", "tiers"),
         (MIN + "[[tiers]]\nname='a'\nkind='local'\nmodel='m'\naccept={min_mean_prob=1.5}\n", "min_mean_prob"),
         ("x = [\n", "invalid TOML"),
+        (MIN + "[budget]\ncost_per_1k_tokens = inf\n", "budget.cost_per_1k_tokens"),
+        (MIN + "[[tiers]]\nname='r'\nkind='remote'\nmodel='m'\ntimeout_s={standard=nan}\n", "timeout_s"),
+        (MIN + "[[tiers]]\nname='r'\nkind='remote'\nmodel='m'\ntimeout_s={fast=-1.0}\n", "greater than 0"),
+        (MIN + "[[tiers]]\nname='a'\nkind='local'\nmodel='m'\naccept={max_mean_entropy=inf}\n", "finite"),
     ],
 )
 def test_invalid_policies_name_the_key(text: str, expected: str) -> None:
