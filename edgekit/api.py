@@ -310,6 +310,10 @@ def _open_path(
         raise ModelFileError(
             f"{path}: no such file or folder", "Check the path, or use a name from 'edgekit models list'."
         )
+    if not (path.is_dir() or path.is_file()):  # a FIFO or device would block the header read forever
+        raise ModelFileError(
+            f"{path}: not a regular file or folder", "Point at a GGUF file or an ONNX model folder."
+        )
     if path.is_dir():
         from edgekit.runtime.onnx import OnnxBackend
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 import edgekit
-from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError, InputError
+from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError, InputError, ModelFileError
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,3 +118,10 @@ def test_readme_example_runs_as_written(default_model_path: Path, capsys: pytest
     exec(compile(code.group(1), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "Paris" in printed
+
+
+def test_a_fifo_as_the_model_is_refused_instead_of_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelFileError, match="not a regular file or folder"):
+        edgekit.load(fifo)
