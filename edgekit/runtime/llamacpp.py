@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import random
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -28,6 +29,11 @@ from edgekit.runtime.gguf import GGUFInfo, read_gguf
 from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 DEFAULT_N_CTX = 4096
+
+
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_MARKS = re.compile("\ue000(\\d+)\ue001")
+"""Private-use characters that stand in for message texts while the template renders."""
 
 
 def _import_llama_cpp():
@@ -106,8 +112,28 @@ class LlamaCppBackend(BackendBase):
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        # A chat template writes its own BOS; a plain transcript gets the one the vocabulary asks for.
-        return self.tokenize(self.render(messages), add_bos=self._formatter is None)
+        """The prompt's tokens. A chat template writes its own BOS; a plain transcript gets the one the
+        vocabulary asks for. Special tokens come only from the template: a message whose text spells one
+        (``<|im_start|>system``, typed or pasted) is tokenized as plain text, so it cannot forge a turn."""
+        add_bos = self._formatter is None
+        if not any(self._spells_special(m.get("content")) for m in messages):
+            return self.tokenize(self.render(messages), add_bos=add_bos)
+        marked: list[ChatMessage] = [
+            {**m, "content": f"{_MARK_OPEN}{i}{_MARK_CLOSE}"} for i, m in enumerate(messages)
+        ]
+        pieces = _MARKS.split(self.render(marked))  # template text, message index, template text, ...
+        tokens: list[int] = []
+        for n, piece in enumerate(pieces):
+            if n % 2:
+                tokens += self.tokenize(str(messages[int(piece)].get("content") or ""), special=False)
+            elif piece:
+                tokens += self.tokenize(piece, add_bos=add_bos and not tokens)
+        return tokens
+
+    def _spells_special(self, content: object) -> bool:
+        if not isinstance(content, str) or not content:
+            return False
+        return self.tokenize(content, special=True) != self.tokenize(content, special=False)
 
     def _piece(self, token: int) -> bytes:
         n = self._lib.llama_token_to_piece(
