@@ -38,7 +38,7 @@ from edgekit.cascade.policy import (
 )
 from edgekit.cascade.resilience import CircuitBreaker, call_with_retries
 from edgekit.cascade.trace import Trace, TraceStore, new_trace_id
-from edgekit.errors import RemoteError, SchemaOutputError
+from edgekit.errors import ContextOverflowError, RemoteError, SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
 
 
@@ -306,6 +306,11 @@ class Router:
                     if pinned:
                         raise
                     continue
+                except ContextOverflowError as e:  # the degraded path cuts the prompt to fit, and says so
+                    if pinned:
+                        raise
+                    rejections.append(f"{tier.name}: {e.message}")
+                    continue
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
                 if escalation is not None and not pinned:
@@ -395,8 +400,12 @@ class Router:
             )
         if best is None:
             t1 = time.perf_counter()
-            local_tier = self.policy.local_tiers[0]
-            best = (local_tier, self.local[0].chat(msgs, **params))
+            local_tier, model = self.policy.local_tiers[0], self.local[0]
+            room = model.n_ctx - int(params["max_tokens"])
+            fitted, note = fit_to_context(model, msgs, room)
+            if note:
+                refusal = f"{refusal}; {note}"
+            best = (local_tier, model.chat(fitted, **params))
             latency[f"local:{local_tier.name}"] = _ms(t1)
         result = RouteResult(
             best[1], f"degraded:{best[0].name}", gates, reason, refusal, tuple(rejections), latency
@@ -436,6 +445,29 @@ class Router:
                 )
             )
         return result
+
+
+def fit_to_context(model: Any, msgs: list[ChatMessage], room: int) -> tuple[list[ChatMessage], str]:
+    """``msgs`` cut to at most ``room`` prompt tokens for a degraded local answer, and a note saying so
+    ("" when they fit): the oldest turns go first (the system prompt and the last message stay), then the
+    middle of the last message, whose start and end usually hold the task and the question."""
+    total = count_prompt_tokens(model, msgs)
+    if total <= room or room < 1:
+        return msgs, ""
+    fitted = list(msgs)
+    while count_prompt_tokens(model, fitted) > room:
+        older = [i for i, m in enumerate(fitted[:-1]) if m["role"] != "system"]
+        if not older:
+            break
+        del fitted[older[0]]
+    last = fitted[-1]
+    text, keep = str(last.get("content") or ""), 1.0
+    while count_prompt_tokens(model, fitted) > room and keep > 0.01:
+        keep *= 0.8
+        half = int(len(text) * keep / 2)
+        fitted[-1] = {**last, "content": f"{text[:half]}\n[...]\n{text[len(text) - half :]}"}
+    used = count_prompt_tokens(model, fitted)
+    return fitted, f"the prompt was cut from {total} to {used} tokens to fit the local context"
 
 
 def count_prompt_tokens(model: Any, msgs: Sequence[ChatMessage]) -> int:

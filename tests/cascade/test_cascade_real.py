@@ -107,6 +107,20 @@ def test_remote_down_degrades_with_the_local_answer(tiny: edgekit.Model, tmp_pat
     assert router.traces.read()[-1]["degraded_reason"] == result.degraded_reason  # type: ignore[union-attr]
 
 
+def test_a_prompt_too_long_for_the_local_model_degrades_cut_to_fit_when_the_remote_is_down(
+    tiny: edgekit.Model, tmp_path: Path
+) -> None:
+    router = router_for(tiny, f"http://127.0.0.1:{free_port()}/v1", "nobody", tmp_path)
+    notes = "The meeting notes mention budgets, rooms and dates. " * 300  # about 3,000 tokens
+    prompt = f"Summarize these notes in one sentence.\n{notes}\nWhat is the main topic?"
+    result = router.route(prompt, max_tokens=16)
+    assert result.route == "degraded:tiny" and result.completion.text.strip()
+    reason = result.degraded_reason or ""
+    assert "cut from 3" in reason and "to fit the local context" in reason  # after why the remote could not
+    assert result.escalation_reason and "context" in result.escalation_reason  # the context gate asked
+    assert router.traces.read()[-1]["degraded_reason"] == reason  # type: ignore[union-attr]
+
+
 def test_edgekit_serve_runs_the_cascade(qwen_server: LlamaServer, tmp_path: Path) -> None:
     """OpenAI clients talk to `edgekit serve --cascade`; each answer says which route produced it."""
     log, traces = tmp_path / "serve.log", tmp_path / "traces.jsonl"
