@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputError, ModelFileError
+from edgekit.errors import InputError
 from edgekit.files import atomic_output
 
 
@@ -142,30 +142,9 @@ class QuantizeImatrix:
 
 def model_columns(model: str | Path) -> dict[str, int]:
     """GGUF weight tensor name -> input columns (ne[0]) of the matrices in ``model`` (header only)."""
-    from edgekit.runtime.gguf import MAGIC, HeaderReader
+    from edgekit.runtime.gguf import read_gguf
 
-    path = Path(model)
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot open ({e.strerror})") from None
-    with f:
-        r = HeaderReader(f, path, path.stat().st_size)
-        if r.take(4) != MAGIC:
-            raise ModelFileError(f"{path}: not a GGUF file (bad magic)")
-        r.unpack("I")
-        n_tensors, n_kv = r.unpack("Q"), r.unpack("Q")
-        for _ in range(n_kv):
-            r.string()
-            r.value(r.unpack("I"), keep=False)
-        columns = {}
-        for _ in range(n_tensors):
-            name = r.string()
-            dims = [r.unpack("Q") for _ in range(r.unpack("I"))]
-            r.unpack("I"), r.unpack("Q")
-            if len(dims) >= 2:
-                columns[name] = int(dims[0])
-    return columns
+    return {t.name: t.dims[0] for t in read_gguf(Path(model)).tensors if len(t.dims) >= 2}
 
 
 def check_imatrix(imatrix: Imatrix, model: str | Path) -> None:

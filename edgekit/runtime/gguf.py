@@ -2,7 +2,13 @@
 
 llama.cpp reports a truncated or foreign file as a bare "failed to load model"; this reader names the
 problem (not GGUF, unsupported version, header cut short, tensor data cut short) and returns the
-metadata scalars (architecture, context length, chat template) without loading any weights.
+metadata scalars (architecture, context length, chat template), the shape of every array and the tensor
+table, without loading any weights.
+
+Any bytes at all give either a ``GGUFInfo`` or a one-line ``ModelFileError`` that names the file and the
+field: every count and length is checked against the bytes left before anything is read or allocated,
+arrays nest at most ``MAX_ARRAY_DEPTH`` deep, and the fields the reader itself uses (``general.alignment``,
+tensor shapes, types and offsets) are checked for type and range.
 """
 
 from __future__ import annotations
@@ -15,10 +21,28 @@ from typing import Any, BinaryIO
 from edgekit.errors import ModelFileError
 
 MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_ARRAY_DEPTH = 8
+"""Arrays of arrays: the format allows them, llama.cpp reads none, and a deep chain is only a way to
+exhaust the stack."""
+MAX_DIMS = 8
+KEEP_ITEMS = 1024
+"""Numeric arrays up to this long keep their values (per-layer head counts and the like)."""
+REBUILD_HINT = "The file's header is corrupt; re-download it, or rebuild it from its source."
+TRUNCATED_HINT = "The download or copy was cut short; fetch the file again."
 
 # GGUF metadata value types -> struct format (strings and arrays handled separately)
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
+STRING, ARRAY = 8, 9
+INTEGER_TYPES = frozenset({0, 1, 2, 3, 4, 5, 10, 11})
+TYPE_NAMES = {
+    0: "uint8", 1: "int8", 2: "uint16", 3: "int16", 4: "uint32", 5: "int32", 6: "float32", 7: "bool",
+    8: "string", 9: "array", 10: "uint64", 11: "int64", 12: "float64",
+}  # fmt: skip
+# the fewest bytes one item of each type takes (a string is at least its length, an array its header)
+_MIN_SIZE = {t: struct.calcsize(f) for t, f in _SCALARS.items()} | {STRING: 8, ARRAY: 12}
+_MIN_KV = 8 + 4 + 1  # key length, value type, the smallest value
+_MIN_TENSOR = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
 # ggml tensor types -> (elements per block, bytes per block), from ggml.h / gguf constants
 GGML_BLOCKS: dict[int, tuple[int, int]] = {
@@ -29,7 +53,7 @@ GGML_BLOCKS: dict[int, tuple[int, int]] = {
     6: (32, 22),
     7: (32, 24),
     8: (32, 34),
-    9: (32, 36),
+    9: (32, 40),
     10: (256, 84),
     11: (256, 110),
     12: (256, 144),
@@ -54,7 +78,57 @@ GGML_BLOCKS: dict[int, tuple[int, int]] = {
     34: (256, 54),
     35: (256, 66),
     39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
+    42: (64, 18),
 }
+
+
+def shown(text: str, width: int = 80) -> str:
+    """A key or name from the file, quoted and escaped so that it stays on one line."""
+    return repr(text if len(text) <= width else text[:width] + "...")
+
+
+def type_name(vtype: int) -> str:
+    return TYPE_NAMES.get(vtype, f"type {vtype}")
+
+
+def a_type(vtype: int) -> str:
+    """'a uint32', 'an int8', 'an array': a value type for a message."""
+    name = type_name(vtype)
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
+@dataclass(frozen=True)
+class GGUFArray:
+    """An array field: its item type, its length and, for numeric arrays of at most ``KEEP_ITEMS`` items,
+    its values (``None`` otherwise: strings, nested arrays and long arrays are skipped, not kept)."""
+
+    item_type: int
+    count: int
+    values: tuple[Any, ...] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dims: tuple[int, ...]
+    ggml_type: int
+    offset: int
+    """Bytes from the start of the data section."""
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int | None:
+        """Bytes of data; None when the type is unknown to this reader."""
+        block = GGML_BLOCKS.get(self.ggml_type)
+        return None if block is None else self.n_elements // block[0] * block[1]
 
 
 @dataclass(frozen=True)
@@ -62,17 +136,23 @@ class GGUFInfo:
     version: int
     n_tensors: int
     metadata: dict[str, Any] = field(repr=False)
+    """Scalar and string values by key (arrays are in ``arrays``)."""
     data_end: int | None
     """Byte offset where tensor data must end; None when a tensor type is unknown to this reader."""
+    types: dict[str, int] = field(default_factory=dict, repr=False)
+    """The GGUF value type of every key, arrays included."""
+    arrays: dict[str, GGUFArray] = field(default_factory=dict, repr=False)
+    tensors: tuple[TensorInfo, ...] = field(default=(), repr=False)
 
     @property
     def architecture(self) -> str:
-        return str(self.metadata.get("general.architecture", "unknown"))
+        v = self.metadata.get("general.architecture")
+        return v if isinstance(v, str) else "unknown"
 
     @property
     def context_length(self) -> int | None:
         v = self.metadata.get(f"{self.architecture}.context_length")
-        return int(v) if v is not None else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
 
     @property
     def chat_template(self) -> str | None:
@@ -81,44 +161,85 @@ class GGUFInfo:
 
 
 class HeaderReader:
-    """Reads a GGUF header's fields from ``f`` (``size`` bytes long) and names ``path`` in every error: a
-    count or length past the end of the file is a truncated or corrupt header, never a huge read."""
+    """Reads a GGUF header's fields from ``f`` (``size`` bytes long) and names ``path`` and the field being
+    read (``where``) in every error: a count or length past the end of the file is a truncated or corrupt
+    header, never a huge read or allocation."""
 
     def __init__(self, f: BinaryIO, path: Path, size: int) -> None:
         self.f, self.path, self.size = f, path, size
+        self.where = "the file header"
+
+    def left(self) -> int:
+        return self.size - self.f.tell()
+
+    def corrupt(self, what: str) -> ModelFileError:
+        return ModelFileError(f"{self.path}: corrupt GGUF header ({what}, in {self.where})", REBUILD_HINT)
+
+    def cut_short(self) -> ModelFileError:
+        return ModelFileError(
+            f"{self.path}: GGUF header is cut short in {self.where} (truncated file)", TRUNCATED_HINT
+        )
+
+    def need(self, n: int, what: str) -> None:
+        """Raise unless ``n`` more bytes (what ``what`` must take at least) are left in the file."""
+        if n > self.left():
+            raise ModelFileError(
+                f"{self.path}: corrupt GGUF header ({what} cannot fit in the {self.left()} bytes left, "
+                f"in {self.where}; truncated or corrupt file)",
+                REBUILD_HINT,
+            )
 
     def take(self, n: int) -> bytes:
-        if n > self.size - self.f.tell():  # never ask read() for more than is left (a corrupt count)
-            raise ModelFileError(f"{self.path}: GGUF header is cut short (truncated file)")
+        if n > self.left():  # never ask read() for more than is left (a corrupt count)
+            raise self.cut_short()
         b = self.f.read(n)
         if len(b) != n:
-            raise ModelFileError(f"{self.path}: GGUF header is cut short (truncated file)")
+            raise self.cut_short()
         return b
+
+    def skip(self, n: int) -> None:
+        if n > self.left():
+            raise self.cut_short()
+        self.f.seek(n, 1)
 
     def unpack(self, fmt: str) -> Any:
         return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0]
 
-    def string(self) -> str:
-        n = self.unpack("Q")
-        if n > 1 << 30:
-            raise ModelFileError(f"{self.path}: corrupt GGUF header (string of {n} bytes)")
-        return self.take(n).decode("utf-8", errors="replace")
+    def raw_string(self) -> bytes:
+        return self.take(self.unpack("Q"))
 
-    def value(self, vtype: int, keep: bool) -> Any:
+    def string(self) -> str:
+        return self.raw_string().decode("utf-8", errors="replace")
+
+    def value(self, vtype: int, depth: int = 0) -> Any:
+        """A scalar, a string, or a ``GGUFArray`` for an array."""
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
-        if vtype == _STRING:
+        if vtype == STRING:
             return self.string()
-        if vtype == _ARRAY:
-            etype, count = self.unpack("I"), self.unpack("Q")
-            if count > 1 << 30:
-                raise ModelFileError(f"{self.path}: corrupt GGUF header (array of {count} items)")
-            if etype in _SCALARS:  # skip fixed-size arrays in one seek-like read
-                self.take(struct.calcsize(_SCALARS[etype]) * count)
-                return None
-            items = [self.value(etype, False) for _ in range(count)]
-            return items if keep else None
-        raise ModelFileError(f"{self.path}: corrupt GGUF header (unknown value type {vtype})")
+        if vtype == ARRAY:
+            return self.array(depth + 1)
+        raise self.corrupt(f"unknown value type {vtype}")
+
+    def array(self, depth: int) -> GGUFArray:
+        if depth > MAX_ARRAY_DEPTH:
+            raise self.corrupt(f"arrays nested more than {MAX_ARRAY_DEPTH} deep")
+        item, count = self.unpack("I"), self.unpack("Q")
+        if item not in _MIN_SIZE:
+            raise self.corrupt(f"array of unknown item type {item}")
+        self.need(count * _MIN_SIZE[item], f"an array of {count} {type_name(item)} items")
+        if item in _SCALARS:
+            fmt = _SCALARS[item]
+            if count > KEEP_ITEMS:
+                self.skip(struct.calcsize(fmt) * count)
+                return GGUFArray(item, count)
+            return GGUFArray(item, count, struct.unpack(f"<{count}{fmt}", self.take(_MIN_SIZE[item] * count)))
+        for _ in range(count):
+            if item == STRING:
+                self.skip(self.unpack("Q"))
+            else:
+                self.array(depth + 1)
+        return GGUFArray(item, count)
 
 
 def read_gguf(path: Path) -> GGUFInfo:
@@ -139,40 +260,86 @@ def read_gguf(path: Path) -> GGUFInfo:
         if version not in (2, 3):
             raise ModelFileError(f"{path}: GGUF version {version} is not supported (2 and 3 are)")
         n_tensors, n_kv = r.unpack("Q"), r.unpack("Q")
-        if n_tensors > 1 << 24 or n_kv > 1 << 24:
-            raise ModelFileError(f"{path}: corrupt GGUF header ({n_tensors} tensors, {n_kv} keys)")
-        meta: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = r.string()
-            vtype = r.unpack("I")
-            val = r.value(vtype, keep=False)
-            if val is not None:
-                meta[key] = val
-        end: int | None = 0
-        tensors = []
-        for _ in range(n_tensors):
-            r.string()
-            n_dims = r.unpack("I")
-            if n_dims > 8:
-                raise ModelFileError(f"{path}: corrupt GGUF header (tensor with {n_dims} dims)")
-            dims = [r.unpack("Q") for _ in range(n_dims)]
-            ttype, offset = r.unpack("I"), r.unpack("Q")
-            tensors.append((dims, ttype, offset))
-        align = int(meta.get("general.alignment", 32))
+        r.need(n_kv * _MIN_KV + n_tensors * _MIN_TENSOR, f"{n_tensors} tensors and {n_kv} keys")
+        meta, types, arrays = _read_kvs(r, n_kv)
+        align = _alignment(path, meta, types)
+        tensors = tuple(_read_tensor(r, i) for i in range(n_tensors))
+        r.where = "the tensor table"
         data_start = -(-f.tell() // align) * align
-        for dims, ttype, offset in tensors:
-            if ttype not in GGML_BLOCKS:
-                end = None
-                break
-            n = 1
-            for d in dims:
-                n *= d
-            blk, nbytes = GGML_BLOCKS[ttype]
-            assert end is not None
-            end = max(end, data_start + offset + (n // blk) * nbytes)
-    if end is not None and size < end:
+    return GGUFInfo(
+        version, n_tensors, meta, _data_end(r, tensors, data_start, align), types, arrays, tensors
+    )
+
+
+def _read_kvs(r: HeaderReader, n_kv: int) -> tuple[dict[str, Any], dict[str, int], dict[str, GGUFArray]]:
+    meta: dict[str, Any] = {}
+    types: dict[str, int] = {}
+    arrays: dict[str, GGUFArray] = {}
+    for i in range(n_kv):
+        r.where = f"key #{i}"
+        key = r.string()
+        r.where = f"key {shown(key)}"
+        if not key:
+            raise r.corrupt("an empty key")
+        if key in types:
+            raise r.corrupt("the key appears twice")
+        vtype = r.unpack("I")
+        val = r.value(vtype)
+        types[key] = vtype
+        if isinstance(val, GGUFArray):
+            arrays[key] = val
+        else:
+            meta[key] = val
+    return meta, types, arrays
+
+
+def _alignment(path: Path, meta: dict[str, Any], types: dict[str, int]) -> int:
+    if "general.alignment" not in types:
+        return DEFAULT_ALIGNMENT
+    vtype = types["general.alignment"]
+    value: Any = meta.get("general.alignment")  # None when it is an array
+    if vtype != 4 or value <= 0 or value & (value - 1):
+        got = a_type(vtype) if vtype != 4 else f"{value}"
         raise ModelFileError(
-            f"{path}: truncated GGUF ({size} bytes, tensors need {end})",
-            "The download or copy was cut short; fetch the file again.",
+            f"{path}: corrupt GGUF header (general.alignment is {got}; it must be a uint32 power of two)",
+            REBUILD_HINT,
         )
-    return GGUFInfo(version, n_tensors, meta, end)
+    return int(value)
+
+
+def _read_tensor(r: HeaderReader, i: int) -> TensorInfo:
+    r.where = f"tensor #{i}"
+    name = r.string()
+    r.where = f"tensor {shown(name)}"
+    n_dims = r.unpack("I")
+    if n_dims > MAX_DIMS:
+        raise r.corrupt(f"{n_dims} dimensions, more than {MAX_DIMS}")
+    dims = tuple(r.unpack("Q") for _ in range(n_dims))
+    ttype, offset = r.unpack("I"), r.unpack("Q")
+    t = TensorInfo(name, dims, ttype, offset)
+    if t.n_elements >= 1 << 63:
+        raise r.corrupt(f"shape {list(dims)} has more elements than a 64-bit count holds")
+    block = GGML_BLOCKS.get(ttype)
+    if block is not None and dims and dims[0] % block[0]:
+        raise r.corrupt(f"the first dimension {dims[0]} is not a multiple of the block size {block[0]}")
+    return t
+
+
+def _data_end(r: HeaderReader, tensors: tuple[TensorInfo, ...], data_start: int, align: int) -> int | None:
+    end: int | None = data_start if tensors else 0
+    for t in tensors:
+        r.where = f"tensor {shown(t.name)}"
+        if t.offset % align:
+            raise r.corrupt(f"data offset {t.offset} is not a multiple of the alignment {align}")
+        nbytes = t.nbytes
+        stop = data_start + t.offset + (nbytes or 0)
+        if stop > r.size:
+            raise ModelFileError(
+                f"{r.path}: truncated GGUF ({r.size} bytes, tensor {shown(t.name)} needs {stop})",
+                TRUNCATED_HINT,
+            )
+        if nbytes is None:
+            end = None
+        elif end is not None:
+            end = max(end, stop)
+    return end
