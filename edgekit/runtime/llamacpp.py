@@ -26,6 +26,7 @@ from edgekit.errors import (
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
 from edgekit.runtime.gguf import GGUFInfo, read_gguf
+from edgekit.runtime.llamacpp_fields import check_model
 from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 DEFAULT_N_CTX = 4096
@@ -66,6 +67,7 @@ class LlamaCppBackend(BackendBase):
         self.path = path
         self.model_id = model_id or path.stem
         self.info = info or read_gguf(path)
+        check_model(path, self.info)  # fields llama.cpp would abort this process on, refused first
         self.n_ctx = n_ctx or min(DEFAULT_N_CTX, self.info.context_length or DEFAULT_N_CTX)
         self._signals = signals
         try:

@@ -2,7 +2,8 @@
 
 A GGUF with a broken vocabulary can make llama.cpp throw from C++ (``unordered_map::at``) on ordinary
 text, which aborts the whole process. ``probe_tokenizer`` loads only the vocabulary in a child, round-trips
-a set of texts, and turns a crash into a ``TokenizerError``.
+a set of texts, and turns a crash into a ``TokenizerError``. The tokenizer fields are checked first, so a
+malformed vocabulary gets a ``ModelFileError`` naming the field rather than a crash report from the child.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from edgekit.errors import ModelFileError, TokenizerError
 from edgekit.runtime.child import last_line, run_module
+from edgekit.runtime.gguf import GGUFInfo, read_gguf
+from edgekit.runtime.llamacpp_fields import check_vocab
 
 PROBE_TEXTS = (
     "Hello, world! How are you today?",
@@ -24,7 +27,8 @@ PROBE_TEXTS = (
 )
 
 
-def probe_tokenizer(path: Path, timeout: float = 120.0) -> None:
+def probe_tokenizer(path: Path, timeout: float = 120.0, info: GGUFInfo | None = None) -> None:
+    check_vocab(path, info or read_gguf(path))
     try:
         proc = run_module("edgekit.runtime.probe", str(path), timeout=timeout)
     except subprocess.TimeoutExpired:
