@@ -1,4 +1,4 @@
-"""edgekit serve: an OpenAI-compatible HTTP server on a local model."""
+"""edgekit serve: an OpenAI-compatible HTTP server on a local model (chat, text completions, embeddings)."""
 
 from __future__ import annotations
 
@@ -53,20 +53,35 @@ def serve(
     policy: PolicyOpt = None,
     safety: SafetyOpt = False,
     safety_policy: SafetyPolicyOpt = None,
+    embedding_model: Annotated[
+        str,
+        typer.Option(
+            "--embedding-model", help="models.lock encoder behind /v1/embeddings (loaded on first use)."
+        ),
+    ] = "multilingual-e5-small-int8",
 ) -> None:
-    """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/models, /health)."""
+    """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions,
+    /v1/embeddings, /v1/models, /health)."""
+    import edgekit
     from edgekit.serve import ServeOptions, bind, create_app, run  # needs the 'serve' extra
 
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if not 0 <= port <= 65535:
         raise InputError(f"--port {port} is not a TCP port", "Use 0-65535 (0: any free port).")
+    encoder = edgekit.lockfile().get(embedding_model)  # a name not in models.lock fails here, not later
+    if encoder.role != "encoder":
+        raise InputError(
+            f"--embedding-model {embedding_model}: not a sentence encoder (role {encoder.role})",
+            "Name an entry with role 'encoder' (see 'edgekit models list').",
+        )
     options = ServeOptions(
         api_key=_api_key(api_key_env),
         concurrency=concurrency,
         max_queue=max_queue,
         queue_timeout_s=queue_timeout,
         close_wait_s=grace,
+        embedding_model=encoder.name,
     )
     sock = bind(host, port)  # before loading: a busy port fails fast
     assistant = open_assistant(

@@ -1,7 +1,9 @@
 """edgekit serve: an OpenAI-compatible HTTP server over an ``edgekit.Assistant``.
 
 The assistant is the whole request path (safety, cascade or one model, schema, tool calls); the server
-maps OpenAI bodies onto ``Assistant.chat`` and answers back, adding ``edgekit_route`` for a cascade.
+maps OpenAI bodies onto ``Assistant.chat`` (and legacy text completions onto ``Assistant.complete``) and
+answers back, adding ``edgekit_route`` for a cascade. ``/v1/embeddings`` runs the on-device sentence
+encoder (``ServeOptions.embedding_model``), loaded on its first request.
 ``--concurrency N`` loads N engine copies into one assistant. A bare responder (``protocol.py``: anything
 with ``edgekit.Model``'s ``chat``) can be served too, for tests of the HTTP logic.
 

@@ -1,7 +1,11 @@
-"""The ASGI app (Starlette): OpenAI-compatible chat completions over an ``edgekit.Assistant``.
+"""The ASGI app (Starlette): OpenAI-compatible chat completions, text completions and embeddings over an
+``edgekit.Assistant``.
 
-Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``, ``GET /v1/models/{id}``,
-``GET /health`` (alias ``/healthz``; never behind the API key). Errors use OpenAI's error body.
+Routes: ``POST /v1/chat/completions`` (JSON or SSE), ``POST /v1/completions`` (legacy text completion,
+JSON or SSE; see ``completions.py``), ``POST /v1/embeddings`` (the on-device sentence encoder; see
+``embeddings.py``), ``GET /v1/models`` (the served model, then the embedding model), ``GET
+/v1/models/{id}``, ``GET /health`` (alias ``/healthz``; never behind the API key). Errors use OpenAI's
+error body. Every route under /v1 takes a generation slot (embeddings too: they use the same cores).
 
 How a request runs: the body is validated on the event loop; admission (see ``admission.py``) gives it a
 generation slot or a 429/503; the assistant runs in a worker thread (one per slot), so the loop keeps
@@ -25,7 +29,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from edgekit.assistant import Answer, AnswerStream, Assistant
 from edgekit.errors import (
@@ -38,8 +43,11 @@ from edgekit.errors import (
     RemoteError,
     ServerBusyError,
 )
-from edgekit.runtime.types import Chunk
+from edgekit.runtime.types import Chunk, Usage
+from edgekit.safety.encoder import MULTILINGUAL_MODEL
 from edgekit.serve.admission import Admission
+from edgekit.serve.completions import TextShaper, parse_completion, text_completion_body
+from edgekit.serve.embeddings import Embedder, parse_embeddings
 from edgekit.serve.protocol import Responder
 from edgekit.serve.schema import (
     DEFAULT_MAX_TOKENS,
@@ -69,7 +77,7 @@ T = TypeVar("T")
 # Hints that speak HTTP in place of the CLI's ones (kept only where the error carries its default hint).
 _HTTP_HINTS: dict[type[EdgekitError], str] = {
     EmptyPromptError: "Send at least one user message with text.",
-    ContextOverflowError: "Shorten the messages, or start the server with a larger --n-ctx.",
+    ContextOverflowError: "Shorten the prompt, or start the server with a larger --n-ctx.",
     EncodingError: "Send the text as valid UTF-8.",
 }
 
@@ -85,8 +93,15 @@ class ServeOptions:
     max_tokens: int = DEFAULT_MAX_TOKENS
     """Default when a request gives neither max_tokens nor max_completion_tokens."""
     max_body_bytes: int = 8 << 20
+    """Larger bodies get 413."""
     close_wait_s: float = 10.0
     """At shutdown, how long to wait for running generations before closing the responder."""
+    embedding_model: str | None = MULTILINGUAL_MODEL
+    """The models.lock encoder behind /v1/embeddings, loaded on its first request (None: no embeddings)."""
+    max_embedding_inputs: int = 2048
+    """Texts per embeddings request (OpenAI's limit); more: 400."""
+    max_embedding_tokens: int = 65536
+    """Tokens per embeddings request (about 15 s of one core for e5-small); more: 400."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -94,6 +109,8 @@ class ServeOptions:
             (self.max_queue >= 0, "--max-queue must be 0 or more"),
             (self.queue_timeout_s > 0, "--queue-timeout must be more than 0 seconds"),
             (self.max_tokens >= 1, "the default max_tokens must be 1 or more"),
+            (self.max_embedding_inputs >= 1, "max_embedding_inputs must be 1 or more"),
+            (self.max_embedding_tokens >= 1, "max_embedding_tokens must be 1 or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,6 +141,11 @@ class Service:
             max_workers=options.concurrency, thread_name_prefix="edgekit-serve"
         )
         self.cancels: set[threading.Event] = set()
+        self.embedder = (
+            Embedder(options.embedding_model, max_tokens=options.max_embedding_tokens)
+            if options.embedding_model
+            else None
+        )
         self.created = int(time.time())
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
@@ -175,13 +197,17 @@ class Service:
         fut.add_done_callback(done)
         return fut
 
+    async def run(self, work: Callable[[], T]) -> T:
+        """``work``'s result, from a worker thread (the caller holds a slot)."""
+        return await asyncio.wrap_future(self.submit(work))
+
     async def complete(self, call: ChatCall) -> Answer:
         def work() -> Answer:
             answer = self.assistant.chat(call.messages, stream=False, **call.kwargs())
             assert isinstance(answer, Answer)
             return answer
 
-        return await asyncio.wrap_future(self.submit(work))
+        return await self.run(work)
 
     def route_fields(self, answer: Answer | None) -> dict[str, Any]:
         """``edgekit_route`` for a cascade's answers (one model has no route to tell)."""
@@ -195,9 +221,12 @@ class Service:
             return self.name
         return answer.completion.model or self.name
 
-    def stream(self, call: ChatCall, cancel: threading.Event) -> asyncio.Queue[_Item]:
-        """Start a streaming job; its chunks, then ``_End`` or the exception, arrive on the queue (first
-        the ``Answer``, when a cascade decided it before anything was shown)."""
+    def stream(
+        self, start: Callable[[], Answer | AnswerStream], cancel: threading.Event
+    ) -> asyncio.Queue[_Item]:
+        """Start a streaming job (``start``: the assistant's streaming call); its chunks, then ``_End`` or
+        the exception, arrive on the queue (first the ``Answer``, when a cascade decided it before
+        anything was shown)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
 
@@ -209,7 +238,7 @@ class Service:
 
         def work() -> None:
             try:
-                chunks = self.assistant.chat(call.messages, stream=True, **call.kwargs())
+                chunks = start()
                 assert isinstance(chunks, AnswerStream)
                 if chunks.answer is not None:
                     put(chunks.answer)
@@ -251,17 +280,16 @@ async def chat_completions(request: Request) -> Response:
         return Response(status_code=400)
     call = parse_request(body, service.options.max_tokens)
     started = time.monotonic()
-    try:
-        await _unless_disconnected(request, service.admission.acquire(), on_late=service.admission.release)
-    except ServerBusyError as e:
-        raise _busy(e) from None
+    await _admit(request, service)
     if call.stream and not call.tools:
-        return await _stream_response(request, service, call, started)
+        start = partial(service.assistant.chat, call.messages, stream=True, **call.kwargs())
+        shaper = partial(ChunkShaper, include_usage=call.include_usage)
+        return await _stream_response(request, service, start, shaper, started, "chat.completions")
     try:
         answer = await service.complete(call)
     except Exception as e:
         raise _api_error(e) from None
-    _log_answer(answer, started, stream=call.stream)
+    _log_answer(answer, started, "chat.completions", stream=call.stream)
     body_out = completion_body(answer, model=service.model_of(answer))
     if call.stream:  # a tool call is sent whole, once its arguments are validated and checked
         return _SSEResponse(_tool_call_events(body_out, call, service, answer), on_close=lambda: None)
@@ -284,13 +312,77 @@ async def _tool_call_events(
     yield b"data: [DONE]\n\n"
 
 
-def _log_answer(answer: Answer | None, started: float, *, stream: bool) -> None:
+async def completions(request: Request) -> Response:
+    """Legacy text completion: the prompt continued as plain text (see ``completions.py``)."""
+    service = _service(request)
+    try:
+        body = await _read_body(request, service.options.max_body_bytes)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    call = parse_completion(body)
+    started = time.monotonic()
+    await _admit(request, service)
+    complete = partial(service.assistant.complete, call.prompt, **call.kwargs())
+    echo = call.prompt if call.echo else ""
+    if call.stream:
+        shaper = partial(TextShaper, include_usage=call.include_usage, echo=echo)
+        start = partial(complete, stream=True)
+        return await _stream_response(request, service, start, shaper, started, "completions")
+    try:
+        answer = await service.run(partial(complete, stream=False))
+    except Exception as e:
+        raise _api_error(e, param="prompt") from None
+    assert isinstance(answer, Answer)
+    _log_answer(answer, started, "completions", stream=False)
+    body_out = text_completion_body(answer, model=service.model_of(answer), echo=echo)
+    return JSONResponse({**body_out, **service.route_fields(answer)})
+
+
+async def embeddings(request: Request) -> Response:
+    """Sentence embeddings from the on-device encoder (see ``embeddings.py``)."""
+    service = _service(request)
+    if service.embedder is None:
+        raise ApiError(
+            404, "embeddings are off on this server (ServeOptions.embedding_model)", code="not_found"
+        )
+    try:
+        body = await _read_body(request, service.options.max_body_bytes)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    call = parse_embeddings(body, service.options.max_embedding_inputs)
+    started = time.monotonic()
+    await _admit(request, service)
+    try:
+        out = await service.run(partial(service.embedder.run, call))
+    except Exception as e:
+        raise _api_error(e, param="input") from None
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "embeddings: %d input(s), %d tokens in %.0f ms, model %s",
+            len(call.texts),
+            out["usage"]["prompt_tokens"],
+            (time.monotonic() - started) * 1000,
+            out["model"],
+        )
+    return JSONResponse(out)
+
+
+async def _admit(request: Request, service: Service) -> None:
+    """Take a generation slot (the caller's worker gives it back), or answer 429/503."""
+    try:
+        await _unless_disconnected(request, service.admission.acquire(), on_late=service.admission.release)
+    except ServerBusyError as e:
+        raise _busy(e) from None
+
+
+def _log_answer(answer: Answer | None, started: float, what: str, *, stream: bool) -> None:
     """One info line per answered request: what users of llama-server and Ollama look for in a log."""
     if answer is None or not log.isEnabledFor(logging.INFO):
         return
     usage = answer.completion.usage
     log.info(
-        "chat.completions%s %s: %d+%d tokens in %.0f ms, route %s",
+        "%s%s %s: %d+%d tokens in %.0f ms, route %s",
+        what,
         " (stream)" if stream else "",
         answer.finish_reason,
         usage.prompt_tokens,
@@ -300,33 +392,56 @@ def _log_answer(answer: Answer | None, started: float, *, stream: bool) -> None:
     )
 
 
-async def _stream_response(request: Request, service: Service, call: ChatCall, started: float) -> Response:
+class _Shaper(Protocol):
+    """What shapes a stream's events: ``schema.ChunkShaper`` (chat) or ``completions.TextShaper``."""
+
+    include_usage: bool
+
+    def first(self) -> dict[str, Any] | None: ...
+    def text(self, chunk: Chunk) -> dict[str, Any]: ...
+    def finish(self, finish_reason: str) -> dict[str, Any]: ...
+    def usage(self, usage: Usage) -> dict[str, Any]: ...
+
+
+async def _stream_response(
+    request: Request,
+    service: Service,
+    start: Callable[[], Answer | AnswerStream],
+    shaper_for: Callable[[str], _Shaper],
+    started: float,
+    what: str,
+) -> Response:
+    """Stream what ``start`` makes as SSE; ``shaper_for(model)`` shapes the events, ``what`` names the
+    route in the log line."""
     cancel = threading.Event()
-    queue = service.stream(call, cancel)
+    queue = service.stream(start, cancel)
     try:
         first = await _unless_disconnected(request, queue.get())
     except _ClientGone:
         cancel.set()
         raise
     if isinstance(first, BaseException):  # failed before any output: a proper HTTP error
-        raise _api_error(first)
+        raise _api_error(first, param="prompt" if what == "completions" else "messages")
     decided = first if isinstance(first, Answer) else None
     if decided is not None:
         first = await queue.get()
     assert not isinstance(first, (BaseException, Answer))  # what follows a decided answer is its text
-    shaper = ChunkShaper(service.model_of(decided), call.include_usage)
-    events = _sse_events(first, queue, shaper, service, started)
+    shaper = shaper_for(service.model_of(decided))
+    events = _sse_events(first, queue, shaper, service, started, what)
     return _SSEResponse(events, on_close=cancel.set)
 
 
 async def _sse_events(
     first: Chunk | _End,
     queue: asyncio.Queue[_Item],
-    shaper: ChunkShaper,
+    shaper: _Shaper,
     service: Service,
     started: float,
+    what: str,
 ) -> AsyncIterator[bytes]:
-    yield _sse(shaper.first())
+    opening = shaper.first()
+    if opening is not None:
+        yield _sse(opening)
     item: _Item = first
     last: Chunk | None = None
     while not isinstance(item, _End):
@@ -340,7 +455,7 @@ async def _sse_events(
             last = item
         item = await queue.get()
     finish = shaper.finish(last.finish_reason if last and last.finish_reason else "stop")
-    _log_answer(item.answer, started, stream=True)
+    _log_answer(item.answer, started, what, stream=True)
     yield _sse({**finish, **service.route_fields(item.answer)})
     if shaper.include_usage and last is not None and last.usage is not None:
         yield _sse(shaper.usage(last.usage))
@@ -368,21 +483,27 @@ class _SSEResponse(StreamingResponse):
 
 
 async def list_models(request: Request) -> Response:
-    return JSONResponse({"object": "list", "data": [_model_card(_service(request))]})
+    service = _service(request)
+    return JSONResponse({"object": "list", "data": [_model_card(service, n) for n in _model_ids(service)]})
 
 
 async def get_model(request: Request) -> Response:
     service = _service(request)
-    if request.path_params["model"] != service.name:
-        raise ApiError(
-            404, f"the model {request.path_params['model']!r} does not exist here", code="model_not_found"
-        )
-    return JSONResponse(_model_card(service))
+    name = request.path_params["model"]
+    if name not in _model_ids(service):
+        raise ApiError(404, f"the model {name!r} does not exist here", code="model_not_found")
+    return JSONResponse(_model_card(service, name))
 
 
-def _model_card(service: Service) -> dict[str, Any]:
+def _model_ids(service: Service) -> list[str]:
+    """The served model, then the embedding model (listed before its first load, which is on demand)."""
+    embedder = service.embedder
+    return [service.name, *([embedder.name] if embedder and embedder.name != service.name else [])]
+
+
+def _model_card(service: Service, name: str) -> dict[str, Any]:
     return {
-        "id": service.name,
+        "id": name,
         "object": "model",
         "created": service.created,
         "owned_by": "edgekit",
@@ -461,17 +582,19 @@ def _busy(e: ServerBusyError) -> ApiError:
     )
 
 
-def _api_error(e: BaseException) -> ApiError:
-    """Map what a responder raised onto an HTTP error; only edgekit's own messages reach the client."""
+def _api_error(e: BaseException, *, param: str = "messages") -> ApiError:
+    """Map what a responder raised onto an HTTP error; only edgekit's own messages reach the client.
+    ``param``: the field a context overflow is blamed on."""
     if isinstance(e, ApiError):
         return e
     if isinstance(e, ServerBusyError):
         return _busy(e)
     if isinstance(e, InputError):
-        code = "context_length_exceeded" if isinstance(e, ContextOverflowError) else "invalid_value"
-        param = "messages" if isinstance(e, ContextOverflowError) else None
+        overflow = isinstance(e, ContextOverflowError)
+        code = "context_length_exceeded" if overflow else "invalid_value"
+        blamed = param if overflow else None
         hint = next((h for c, h in _HTTP_HINTS.items() if type(e) is c and e.hint == c.default_hint), e.hint)
-        return ApiError(400, f"{e.message} (hint: {hint})", param=param, code=code)
+        return ApiError(400, f"{e.message} (hint: {hint})", param=blamed, code=code)
     if isinstance(e, RemoteError):
         return ApiError(502, str(e), type="server_error", code="upstream_error")
     if isinstance(e, EdgekitError):
@@ -541,6 +664,8 @@ def create_app(target: Assistant | Responder, options: ServeOptions | None = Non
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

@@ -157,7 +157,7 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
     try:
         req = ChatRequest.model_validate_json(body)
     except ValidationError as e:
-        raise _validation_error(e) from None
+        raise validation_error(e) from None
     check_supported(req)
     stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
     messages = [_message(i, m) for i, m in enumerate(req.messages)]
@@ -284,7 +284,8 @@ def _tool_call(param: str, call: Any) -> dict[str, Any]:
     return dict(call)
 
 
-def _validation_error(e: ValidationError) -> ApiError:
+def validation_error(e: ValidationError) -> ApiError:
+    """The 400 for a body pydantic refused, naming the first field it refused (every body model here)."""
     first = e.errors(include_url=False)[0]
     if first["type"] == "json_invalid":
         return ApiError(400, f"the request body is not valid JSON: {first['msg']}", code="invalid_json")
@@ -294,13 +295,16 @@ def _validation_error(e: ValidationError) -> ApiError:
     return ApiError(400, f"{param}: {first['msg']}", param=param, code="invalid_value")
 
 
+_BRANCHES = ("str", "list[ContentPart]", "list[str]", "list[any]", "dict[str,any]", "bool", "int", "float")
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     """('messages', 0, 'content', 'str') -> 'messages[0].content' (pydantic's union-branch names dropped)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[ContentPart]", "list[str]", "dict[str,any]", "bool", "int", "float"):
+        elif part in _BRANCHES:
             continue
         else:
             out += f".{part}" if out else part

@@ -104,6 +104,14 @@ class FakeResponder:
         self.closed = True
 
 
+@dataclass
+class FakeCompleter(FakeResponder):
+    """A responder that also continues plain text (``Model.complete``): the prompt is its one message."""
+
+    def complete(self, prompt: str, *, stream: bool, **params: Any) -> Completion | Iterator[Chunk]:
+        return self.chat([{"role": "user", "content": prompt}], stream=stream, **params)
+
+
 @contextlib.contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """Run ``app`` under a real uvicorn on a free loopback port in a thread; yields the base URL."""

@@ -172,7 +172,8 @@ def test_models_health_and_unknown_routes(client: TestClient) -> None:
     models = client.get("/v1/models").json()
     assert models["object"] == "list"
     assert [(m["id"], m["object"], m["owned_by"]) for m in models["data"]] == [
-        ("fake-model", "model", "edgekit")
+        ("fake-model", "model", "edgekit"),
+        ("multilingual-e5-small-int8", "model", "edgekit"),  # /v1/embeddings, listed before its first load
     ]
     assert client.get("/v1/models/fake-model").json()["id"] == "fake-model"
     assert_error(client.get("/v1/models/gpt-4"), 404, code="model_not_found")

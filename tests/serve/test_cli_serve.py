@@ -62,6 +62,8 @@ def test_busy_port_is_an_input_error() -> None:
         (("--max-queue", "-1"), "--max-queue"),
         (("--log-level", "loud"), "--log-level"),
         (("--port", "99999"), "--port 99999 is not a TCP port"),
+        (("--embedding-model", "smollm2-135m-instruct"), "not a sentence encoder"),
+        (("--embedding-model", "no-such-encoder"), "unknown model 'no-such-encoder'"),
     ],
 )
 def test_bad_options_exit_2(args: tuple[str, ...], needle: str) -> None:

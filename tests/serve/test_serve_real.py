@@ -28,6 +28,7 @@ from edgekit.runtime.types import ChatMessage, GenerationParams
 pytestmark = pytest.mark.model
 
 MODEL = "smollm2-135m-instruct"
+ENCODER = "multilingual-e5-small-int8"  # listed for /v1/embeddings
 KEY_ENV = "EDGEKIT_TEST_SERVE_KEY"
 START_DEADLINE_S = 120.0
 PROMPT: list[ChatMessage] = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -138,7 +139,7 @@ def test_health_and_models(remote: RemoteBackend, server: Served) -> None:
     health = server.health()
     assert health["status"] == "ok" and health["model"] == MODEL
     assert (health["concurrency"], health["max_queue"]) == (1, 1)
-    assert remote.models() == [MODEL]
+    assert remote.models() == [MODEL, ENCODER]
 
 
 def test_remote_backend_chat_and_stream_agree(remote: RemoteBackend) -> None:
@@ -279,7 +280,7 @@ def test_context_overflow_is_400_streaming_or_not(remote: RemoteBackend) -> None
     with pytest.raises(RemoteRequestError) as info2:  # refused before the stream starts, not cut mid-way
         list(remote.stream(long_prompt, params))
     assert info2.value.status == 400
-    assert remote.models() == [MODEL]
+    assert remote.models() == [MODEL, ENCODER]
 
 
 def test_readme_serving_request_works(server: Served) -> None:
