@@ -96,7 +96,7 @@ def type_name(vtype: int) -> str:
 def a_type(vtype: int) -> str:
     """'a uint32', 'an int8', 'an array': a value type for a message."""
     name = type_name(vtype)
-    return ("an " if name[0] in "aeiou" else "a ") + name
+    return ("an " if name[0] in "ai" else "a ") + name  # an int8, an array; a uint32, a string
 
 
 @dataclass(frozen=True)
