@@ -15,6 +15,7 @@ is not enough: llama.cpp's BPE path skips symbols it cannot find and only return
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import gguf
@@ -66,3 +67,13 @@ def write_broken_tokenizer_gguf(src: Path, dst: Path) -> Path:
 def write_base_model_gguf(src: Path, dst: Path) -> Path:
     """The same model with no chat template, as base (completion-only) models ship."""
     return copy_gguf(src, dst, drop_keys=frozenset({"tokenizer.chat_template"}))
+
+
+def write_with_uint32(src: Path, dst: Path, key: str, value: int) -> Path:
+    """A byte-for-byte copy of ``src`` whose uint32 field ``key`` holds ``value`` (weights and all)."""
+    data = bytearray(src.read_bytes())
+    k = key.encode()
+    at = data.index(struct.pack("<Q", len(k)) + k + struct.pack("<I", 4)) + 8 + len(k) + 4
+    data[at : at + 4] = struct.pack("<I", value)
+    dst.write_bytes(data)
+    return dst
