@@ -15,45 +15,23 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from edgekit.assistant.answer import Answer
 from edgekit.runtime.types import Chunk, Usage
-from edgekit.serve.schema import (
-    DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_P,
-    ApiError,
-    StreamOptions,
-    unsupported,
-    usage_dict,
-    validation_error,
-)
+from edgekit.serve.schema import ApiError, SamplingRequest, unsupported, usage_dict, validation_error
 
 DEFAULT_COMPLETION_MAX_TOKENS = 16
 """OpenAI's default for the legacy completions API (chat completions default to the server's 256)."""
 
 
-class CompletionRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-    model: str | None = None
+class CompletionRequest(SamplingRequest):
     prompt: str | list[Any]
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     echo: bool = False
-    user: str | None = None
     # Accepted in the schema so they can be refused by name (see ``_check_supported``).
     suffix: str | None = None
-    n: int | None = Field(default=None, ge=1)
     best_of: int | None = Field(default=None, ge=1)
     logprobs: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,17 +66,12 @@ def parse_completion(body: bytes) -> TextCall:
     except ValidationError as e:
         raise validation_error(e) from None
     _check_supported(req)
-    stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
     return TextCall(
         prompt=_prompt(req.prompt),
         stream=req.stream,
-        include_usage=bool(req.stream_options and req.stream_options.include_usage),
         echo=req.echo,
         max_tokens=req.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS,
-        temperature=DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
-        top_p=DEFAULT_TOP_P if req.top_p is None else req.top_p,
-        seed=req.seed,
-        stop=tuple(s for s in stop if s),
+        **req.sampling(),
     )
 
 
@@ -128,11 +101,7 @@ def _check_supported(req: CompletionRequest) -> None:
             raise unsupported(name, f"{name} > 1 (several choices per request)")
     if req.logprobs:
         raise unsupported("logprobs", "logprobs")
-    for name in ("presence_penalty", "frequency_penalty"):
-        if getattr(req, name):
-            raise unsupported(name, name)
-    if req.logit_bias:
-        raise unsupported("logit_bias", "logit_bias")
+    req.refuse_unsupported_sampling()
 
 
 # --- responses ------------------------------------------------------------------------------------

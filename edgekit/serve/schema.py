@@ -84,19 +84,47 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatRequest(_Body):
+class SamplingRequest(_Body):
+    """What chat and text completion bodies share: the model, streaming, sampling and stop strings, and
+    the sampling fields edgekit refuses by name (``refuse_unsupported_sampling``)."""
+
     model: str | None = None
-    messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1)
     user: str | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, Any] | None = None
+
+    def sampling(self) -> dict[str, Any]:
+        """``include_usage``, ``temperature``, ``top_p``, ``seed`` and ``stop`` of a parsed call, with the
+        server's defaults where the body gives none."""
+        stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        return {
+            "include_usage": bool(self.stream_options and self.stream_options.include_usage),
+            "temperature": DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
+            "top_p": DEFAULT_TOP_P if self.top_p is None else self.top_p,
+            "seed": self.seed,
+            "stop": tuple(s for s in stop if s),
+        }
+
+    def refuse_unsupported_sampling(self) -> None:
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name):
+                raise unsupported(name, name)
+        if self.logit_bias:
+            raise unsupported("logit_bias", "logit_bias")
+
+
+class ChatRequest(SamplingRequest):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     # Accepted in the schema so they can be refused by name (see ``check_supported``).
     response_format: dict[str, Any] | None = None
     tools: list[Any] | None = None
@@ -106,9 +134,6 @@ class ChatRequest(_Body):
     function_call: str | dict[str, Any] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +184,6 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
     except ValidationError as e:
         raise validation_error(e) from None
     check_supported(req)
-    stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
     messages = [_message(i, m) for i, m in enumerate(req.messages)]
     schema, tools = _structured(req)
     forced = req.tool_choice == "required" or isinstance(req.tool_choice, dict)  # dict: tools is that one
@@ -170,12 +194,8 @@ def parse_request(body: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> 
         tool_choice="required" if forced else "auto",
         parallel=req.parallel_tool_calls is True,
         stream=req.stream,
-        include_usage=bool(req.stream_options and req.stream_options.include_usage),
         max_tokens=req.max_completion_tokens or req.max_tokens or default_max_tokens,
-        temperature=DEFAULT_TEMPERATURE if req.temperature is None else req.temperature,
-        top_p=DEFAULT_TOP_P if req.top_p is None else req.top_p,
-        seed=req.seed,
-        stop=tuple(s for s in stop if s),
+        **req.sampling(),
     )
 
 
@@ -234,11 +254,7 @@ def check_supported(req: ChatRequest) -> None:
         raise unsupported("n", "n > 1 (several choices per request)")
     if req.logprobs or req.top_logprobs:
         raise unsupported("logprobs" if req.logprobs else "top_logprobs", "logprobs")
-    for name in ("presence_penalty", "frequency_penalty"):
-        if getattr(req, name):
-            raise unsupported(name, name)
-    if req.logit_bias:
-        raise unsupported("logit_bias", "logit_bias")
+    req.refuse_unsupported_sampling()
 
 
 def _message(i: int, m: Message) -> ChatMessage:
