@@ -170,23 +170,30 @@ def t0_passages(limit: int = 1500) -> Iterator[tuple[str, str]]:
 SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+def attacks_by_split() -> dict[Split, list[str]]:
+    """Attacks to splice into documents, per split: BIPIA's, then our planted instructions and short
+    jailbreaks."""
+    attacks: dict[Split, list[str]] = {"train": [], "calib": [], "test": []}
+    for _, text in bipia_attacks():
+        attacks[split_of(text)].append(text)
+    for e in authored():
+        if e.source == "authored/injections" or (e.jailbreak and len(e.text) < 600):
+            attacks[e.split].append(e.text)
+    return attacks
+
+
 def documents(seed: int = 0) -> list[Example]:
     """Retrieved documents: every BIPIA context and quoted T0 passage clean, and once more with an attack
     of the same split spliced in at a sentence boundary (start, middle or end), as BIPIA builds its test
     cases."""
     rng = random.Random(seed)
-    attacks: dict[Split, list[tuple[str, bool]]] = {"train": [], "calib": [], "test": []}
-    for _, text in bipia_attacks():
-        attacks[split_of(text)].append((text, False))
-    for e in authored():
-        if e.source == "authored/injections" or (e.jailbreak and len(e.text) < 600):
-            attacks[e.split].append((e.text, e.source != "authored/injections"))
+    attacks = attacks_by_split()
     out: list[Example] = []
     docs = [(f"bipia/{task}", doc, split_of(doc)) for task, doc in bipia_documents()]
     docs += [("t0-passage", doc, split_of(template)) for template, doc in t0_passages()]
     for task, doc, split in docs:
         out.append(Example(doc, "benign", "en", task, split, kind="document"))
-        attack, _ = rng.choice(attacks[split])
+        attack = rng.choice(attacks[split])
         cuts = [0, *(m.end() for m in SENTENCE.finditer(doc)), len(doc)]
         at = rng.choice([cuts[0], cuts[len(cuts) // 2], cuts[-1]])
         out.append(_spliced(doc, attack, at, task, split))
@@ -216,12 +223,7 @@ def more_attacks(docs: list[Example], per_doc: int, seed: int = 1) -> list[Examp
     """Training copies: each clean train document ``per_doc`` more times, each with another train attack
     spliced in at any sentence boundary (``documents`` gives one attacked copy per document)."""
     rng = random.Random(seed)
-    attacks = [text for _, text in bipia_attacks() if split_of(text) == "train"]
-    attacks += [
-        e.text
-        for e in authored()
-        if e.split == "train" and (e.source == "authored/injections" or (e.jailbreak and len(e.text) < 600))
-    ]
+    attacks = attacks_by_split()["train"]
     out = []
     for e in docs:
         if e.split != "train" or e.injected is not None:
