@@ -150,6 +150,7 @@ THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:([ .,\u202f])\d{3})(?:\1\d{3})*")
 YEAR_SERIAL = re.compile(r"(?:19|20)\d\d[-/]\d{3,}")
 YEARS = re.compile(r"(?<!\d)((?:1\d|20)\d\d) ?([-/]) ?((?:1\d|20)\d\d)(?!\d)")
 """Two years: 1998-2004, 2020/2021, 1861 - 1865 (a range when the second is not earlier)."""
+AREA_CODE_FIRST = re.compile(r"(?:\d ?)?\(\d[\d \-]*\)[ ]?\d[\d .\-/]*")
 UNCUED_SHAPES = (SSN_SHAPE, THOUSANDS, YEAR_SERIAL)
 """Shapes that are a phone number only with a cue: 123-45-6789, 8 000 000, 2024-000123."""
 PHONE_MIN_DIGITS = 5
@@ -383,8 +384,7 @@ def _year_pair(cand: str) -> bool:
 def _area_code_first(cand: str) -> bool:
     """Parentheses around the area code, first or after a one-digit trunk prefix, with the subscriber
     number after them: (555) 123-4567, (030) 1234567, (0-612) 34567, 8 (912) 345-67-89."""
-    m = re.fullmatch(r"(?:\d ?)?\(\d[\d \-]*\)[ ]?\d[\d .\-/]*", cand)
-    return m is not None
+    return AREA_CODE_FIRST.fullmatch(cand) is not None
 
 
 def _isbn(cand: str, digits: str) -> bool:
