@@ -2,6 +2,7 @@
 OpenAI-compatible server on loopback as the remote, and `edgekit eval-router` over the shipped labeled set.
 
     python tools/bench_router.py [--policy recipes/cascade/cross-check.toml] [--out router.json] [--resume]
+        [--data router-public.jsonl --max-tokens 128]
 
 Prints the report (always-local, always-remote, oracle, cascade at the threshold chosen on the calibration
 split, measured on the test split). Per-item results go to router.jsonl (router.jsonl.partial while it
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("router-report.json"))
     ap.add_argument("--resume", action="store_true", help="Reuse the per-item results already saved.")
     ap.add_argument("--policy", type=Path, help="Cascade policy [default: the shipped one].")
+    ap.add_argument("--data", type=Path, help="Labeled prompts [default: the shipped router set].")
+    ap.add_argument("--max-tokens", type=int, default=64, help="Tokens per answer.")
     args = ap.parse_args()
     model = edgekit.pull(args.remote_model)
     port = free_port()
@@ -80,6 +83,9 @@ def main() -> int:
                 str(args.out.with_suffix(".jsonl")),
                 *(["--resume"] if args.resume else []),
                 *(["--policy", str(args.policy)] if args.policy else []),
+                *(["--data", str(args.data)] if args.data else []),
+                "--max-tokens",
+                str(args.max_tokens),
             ],
             env=env,
             capture_output=True,

@@ -81,9 +81,13 @@ class Item(BaseModel):
     category: str
     prompt: str
     check: _Check
+    test_only: bool = False
+    """An item of a set kept for testing only (another distribution than the calibration data)."""
 
     @property
     def split(self) -> Split:
+        if self.test_only:
+            return "test"
         return "calibration" if hashlib.sha256(self.id.encode()).digest()[0] % 2 == 0 else "test"
 
     @property
@@ -136,6 +140,11 @@ def _term(value: str) -> re.Pattern[str]:
     before = r"(?<!\w)" + (r"(?<!\d[.,])" if v[:1].isdigit() else "")
     after = r"(?!\w)" + (r"(?![.,]\d)" if v[-1:].isdigit() else "")
     return re.compile(before + body + after, re.IGNORECASE)
+
+
+def term_in(value: str, text: str) -> bool:
+    """Whether ``value`` appears in ``text`` as a whole word (the checkers' rule, ``_term``)."""
+    return bool(value.strip()) and _term(value).search(_normal(text)) is not None
 
 
 def _rejected(check: _Check) -> list[str]:

@@ -323,3 +323,42 @@ def test_observe_records_cross_check_agreement_and_never_reuses_results_without_
     assert checked[0].agreement == 0.0 and checked[0].check_answer == "Lima." and len(small.calls) == 1
     agreeing = replace(checked[0], local_answer="Lima!")
     assert rescore([agreeing], items)[0].agreement == 1.0, "agreement is measured again from the answers"
+
+
+def test_public_router_set_is_test_only_and_echo_proof(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second router set: every item test-only; a table answer must pick one cell of its column; a
+    word problem whose last prompt number is the answer, or a table answer outside one column, is left out.
+    """
+    import importlib.util
+    import sys
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "build_router_public_set.py"
+    spec = importlib.util.spec_from_file_location("build_router_public_set", tool)
+    assert spec and spec.loader
+    builder = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, builder)
+    spec.loader.exec_module(builder)
+    gsm = [
+        {"question": "Ann has 3 apples and buys 4 more. How many now?", "answer": "3+4=7\n#### 7"},
+        {"question": "Bo had 2 cats. Now he has 5 cats. How many cats?", "answer": "#### 5"},  # echo
+    ]
+    table = "| Team | Wins |\n| Reds | 10 |\n| Blues | 7 |\n| Greens | 3 |\n"
+    tables = [
+        {"context": table, "question": "which team won the most?", "ideal": "Reds"},
+        {"context": table, "question": "how many wins in all?", "ideal": "20"},  # not a cell
+    ]
+    for rel, rows in ((builder.GSM8K, gsm), (builder.TABLES, tables)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(builder, "N_GSM8K", 1)
+    monkeypatch.setattr(builder, "N_TABLES", 1)
+    items = builder.build(tmp_path)
+    assert [i.id for i in items] == ["gsm8k-1", "table-1"]
+    assert all(i.split == "test" for i in items)
+    cell = items[1]
+    assert cell.check.reject == ["blues", "greens"]
+    assert is_correct("The Reds won the most games.", cell.check)
+    assert not is_correct("Reds or Blues", cell.check)
+    assert not any(is_correct(i.prompt, i.check) for i in items)
