@@ -103,7 +103,7 @@ def neighbours_right(
     return np.asarray((np.sum(w * right[top], axis=1) + 0.5) / (w.sum(axis=1) + 1.0))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> np.ndarray:
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> np.ndarray:
     """L2-regularized logistic regression by Newton's method; the last column of x is the bias."""
     w = np.zeros(x.shape[1])
     reg = np.full(x.shape[1], l2)
@@ -123,7 +123,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
 
-def _columns(evidence: Sequence[Evidence], features: Sequence[str]) -> np.ndarray:
+def feature_columns(evidence: Sequence[Evidence], features: Sequence[str]) -> np.ndarray:
     """DENSE columns, plus agreement when the layout has it (neighbours are added by the caller)."""
     rows = []
     for e in evidence:
@@ -179,7 +179,7 @@ class AcceptModel:
                 f"need at least {max(4, k + 1)} examples with both right and wrong local answers"
             )
         y = np.asarray(right, dtype=float)
-        x = _columns(evidence, features)
+        x = feature_columns(evidence, features)
         bank = np.zeros((0, 0), dtype=np.float32)
         if NEIGHBOURS in features:
             if embeddings is None:
@@ -187,7 +187,7 @@ class AcceptModel:
             bank = np.asarray(embeddings, dtype=np.float32)
             x = np.column_stack([x, neighbours_right(bank, bank, y, k, exclude_self=True)])
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-        w = _fit(_design((x - mean) / std), y, l2)
+        w = fit_logistic(_design((x - mean) / std), y, l2)
         return cls(w, mean, std, bank, y if NEIGHBOURS in features else y[:0], k, l2, trained_on, features)
 
     def with_threshold(self, threshold: float) -> AcceptModel:
@@ -196,7 +196,7 @@ class AcceptModel:
     def scores(self, evidence: Sequence[Evidence], embeddings: np.ndarray | None = None) -> np.ndarray:
         """Probability that each local answer is right (``embeddings``: of the evidence's prompts, needed
         only when the model uses neighbours)."""
-        x = _columns(evidence, self.features)
+        x = feature_columns(evidence, self.features)
         if self.uses_neighbours:
             if embeddings is None:
                 raise ValueError("the neighbours feature needs prompt embeddings")

@@ -271,6 +271,37 @@ class LlamaCppBackend(BackendBase):
             llm.reset()
             llm._ctx.kv_cache_clear()
 
+    def hidden_states(self, tokens: Sequence[int]) -> np.ndarray:
+        """The last layer's hidden state (after the output norm) at every position of ``tokens``, float32
+        [n, n_embd], evaluated from an empty KV cache in batches; the chat KV cache is cleared before and
+        after, and the context goes back to logits only."""
+        if not tokens:
+            raise ValueError("no tokens to evaluate")
+        if len(tokens) > self.n_ctx:
+            raise ContextOverflowError(f"{len(tokens)} tokens do not fit the context window of {self.n_ctx}")
+        llm, lib = self.llm, self._lib
+        width = llm.n_embd()
+        rows = np.empty((len(tokens), width), dtype=np.float32)
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        lib.llama_set_embeddings(llm._ctx.ctx, True)
+        try:
+            for start in range(0, len(tokens), llm.n_batch):
+                part = list(tokens[start : start + llm.n_batch])
+                llm._batch.set_batch(part, start, True)
+                try:
+                    llm._ctx.decode(llm._batch)
+                except RuntimeError as e:
+                    raise BackendError(f"llama.cpp failed while reading hidden states: {e}") from None
+                for i in range(len(part)):
+                    row = lib.llama_get_embeddings_ith(llm._ctx.ctx, i)
+                    rows[start + i] = np.ctypeslib.as_array(row, shape=(width,))
+        finally:
+            lib.llama_set_embeddings(llm._ctx.ctx, False)
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+        return rows
+
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is evaluated from scratch)."""
         self.llm.reset()
