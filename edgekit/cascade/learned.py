@@ -119,7 +119,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 50) -> np
     return w
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
 
@@ -187,7 +187,7 @@ class AcceptModel:
             bank = np.asarray(embeddings, dtype=np.float32)
             x = np.column_stack([x, neighbours_right(bank, bank, y, k, exclude_self=True)])
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-        w = fit_logistic(_design((x - mean) / std), y, l2)
+        w = fit_logistic(with_bias((x - mean) / std), y, l2)
         return cls(w, mean, std, bank, y if NEIGHBOURS in features else y[:0], k, l2, trained_on, features)
 
     def with_threshold(self, threshold: float) -> AcceptModel:
@@ -202,7 +202,7 @@ class AcceptModel:
                 raise ValueError("the neighbours feature needs prompt embeddings")
             queries = np.asarray(embeddings, dtype=np.float32)
             x = np.column_stack([x, neighbours_right(queries, self.bank, self.right, self.k)])
-        return _sigmoid(_design((x - self.mean) / self.std) @ self.weights)
+        return sigmoid(with_bias((x - self.mean) / self.std) @ self.weights)
 
     def score(self, evidence: Evidence, embed: Embed) -> float:
         emb = embed([evidence.prompt]) if self.uses_neighbours else None
@@ -269,7 +269,8 @@ class AcceptModel:
 _EXTRAS = {(), (AGREEMENT,), (NEIGHBOURS,), (AGREEMENT, NEIGHBOURS)}
 
 
-def _design(x: np.ndarray) -> np.ndarray:
+def with_bias(x: np.ndarray) -> np.ndarray:
+    """x with a column of ones appended (the bias term of a logistic regression)."""
     return np.hstack([x, np.ones((x.shape[0], 1))])
 
 

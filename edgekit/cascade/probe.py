@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.cascade.learned import fit_logistic
+from edgekit.cascade.learned import fit_logistic, sigmoid, with_bias
 from edgekit.cascade.policy import PolicyError
 from edgekit.runtime.types import ChatMessage
 
@@ -32,10 +32,6 @@ def answer_state(backend: Any, msgs: Sequence[ChatMessage], answer: str) -> np.n
     states = backend.hidden_states([*prompt, *reply])
     body = states[len(prompt) :] if reply else states[-1:]
     return np.concatenate([body.mean(axis=0), states[-1]]).astype(np.float32)
-
-
-def _design(x: np.ndarray) -> np.ndarray:
-    return np.hstack([x, np.ones((x.shape[0], 1))])
 
 
 @dataclass(frozen=True)
@@ -52,11 +48,10 @@ class Probe:
         if states.shape[0] < 4 or len(set(y.tolist())) < 2:
             raise ValueError("need at least 4 examples with both right and wrong answers")
         mean, std = states.mean(axis=0), states.std(axis=0) + 1e-4
-        return cls(fit_logistic(_design((states - mean) / std), y, l2), mean, std, l2, trained_on)
+        return cls(fit_logistic(with_bias((states - mean) / std), y, l2), mean, std, l2, trained_on)
 
     def scores(self, states: np.ndarray) -> np.ndarray:
-        z = _design((np.atleast_2d(states) - self.mean) / self.std) @ self.weights
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+        return sigmoid(with_bias((np.atleast_2d(states) - self.mean) / self.std) @ self.weights)
 
     def to_json(self) -> str:
         return json.dumps(
