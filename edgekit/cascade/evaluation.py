@@ -374,12 +374,18 @@ def summarize(
     target: float = 0.95,
     prompts: Mapping[str, str] | None = None,
     embed: Embed | None = None,
+    calibration: Sequence[Observation] | None = None,
 ) -> dict[str, Any]:
     """The report. With ``prompts`` (id -> prompt text), also the learned acceptance model's cascade: fit
     on the calibration split (threshold from leave-one-out scores there), reported on the test split.
     ``embed`` is needed when the model uses neighbours (see ``calibrate_accept_model``).
+
+    ``calibration``: observations of another set whose calibration split chooses the thresholds and fits
+    the model (``obs``'s own calibration split is then ignored): a test-only set of another distribution
+    is reported with thresholds fixed before it was seen. ``prompts`` must cover both sets.
     """
-    cal = [o for o in obs if o.split == "calibration"]
+    source = obs if calibration is None else calibration
+    cal = [o for o in source if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
     grid = _grid([o.mean_prob for o in cal])
     chosen = _choose(cal, grid, target)

@@ -143,6 +143,14 @@ def eval_router(
             help="Re-score saved per-item results with the current checks; no model runs.",
         ),
     ] = None,
+    calibrate_on: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibrate-on",
+            help="Choose thresholds on the calibration split of these saved results of the shipped set "
+            "(not on --data's own): for a test-only set of another distribution.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Router evaluation: always-local, always-remote, oracle and the cascade's quality/remote-share curve."""
@@ -158,6 +166,11 @@ def eval_router(
     )
 
     items = load_items(data or default_items_path())
+    calibration, prompts = None, {i.id: i.prompt for i in items}
+    if calibrate_on is not None:
+        shipped = load_items(default_items_path())
+        calibration = rescore(observations_from_jsonl(calibrate_on), shipped, max_tokens)
+        prompts = {**{i.id: i.prompt for i in shipped}, **prompts}
     if resume and observations is None:
         raise InputError("--resume needs --observations FILE", "Name the file an earlier run wrote.")
     if replay is not None:
@@ -180,10 +193,10 @@ def eval_router(
     from edgekit.errors import MissingDependencyError
 
     embed = None
-    if NEIGHBOURS in learned_features([o for o in obs if o.split == "calibration"]):
+    if NEIGHBOURS in learned_features([o for o in calibration or obs if o.split == "calibration"]):
         with contextlib.suppress(MissingDependencyError):  # the report then says why it skipped it
             embed = default_embed()
-    report = summarize(obs, target=target, prompts={i.id: i.prompt for i in items}, embed=embed)
+    report = summarize(obs, target=target, prompts=prompts, embed=embed, calibration=calibration)
     if "learned_skipped" in report:
         err.print(f"learned acceptance skipped: {report['learned_skipped']}", markup=False)
     if as_json:

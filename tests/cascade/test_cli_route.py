@@ -82,3 +82,39 @@ def test_trace_stats(tmp_path: Path) -> None:
     text = edgekit("trace", "stats", "--file", str(store.path)).stdout
     assert "4 requests" in text and "local:tiny" in text
     assert f"traces: {store.path}" in text and "remote failed" in text  # where, and why degraded
+
+
+def test_eval_router_reports_a_test_only_set_with_the_shipped_sets_thresholds(tmp_path: Path) -> None:
+    """--calibrate-on: the thresholds come from the shipped results' calibration split (the ones the shipped
+    policies carry), and the test-only set is only reported on; no model runs."""
+    from edgekit.cascade.evaluation import Item, Observation, observations_to_jsonl
+
+    shipped = Path(__file__).resolve().parents[2] / "recipes" / "data" / "router" / "observations"
+    items = [
+        Item.model_validate(
+            {"id": f"t{n}", "category": "table", "prompt": p, "check": {"type": "word", "values": [a]}}
+            | {"test_only": True}
+        )
+        for n, (p, a) in enumerate([("Which team won the most, Reds or Blues?", "reds"), ("2+2?", "4")])
+    ]
+    (tmp_path / "items.jsonl").write_text("".join(i.model_dump_json() + "\n" for i in items))
+    answers = [("The Reds.", 0.9, 0.6), ("5", 0.3, 0.0)]
+    obs = [
+        Observation(
+            i.id, i.category, "test", False, True, prob, None, False, 20, prob, 0.5, 3, i.digest,
+            text, "right", agreement, "other", "stop",
+        )
+        for i, (text, prob, agreement) in zip(items, answers, strict=True)
+    ]  # fmt: skip
+    (tmp_path / "obs.jsonl").write_text(observations_to_jsonl(obs))
+    done = edgekit(
+        "eval-router", "--data", str(tmp_path / "items.jsonl"), "--json",
+        "--from-observations", str(tmp_path / "obs.jsonl"),
+        "--calibrate-on", str(shipped / "cross-check.jsonl"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    accept = json.loads((shipped.parents[3] / "recipes" / "cascade" / "tiny-accept.json").read_text())
+    assert report["items"]["test"] == 2 and report["items"]["calibration"] > 300
+    assert report["learned"]["threshold"] == pytest.approx(accept["threshold"], abs=1e-6)
+    assert report["test"]["always_local"]["quality"] == 0.5  # re-judged: "The Reds." is right, "5" is not

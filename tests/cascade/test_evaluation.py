@@ -362,3 +362,17 @@ def test_public_router_set_is_test_only_and_echo_proof(
     assert is_correct("The Reds won the most games.", cell.check)
     assert not is_correct("Reds or Blues", cell.check)
     assert not any(is_correct(i.prompt, i.check) for i in items)
+
+
+def test_a_test_only_set_is_reported_with_thresholds_chosen_on_another_sets_calibration_split() -> None:
+    shipped = [obs(i, "calibration", True, True, 0.9) for i in range(6)]
+    shipped += [obs(10 + i, "calibration", False, True, 0.5) for i in range(4)]
+    shipped += [obs(20 + i, "test", True, True, 0.1) for i in range(3)]  # never read for the threshold
+    other = [obs(30 + i, "test", True, True, 0.6) for i in range(5)]  # another distribution
+    other += [obs(40 + i, "test", False, True, 0.4) for i in range(5)]
+    fixed = summarize(other, calibration=shipped)
+    assert 0.5 < fixed["threshold"] <= 0.9  # from the shipped calibration split alone
+    assert fixed["items"] == {"calibration": 10, "test": 10}
+    # at that threshold the other set keeps its 0.6 answers local and escalates its 0.4 ones
+    assert fixed["test"]["cascade"] == {"threshold": fixed["threshold"], "quality": 1.0, "remote_share": 0.5}
+    assert fixed["threshold"] == summarize(shipped)["threshold"]
