@@ -295,6 +295,8 @@ class LlamaCppBackend(BackendBase):
                     raise BackendError(f"llama.cpp failed while reading hidden states: {e}") from None
                 for i in range(len(part)):
                     row = lib.llama_get_embeddings_ith(llm._ctx.ctx, i)
+                    if not row:  # a pooled (embedding) model gives no per-position states
+                        raise BackendError(f"{self.model_id} gives no per-position hidden states")
                     rows[start + i] = np.ctypeslib.as_array(row, shape=(width,))
         finally:
             lib.llama_set_embeddings(llm._ctx.ctx, False)
