@@ -193,7 +193,8 @@ def eval_router(
     from edgekit.errors import MissingDependencyError
 
     embed = None
-    if NEIGHBOURS in learned_features([o for o in calibration or obs if o.split == "calibration"]):
+    source = obs if calibration is None else calibration  # as summarize chooses its calibration split
+    if NEIGHBOURS in learned_features([o for o in source if o.split == "calibration"]):
         with contextlib.suppress(MissingDependencyError):  # the report then says why it skipped it
             embed = default_embed()
     report = summarize(obs, target=target, prompts=prompts, embed=embed, calibration=calibration)
