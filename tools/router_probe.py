@@ -36,6 +36,7 @@ from edgekit.cascade.evaluation import (
 )
 from edgekit.cascade.learned import AcceptModel, feature_columns, fit_logistic
 from edgekit.cascade.probe import Probe, answer_state, auroc, cross_fitted
+from edgekit.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "recipes" / "data" / "router" / "observations" / "cross-check.jsonl"
@@ -142,7 +143,7 @@ def main() -> int:
             a, lo, hi = interval(np.asarray(s, dtype=float), y)
             print(f"  {label:32s} AUROC {a:.3f} [{lo:.3f}-{hi:.3f}]")
     if args.out:
-        args.out.write_text(probe.to_json() + "\n", encoding="utf-8")
+        atomic_write_text(args.out, probe.to_json() + "\n")
         print(f"probe -> {args.out}")
     return 0
 
