@@ -345,14 +345,19 @@ def _escalates(o: Observation, threshold: float, score: float | None = None) -> 
 Scores = Sequence[float] | None
 
 
-def _point(obs: Sequence[Observation], threshold: float, scores: Scores = None) -> dict[str, float]:
+def route_decisions(obs: Sequence[Observation], threshold: float, scores: Scores = None) -> list[str | None]:
+    """Per observation, why the cascade at ``threshold`` escalates it (None: it stays local)."""
+    return [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
+
+
+def operating_point(obs: Sequence[Observation], threshold: float, scores: Scores = None) -> dict[str, float]:
     n = len(obs) or 1
-    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
+    decisions = route_decisions(obs, threshold, scores)
     good = sum((o.remote_ok if d else o.local_ok) for o, d in zip(obs, decisions, strict=True))
     return {"threshold": threshold, "quality": good / n, "remote_share": sum(1 for d in decisions if d) / n}
 
 
-def _grid(scores: Sequence[float]) -> list[float]:
+def threshold_grid(scores: Sequence[float]) -> list[float]:
     """Thresholds that visit every distinct operating point: just above each score, and both ends."""
     return sorted({0.0, 1.01, *(round(float(v) + 1e-6, 6) for v in scores)})
 
@@ -360,7 +365,7 @@ def _grid(scores: Sequence[float]) -> list[float]:
 def _choose(obs: Sequence[Observation], grid: Sequence[float], target: float, scores: Scores = None) -> float:
     """The threshold with the smallest remote share whose quality is >= target x always-remote."""
     remote = sum(o.remote_ok for o in obs) / (len(obs) or 1)
-    ok = [p for p in (_point(obs, t, scores) for t in grid) if p["quality"] >= target * remote]
+    ok = [p for p in (operating_point(obs, t, scores) for t in grid) if p["quality"] >= target * remote]
     return min(ok, key=lambda p: (p["remote_share"], -p["quality"]))["threshold"] if ok else 1.01
 
 
@@ -387,14 +392,14 @@ def summarize(
     source = obs if calibration is None else calibration
     cal = [o for o in source if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
-    grid = _grid([o.mean_prob for o in cal])
+    grid = threshold_grid([o.mean_prob for o in cal])
     chosen = _choose(cal, grid, target)
     report: dict[str, Any] = {
         "items": {"calibration": len(cal), "test": len(test)},
         "target": f"quality >= {target} x always-remote, chosen on calibration",
         "threshold": chosen,
         "calibration": _split_report(cal, chosen, grid, target=target),
-        "test": _split_report(test, chosen, _grid([o.mean_prob for o in test]), target=target),
+        "test": _split_report(test, chosen, threshold_grid([o.mean_prob for o in test]), target=target),
     }
     if prompts is not None:
         try:
@@ -432,7 +437,7 @@ def calibrate_accept_model(
     emb = embed([e.prompt for e in ev]) if embed is not None and NEIGHBOURS in features else None
     right = [o.local_ok for o in cal]
     loo = [float(v) for v in leave_one_out_scores(ev, right, emb, features=features)]
-    grid = _grid(loo)
+    grid = threshold_grid(loo)
     model = AcceptModel.fit(ev, right, emb, features=features, trained_on=trained_on)
     return model.with_threshold(_choose(cal, grid, target, loo)), loo
 
@@ -446,11 +451,11 @@ def _learned_report(
 ) -> dict[str, Any]:
     model, loo = calibrate_accept_model(cal, prompts, embed, target=target)
     assert model.threshold is not None
-    grid = _grid(loo)
+    grid = threshold_grid(loo)
     test_ev = [evidence(o, prompts[o.id]) for o in test]
     emb = embed([e.prompt for e in test_ev]) if embed is not None and model.uses_neighbours else None
     test_scores = [float(v) for v in model.scores(test_ev, emb)]
-    test_grid = _grid(test_scores)
+    test_grid = threshold_grid(test_scores)
     return {
         "features": list(model.features),
         "threshold": model.threshold,
@@ -484,9 +489,9 @@ def _split_report(
     remote_q = sum(o.remote_ok for o in obs) / n
     oracle_share = sum(1 for o in obs if not o.local_ok) / n
     oracle_q = sum((o.local_ok or o.remote_ok) for o in obs) / n
-    at = _point(obs, threshold, scores)
-    decisions = [_escalates(o, threshold, None if scores is None else scores[i]) for i, o in enumerate(obs)]
-    curve = [_point(obs, t, scores) for t in grid]
+    at = operating_point(obs, threshold, scores)
+    decisions = route_decisions(obs, threshold, scores)
+    curve = [operating_point(obs, t, scores) for t in grid]
     all_remote_tokens = sum(o.remote_tokens for o in obs) or 1
     used = sum(o.remote_tokens for o, d in zip(obs, decisions, strict=True) if d)
     return {
@@ -497,7 +502,7 @@ def _split_report(
         "quality_vs_remote": at["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": at["remote_share"] / oracle_share if oracle_share else float("inf"),
         "remote_tokens_saved": 1 - used / all_remote_tokens,
-        "interval_95": _bootstrap(obs, decisions),
+        "interval_95": bootstrap_interval(obs, decisions),
         "curve": curve,
         "curve_at_target": _at_target(curve, remote_q, oracle_share, target),
         "reasons": _reasons(obs, decisions),
@@ -508,7 +513,7 @@ def _split_report(
     }
 
 
-def _bootstrap(
+def bootstrap_interval(
     obs: Sequence[Observation], decisions: Sequence[str | None], *, rounds: int = 2000, seed: int = 0
 ) -> dict[str, list[float]]:
     """95% percentile intervals of the cascade's quality (of always-remote) and remote share (of the

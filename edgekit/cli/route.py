@@ -66,6 +66,90 @@ def explain(
         out.print(f"escalation reason: {result.escalation_reason}", markup=False)
 
 
+@route_app.command("calibrate")
+def calibrate_cmd(
+    observations: Annotated[
+        Path, typer.Option("--observations", help="Labeled per-request results (eval-router --observations).")
+    ],
+    policy: PolicyOpt = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="The labeled prompts they were recorded on [default: the shipped set]"),
+    ] = None,
+    quality: Annotated[
+        float | None,
+        typer.Option("--quality", min=0.0, max=1.0, help="Target: keep this share of always-remote quality."),
+    ] = None,
+    max_remote_share: Annotated[
+        float | None,
+        typer.Option("--max-remote-share", min=0.0, max=1.0, help="Target: at most this share goes remote."),
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens per answer when recorded.")] = 64,
+    write: Annotated[
+        Path | None, typer.Option("--out", help="Write the policy with the calibrated threshold here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Choose the first local tier's acceptance threshold for a target on your own labeled traffic:
+    chosen on the calibration split, reported on the test split with 95% intervals."""
+    from edgekit.cascade.calibrate import calibrate, write_policy
+    from edgekit.cascade.evaluation import default_items_path, load_items, observations_from_jsonl, rescore
+    from edgekit.cascade.learned import default_embed
+    from edgekit.cascade.policy import Policy, resolve_policy
+
+    if quality is None and max_remote_share is None:
+        raise InputError("no target given", "Use --quality 0.95 or --max-remote-share 0.3.")
+    loaded = Policy.load(resolve_policy(policy))
+    items = load_items(data or default_items_path())
+    obs = rescore(observations_from_jsonl(observations), items, max_tokens)
+    prompts = {i.id: i.prompt for i in items}
+    result = calibrate(
+        loaded, obs, prompts, quality=quality, max_remote_share=max_remote_share, embed=_lazy(default_embed)
+    )
+    if write is not None:
+        write_policy(loaded, result, write)
+    if as_json:
+        out.print(
+            json.dumps({**result.to_dict(), "out": str(write) if write else None}, indent=2), markup=False
+        )
+        return
+    out.print(
+        f"tier {result.tier}: accept.{result.key} = {result.threshold:.4f} ({result.target}; "
+        f"chosen on {result.calibration['items']} calibration items)",
+        markup=False,
+    )
+    for split in ("calibration", "test"):
+        r = getattr(result, split)
+        if not r:
+            out.print(f"{split}: no items", markup=False)
+            continue
+        line = (
+            f"{split} ({r['items']} items): quality {r['quality_vs_remote']:.1%} of always-remote, "
+            f"remote share {r['remote_share']:.1%} ({_vs_oracle(r['share_vs_oracle'], r['remote_share'])})"
+        )
+        ci = r["interval_95"]
+        if split == "test" and ci.get("quality_vs_remote") and ci.get("share_vs_oracle"):
+            q, s = ci["quality_vs_remote"], ci["share_vs_oracle"]
+            line += (
+                f"; 95% interval: quality {q[0]:.1%}-{q[1]:.1%}, share {s[0]:.2f}x-{s[1]:.2f}x the oracle's"
+            )
+        out.print(line, markup=False)
+    if write is not None:
+        out.print(f"wrote {write}", markup=False)
+
+
+def _lazy(make: Any) -> Any:
+    """An embed function that loads the encoder only if called (only accept models with neighbours do)."""
+    made: list[Any] = []
+
+    def embed(texts: Any) -> Any:
+        if not made:
+            made.append(make())
+        return made[0](texts)
+
+    return embed
+
+
 @trace_app.command("stats")
 def trace_stats(
     file: Annotated[
