@@ -33,6 +33,7 @@ from edgekit.cascade.learned import (
 )
 from edgekit.cascade.router import Router, remote_tokens
 from edgekit.errors import InputError
+from edgekit.runtime.types import Completion
 
 Split = Literal["calibration", "test"]
 T = TypeVar("T")
@@ -203,10 +204,22 @@ class Observation:
     """The cross-check model's answer (agreement is measured again from it when re-scoring)."""
     local_finish: str = ""
     """The local answer's finish reason ('length': cut off by the token limit; "": not recorded)."""
+    check_ok: bool | None = None
+    """Whether the cross-check model's answer is right (None: no such answer)."""
+    check_mean_prob: float | None = None
+    check_min_prob: float | None = None
+    check_mean_entropy: float | None = None
+    check_tokens: int | None = None
+    check_finish: str = ""
+    """The cross-check answer's own signals, as for the local answer (None / "": not recorded)."""
 
     @property
     def local_cut(self) -> bool:
         return self.local_finish == "length"
+
+    @property
+    def check_signals(self) -> bool:
+        return self.check_ok is not None and self.check_mean_prob is not None
 
 
 def observe(
@@ -264,11 +277,24 @@ def observe(
             None if check is None else answer_agreement(item.prompt, local.text, check.text),
             None if check is None else check.text,
             local.finish_reason,
+            *(() if check is None else _check_fields(check, item)),
         )
         out.append(new)
         sink(new)
         progress(len(out) - (len(items) - len(todo)), len(todo))
     return out
+
+
+def _check_fields(check: Completion, item: Item) -> tuple[Any, ...]:
+    conf = check.confidence
+    return (
+        is_correct(check.text, item.check),
+        conf.mean_prob or 0.0,
+        conf.min_prob or 0.0,
+        conf.mean_entropy or 0.0,
+        check.usage.completion_tokens,
+        check.finish_reason,
+    )
 
 
 def observe_to_file(
@@ -320,10 +346,11 @@ def rescore(
             out.append(o)
             continue
         local_ok, remote_ok = is_correct(o.local_answer, item.check), is_correct(o.remote_answer, item.check)
-        agreement = o.agreement
+        agreement, check_ok = o.agreement, o.check_ok
         if o.check_answer is not None:
             agreement = answer_agreement(item.prompt, o.local_answer, o.check_answer)
-        out.append(replace(o, local_ok=local_ok, remote_ok=remote_ok, agreement=agreement))
+            check_ok = is_correct(o.check_answer, item.check)
+        out.append(replace(o, local_ok=local_ok, remote_ok=remote_ok, agreement=agreement, check_ok=check_ok))
     return out
 
 
@@ -406,6 +433,13 @@ def summarize(
             report["learned"] = _learned_report(cal, test, prompts, embed, target)
         except ValueError as e:  # too few calibration items, the local tier always right or wrong, no encoder
             report["learned_skipped"] = f"calibration split: {e}"
+        if cal and test and all(o.check_signals for o in [*cal, *test]):
+            from edgekit.cascade.chain import chain_report
+
+            try:
+                report["chain"] = chain_report(cal, test, prompts, target)
+            except ValueError as e:
+                report["chain_skipped"] = f"calibration split: {e}"
     return report
 
 

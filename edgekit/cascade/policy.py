@@ -64,6 +64,10 @@ class CrossCheck(_Strict):
     model: str
     """models.lock name or path of the second local model."""
     min_agreement: float | None = Field(default=None, ge=0, le=1)
+    accept: Acceptance | None = None
+    """Keep the second model's answer when the tier's own is rejected, if it passes these thresholds (a
+    ``learned`` model here sees the second answer's signals and its agreement with the first): a local
+    tier before the remote that costs no generation when the first answer was not cut off."""
 
 
 class Tier(_Strict):

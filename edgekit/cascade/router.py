@@ -174,6 +174,11 @@ class Router:
             for t in policy.local_tiers
             if t.accept.learned
         }
+        self.check_accept_models = {
+            t.name: AcceptModel.load(_beside(policy.path, t.cross_check.accept.learned))
+            for t in policy.local_tiers
+            if t.cross_check and t.cross_check.accept and t.cross_check.accept.learned
+        }
         for t in policy.local_tiers:
             learned = self.accept_models.get(t.name)
             if learned is not None and learned.uses_agreement and not t.cross_check:
@@ -316,12 +321,10 @@ class Router:
                 if escalation is not None and not pinned:
                     break  # a gate wants the remote and there is none: this answer is degraded, not accepted
                 failed = acceptance_failures(completion, tier.accept)
-                agreement = None
+                agreement, other = None, None
                 if not failed and tier.cross_check is not None:
-                    t2 = time.perf_counter()
-                    other = self.cross_check[tier.name].chat(msgs, **params)
+                    other = self._second_opinion(tier, msgs, params, latency)
                     agreement = answer_agreement(request.text, completion.text, other.text)
-                    latency[f"cross-check:{tier.name}"] = _ms(t2)
                     least = tier.cross_check.min_agreement
                     if least is not None and agreement < least:
                         failed.append(f"cross-check agreement {agreement:.2f} < {least}")
@@ -339,11 +342,39 @@ class Router:
                     )
                     return self._finish(result, request, t0, msgs)
                 rejections.append(f"{tier.name}: {'; '.join(failed)}")
+                if tier.cross_check is not None and tier.cross_check.accept is not None:
+                    other = other or self._second_opinion(tier, msgs, params, latency)
+                    agreement = answer_agreement(request.text, completion.text, other.text)
+                    failed = self._second_failures(tier, request, other, agreement)
+                    if not failed:
+                        route = f"local:{tier.name}:cross-check"
+                        result = RouteResult(other, route, gates, None, None, tuple(rejections), latency)
+                        return self._finish(result, request, t0, msgs)
+                    rejections.append(f"{tier.name} cross-check: {'; '.join(failed)}")
             # here a gate escalated (and there is no remote), or every local tier was rejected
             escalation = escalation or f"signals: {rejections[-1]}"
         return self._escalate(
             msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass
         )
+
+    def _second_opinion(
+        self, tier: Tier, msgs: list[ChatMessage], params: dict[str, Any], latency: dict[str, float]
+    ) -> Completion:
+        t = time.perf_counter()
+        other: Completion = self.cross_check[tier.name].chat(msgs, **params)
+        latency[f"cross-check:{tier.name}"] = _ms(t)
+        return other
+
+    def _second_failures(
+        self, tier: Tier, request: Request, other: Completion, agreement: float
+    ) -> list[str]:
+        """Why the cross-check model's answer is not kept in place of the tier's rejected one."""
+        assert tier.cross_check is not None and tier.cross_check.accept is not None
+        accept = tier.cross_check.accept
+        failed = acceptance_failures(other, accept)
+        if not failed and (learned := self.check_accept_models.get(tier.name)) is not None:
+            failed = learned_failures(learned, accept, request, other, self.embed, agreement)
+        return failed
 
     def _escalate(
         self,

@@ -319,3 +319,16 @@ def eval_router(
                 f"remote calls ({_vs_oracle(best['share_vs_oracle'], best['remote_share'])})",
                 markup=False,
             )
+    if "chain" in report:
+        chain, c = report["chain"], report["chain"]["test"]
+        q, r = c["interval_95"]["quality_vs_remote"], c["interval_95"]["share_vs_oracle"]
+        out.print(
+            f"cross-check answer as a tier (thresholds {chain['tiny_threshold']:.3f}, "
+            f"{chain['check_threshold']:.3f}, chosen on calibration): "
+            f"quality {c['quality_vs_remote']:.1%} of always-remote ({q[0]:.1%}-{q[1]:.1%}); "
+            f"remote share {c['remote_share']:.1%}, "
+            f"{_vs_oracle(c['share_vs_oracle'], c['remote_share'])} ({r[0]:.2f}x-{r[1]:.2f}x); "
+            f"cross-check answers kept {c['check_share']:.1%}; "
+            f"extra local generations {c['extra_local_generations']:.1%}",
+            markup=False,
+        )

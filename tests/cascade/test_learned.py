@@ -262,3 +262,29 @@ def test_learned_model_with_agreement_uses_its_calibrated_threshold(tmp_path: Pa
     assert result.route == "remote:remote"
     assert result.rejections[0].startswith("tiny: learned acceptance score")
     assert f"< {model.threshold:.3f}" in result.rejections[0]
+
+
+def test_a_rejected_answer_gives_way_to_the_cross_check_answer_it_accepts(tmp_path: Path) -> None:
+    """cross_check.accept: the second model's answer is kept before the remote is called, on its own
+    thresholds; it is generated once (reused from the agreement check), and the remote answers when it
+    fails too."""
+    policy = _cross_policy(
+        tmp_path,
+        'accept = { min_mean_prob = 0.9 }\ncross_check = { model = "small", accept = { min_mean_prob = 0.8 } }',
+    )
+    tiny, small, remote = (
+        FakeModel(answer="Lyon.", prob=0.5),
+        FakeModel(answer="Paris.", prob=0.85),
+        FakeModel(),
+    )
+    router = Router(policy, local=[tiny], remote=remote, cross_check={"tiny": small})
+    result = router.route("What is the capital of France?")
+    assert result.route == "local:tiny:cross-check" and result.completion.text == "Paris."
+    assert result.rejections == ("tiny: mean token probability 0.500 < 0.9",)
+    assert len(small.calls) == 1 and not remote.calls and "cross-check:tiny" in result.latency_ms
+    small.prob = 0.6
+    again = router.route("What is the capital of France?")
+    assert again.route == "remote:remote" and len(small.calls) == 2
+    assert again.rejections[-1] == "tiny cross-check: mean token probability 0.600 < 0.8"
+    tiny.prob = 0.95  # accepted: the second model is asked only for agreement, if at all
+    assert router.route("What is the capital of France?").route == "local:tiny"
