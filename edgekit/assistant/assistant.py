@@ -104,13 +104,17 @@ class Assistant:
         n_ctx: int | None = None,
         traces: bool = True,
         progress: ProgressFn | None = None,
+        shadow: str | Path | None = None,
     ) -> Assistant:
         """A cascade from ``policy`` (a shipped name such as 'cross-check', or a TOML file; default: the
         shipped default), or one local ``model`` (a models.lock name or path) with no cascade.
         ``cascade`` (default: when no model is named): False for the lock's default model alone.
         ``safety``: True for the shipped safety policy, a policy file, or a Guard. ``copies``: engines
-        loaded to answer that many requests at once."""
+        loaded to answer that many requests at once. ``shadow``: another policy recorded in each
+        request's trace with what it would have done (``edgekit trace stats --compare``)."""
         cascade = model is None if cascade is None else cascade
+        if shadow is not None and not cascade:
+            raise InputError("a shadow policy needs the cascade", "Drop the model, or use --policy too.")
         if (policy is not None or cascade) and model is not None:
             raise InputError("a cascade and a model exclude each other", "The policy names its models.")
         if copies < 1:
@@ -127,7 +131,7 @@ class Assistant:
                     from edgekit.assistant.loading import load_router
 
                     shared = engines[0].ledger if engines and isinstance(engines[0], Router) else None
-                    engines.append(load_router(policy, traces=traces, ledger=shared))  # one budget
+                    engines.append(load_router(policy, traces=traces, ledger=shared, shadow=shadow))
         except BaseException:
             for e in engines:
                 e.close()

@@ -19,11 +19,17 @@ from edgekit.errors import EdgekitError
 
 
 def load_router(
-    policy_path: Path | str | None = None, *, traces: bool = True, ledger: BudgetLedger | None = None
+    policy_path: Path | str | None = None,
+    *,
+    traces: bool = True,
+    ledger: BudgetLedger | None = None,
+    shadow: Path | str | None = None,
 ) -> Router:
     """Build a Router from a policy file (or a shipped policy's name): local models from models.lock, the
-    remote from its env vars. ``ledger``: the budget ledger to share (copies of one router must)."""
+    remote from its env vars. ``ledger``: the budget ledger to share (copies of one router must).
+    ``shadow``: a policy (file or shipped name) judged on every request too, never acted on."""
     policy = Policy.load(resolve_policy(policy_path))
+    shadow_policy = None if shadow is None else Policy.load(resolve_policy(shadow))
     settings = Settings.from_env()
     local = [load(t.model) for t in policy.local_tiers]
     checks: dict[str, Any] = {}
@@ -52,4 +58,5 @@ def load_router(
         traces=TraceStore() if traces else None,
         ledger=ledger,
         cross_check=checks,
+        shadow=shadow_policy,
     )

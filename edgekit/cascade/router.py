@@ -42,6 +42,19 @@ from edgekit.errors import ContextOverflowError, RemoteError, SchemaOutputError
 from edgekit.runtime.types import ChatMessage, Chunk, Completion, Confidence, normalize_messages
 
 
+@dataclass
+class Seen:
+    """What one request's routing produced on its first local tier, for the shadow policy to judge."""
+
+    first: Completion | None = None
+    other: Completion | None = None
+    agreement: float | None = None
+
+    def note(self, tier: Tier, policy: Policy, other: Completion, agreement: float) -> None:
+        if tier is policy.local_tiers[0]:
+            self.other, self.agreement = other, agreement
+
+
 @dataclass(frozen=True)
 class RouteResult:
     completion: Completion
@@ -154,8 +167,11 @@ class Router:
         breaker: CircuitBreaker | None = None,
         embed: Embed | None = None,
         cross_check: Mapping[str, Any] | None = None,
+        shadow: Policy | None = None,
     ) -> None:
-        """``local``: one model per local tier; ``cross_check``: tier name -> its second-opinion model."""
+        """``local``: one model per local tier; ``cross_check``: tier name -> its second-opinion model;
+        ``shadow``: another policy whose verdict on each request goes into its trace, never acted on
+        (``edgekit.cascade.shadow``)."""
         if len(local) != len(policy.local_tiers):
             raise ValueError("one local model per local tier is needed")
         self.policy = policy
@@ -188,6 +204,11 @@ class Router:
                 )
         self._embed = embed
         self.name = "cascade"
+        self.shadow: Any = None
+        if shadow is not None:
+            from edgekit.cascade.shadow import Shadow  # it builds a Router of its own
+
+            self.shadow = Shadow(shadow, self)
 
     def embed(self, texts: Sequence[str]) -> Any:
         """Prompt embeddings for learned acceptance (the on-device encoder, loaded on first use)."""
@@ -298,6 +319,7 @@ class Router:
         request = self.features(msgs, int(params["max_tokens"]), output_type, safety)
         gates, escalation, pinned = self.decide(request)
         latency: dict[str, float] = {"gates": _ms(t0)}
+        seen = Seen()
         best: tuple[Tier, Completion] | None = None
         rejections: list[str] = []
         if escalation is None or self.remote is None or pinned:
@@ -318,6 +340,8 @@ class Router:
                     continue
                 latency[f"local:{tier.name}"] = _ms(t1)
                 best = (tier, completion)
+                if tier is self.policy.local_tiers[0]:
+                    seen.first = completion
                 if escalation is not None and not pinned:
                     break  # a gate wants the remote and there is none: this answer is degraded, not accepted
                 failed = acceptance_failures(completion, tier.accept)
@@ -325,6 +349,7 @@ class Router:
                 if not failed and tier.cross_check is not None:
                     other = self._second_opinion(tier, msgs, params, latency)
                     agreement = answer_agreement(request.text, completion.text, other.text)
+                    seen.note(tier, self.policy, other, agreement)
                     least = tier.cross_check.min_agreement
                     if least is not None and agreement < least:
                         failed.append(f"cross-check agreement {agreement:.2f} < {least}")
@@ -340,21 +365,22 @@ class Router:
                     result = RouteResult(
                         completion, f"local:{tier.name}", gates, None, None, tuple(rejections), latency
                     )
-                    return self._finish(result, request, t0, msgs)
+                    return self._finish(result, request, t0, msgs, seen)
                 rejections.append(f"{tier.name}: {'; '.join(failed)}")
                 if tier.cross_check is not None and tier.cross_check.accept is not None:
                     other = other or self._second_opinion(tier, msgs, params, latency)
                     agreement = answer_agreement(request.text, completion.text, other.text)
+                    seen.note(tier, self.policy, other, agreement)
                     failed = self._second_failures(tier, request, other, agreement)
                     if not failed:
                         route = f"local:{tier.name}:cross-check"
                         result = RouteResult(other, route, gates, None, None, tuple(rejections), latency)
-                        return self._finish(result, request, t0, msgs)
+                        return self._finish(result, request, t0, msgs, seen)
                     rejections.append(f"{tier.name} cross-check: {'; '.join(failed)}")
             # here a gate escalated (and there is no remote), or every local tier was rejected
             escalation = escalation or f"signals: {rejections[-1]}"
         return self._escalate(
-            msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass
+            msgs, params, request, gates, escalation, best, rejections, latency, t0, dry_run, klass, seen
         )
 
     def _second_opinion(
@@ -389,6 +415,7 @@ class Router:
         t0: float,
         dry_run: bool,
         klass: LatencyClass,
+        seen: Seen,
     ) -> RouteResult:
         tier = self.policy.remote_tier
         refusal = None
@@ -422,7 +449,7 @@ class Router:
                 result = RouteResult(
                     completion, f"remote:{tier.name}", gates, reason, None, tuple(rejections), latency
                 )
-                return self._finish(result, request, t0, msgs)
+                return self._finish(result, request, t0, msgs, seen)
         # Degrade: the best local answer, generated now if the gates skipped the local tiers.
         if best is None and params.get("schema") is not None and rejections:
             # Every local answer failed the schema and the remote could not help: never pass one off.
@@ -441,10 +468,10 @@ class Router:
         result = RouteResult(
             best[1], f"degraded:{best[0].name}", gates, reason, refusal, tuple(rejections), latency
         )
-        return self._finish(result, request, t0, msgs)
+        return self._finish(result, request, t0, msgs, seen)
 
     def _finish(
-        self, result: RouteResult, request: Request, t0: float, msgs: list[ChatMessage]
+        self, result: RouteResult, request: Request, t0: float, msgs: list[ChatMessage], seen: Seen
     ) -> RouteResult:
         result.latency_ms["total"] = _ms(t0)
         if self.traces is not None:
@@ -473,6 +500,7 @@ class Router:
                     cost=self.ledger.cost(tokens),
                     prompt_sha=digest,
                     trace_id=result.trace_id,
+                    shadow=None if self.shadow is None else self.shadow.decide(request, msgs, seen),
                 )
             )
         return result

@@ -42,6 +42,8 @@ class Trace:
     cost: float = 0.0
     prompt_sha: str = ""
     trace_id: str = ""
+    shadow: dict[str, Any] | None = None
+    """With a shadow policy: what it would have done (``edgekit.cascade.shadow``)."""
 
 
 def new_trace_id() -> str:
@@ -92,6 +94,66 @@ def stats(traces: list[dict[str, Any]]) -> dict[str, Any]:
         "remote_cost": round(sum(float(t.get("cost", 0.0)) for t in traces), 6),
         "degraded": sum(degraded.values()),
         "degraded_reasons": {k: {"count": v, "rate": v / n} for k, v in degraded.most_common()},
+    }
+
+
+def compare(traces: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the shadow policy recorded in these traces would have done, projected from them: its remote
+    share against the actual one, requests that would switch, remote tokens (a request it would send
+    remote that stayed local is charged its prompt and answer tokens), cost at the traces' own rate, and
+    latency (a switch to local drops the remote stage; a switch to remote adds the median remote stage
+    seen). Requests whose shadow verdict is unknown are counted and left out of the projection."""
+    shadowed = [t for t in traces if t.get("shadow")]
+    known = [t for t in shadowed if t["shadow"]["route"] != "unknown"]
+    if not known:
+        return {"requests": len(shadowed), "known": 0, "unknown": len(shadowed)}
+
+    def wanted_remote(t: dict[str, Any]) -> bool:
+        return str(t["route"]).startswith(("remote:", "degraded:"))
+
+    def remote_stage(t: dict[str, Any]) -> float:
+        return sum(float(v) for k, v in t.get("latency_ms", {}).items() if k.startswith("remote:"))
+
+    stages = [remote_stage(t) for t in known if str(t["route"]).startswith("remote:")]
+    typical_remote = statistics.median(stages) if stages else None
+    spent = sum(int(t.get("remote_tokens", 0)) for t in known)
+    rate = sum(float(t.get("cost", 0.0)) for t in known) / spent if spent else 0.0
+    tokens, actual_ms, shadow_ms = 0, [], []
+    switches: Counter[str] = Counter()
+    for t in known:
+        now, then = wanted_remote(t), t["shadow"]["route"] == "remote"
+        total = float(t.get("latency_ms", {}).get("total", 0.0))
+        actual_ms.append(total)
+        if then:
+            tokens += int(t.get("remote_tokens", 0)) or int(t.get("prompt_tokens", 0)) + int(
+                t.get("completion_tokens", 0)
+            )
+        if now and not then:
+            switches["to local"] += 1
+            shadow_ms.append(total - remote_stage(t))
+        elif then and not now:
+            switches["to remote"] += 1
+            if typical_remote is not None:
+                shadow_ms.append(total + typical_remote)
+        else:
+            shadow_ms.append(total)
+    n = len(known)
+    return {
+        "requests": len(shadowed),
+        "known": n,
+        "unknown": len(shadowed) - n,
+        "policy": known[0]["shadow"].get("policy", ""),
+        "remote_share": {
+            "actual": sum(map(wanted_remote, known)) / n,
+            "shadow": sum(t["shadow"]["route"] == "remote" for t in known) / n,
+        },
+        "switches": dict(switches),
+        "remote_tokens": {"actual": spent, "shadow": tokens},
+        "remote_cost": {"actual": round(rate * spent, 6), "shadow": round(rate * tokens, 6)},
+        "latency_ms": {
+            "actual": {"p50": _pct(actual_ms, 50), "p95": _pct(actual_ms, 95)},
+            "shadow": {"p50": _pct(shadow_ms, 50), "p95": _pct(shadow_ms, 95)} if shadow_ms else None,
+        },
     }
 
 

@@ -44,9 +44,12 @@ def open_assistant(
     *,
     copies: int = 1,
     notice: str = "note",
+    shadow: Path | None = None,
 ) -> edgekit.Assistant:
     """The assistant the options describe, loaded with progress bars; what a user must know before the
     first request (no remote configured) is said once on stderr."""
+    if shadow and model:
+        raise InputError("--shadow needs the cascade", "Drop --model; the policies name the models.")
     if (cascade or policy) and model:
         raise InputError("--model and --cascade/--policy exclude each other", "The policy names the models.")
     with progress_bar() as progress:
@@ -58,6 +61,7 @@ def open_assistant(
             copies=copies,
             n_ctx=n_ctx,
             progress=progress,
+            shadow=shadow,
         )
     for line in assistant.notices():
         err.print(f"{notice}: {line}", markup=False)

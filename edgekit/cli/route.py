@@ -157,9 +157,19 @@ def trace_stats(
         typer.Option("--file", help="Trace file [default: EDGEKIT_TRACE_FILE or the user data dir]"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    against_shadow: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Project the shadow policy's remote share, tokens, cost and latency (serve --shadow).",
+        ),
+    ] = False,
 ) -> None:
     """Route distribution, escalation rate by reason, p50/p95 latency per route, remote spend."""
     store = TraceStore(file)
+    if against_shadow:
+        _print_compare(store, as_json)
+        return
     s = stats(store.read())
     if as_json:
         out.print(json.dumps({"file": str(store.path), **s}, indent=2), markup=False)
@@ -190,6 +200,37 @@ def trace_stats(
     for name, r in s["latency_ms"].items():
         lat.add_row(name, f"{r['p50']:.0f}", f"{r['p95']:.0f}", str(r["count"]))
     out.print(lat)
+
+
+def _print_compare(store: TraceStore, as_json: bool) -> None:
+    from edgekit.cascade.trace import compare
+
+    c = compare(store.read())
+    if as_json:
+        out.print(json.dumps({"file": str(store.path), **c}, indent=2), markup=False)
+        return
+    if not c["known"]:
+        out.print(
+            f"{c['requests']} traces in {store.path} carry a shadow verdict, none of them known "
+            "(record some with 'edgekit serve --shadow POLICY')",
+            markup=False,
+        )
+        return
+    share, tokens, cost, lat = c["remote_share"], c["remote_tokens"], c["remote_cost"], c["latency_ms"]
+    table = Table("", "actual", f"shadow ({c['policy']})", box=None)
+    table.add_row("remote share", f"{share['actual']:.1%}", f"{share['shadow']:.1%}")
+    table.add_row("remote tokens", str(tokens["actual"]), str(tokens["shadow"]))
+    table.add_row("remote cost", str(cost["actual"]), str(cost["shadow"]))
+    shadow_lat = lat["shadow"] or {"p50": float("nan"), "p95": float("nan")}
+    table.add_row("latency p50 ms", f"{lat['actual']['p50']:.0f}", f"{shadow_lat['p50']:.0f}")
+    table.add_row("latency p95 ms", f"{lat['actual']['p95']:.0f}", f"{shadow_lat['p95']:.0f}")
+    out.print(table)
+    moved = ", ".join(f"{v} {k}" for k, v in c["switches"].items()) or "none"
+    out.print(
+        f"{c['known']} requests with a known shadow verdict ({c['unknown']} unknown: the shadow needed an "
+        f"answer they did not produce); switches: {moved}",
+        markup=False,
+    )
 
 
 def _vs_oracle(ratio: float, share: float) -> str:

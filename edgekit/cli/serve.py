@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -59,6 +60,14 @@ def serve(
             "--embedding-model", help="models.lock encoder behind /v1/embeddings (loaded on first use)."
         ),
     ] = "multilingual-e5-small-int8",
+    shadow: Annotated[
+        Path | None,
+        typer.Option(
+            "--shadow",
+            help="Another cascade policy (file or shipped name) judged on every request and recorded in "
+            "its trace, never acted on; see 'edgekit trace stats --compare'.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions,
     /v1/embeddings, /v1/models, /health)."""
@@ -85,8 +94,9 @@ def serve(
     )
     sock = bind(host, port)  # before loading: a busy port fails fast
     assistant = open_assistant(
-        model, cascade, policy, safety, safety_policy, n_ctx, copies=concurrency, notice="warning"
-    )
+        model, cascade or shadow is not None, policy, safety, safety_policy, n_ctx, copies=concurrency,
+        notice="warning", shadow=shadow,
+    )  # fmt: skip
     app = create_app(assistant, options)
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host

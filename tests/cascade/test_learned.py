@@ -270,7 +270,8 @@ def test_a_rejected_answer_gives_way_to_the_cross_check_answer_it_accepts(tmp_pa
     fails too."""
     policy = _cross_policy(
         tmp_path,
-        'accept = { min_mean_prob = 0.9 }\ncross_check = { model = "small", accept = { min_mean_prob = 0.8 } }',
+        "accept = { min_mean_prob = 0.9 }\n"
+        'cross_check = { model = "small", accept = { min_mean_prob = 0.8 } }',
     )
     tiny, small, remote = (
         FakeModel(answer="Lyon.", prob=0.5),
