@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,7 @@ DENSE = ("mean_prob", "min_prob", "mean_entropy", "answer_tokens", "prompt_words
 AGREEMENT = "agreement"
 NEIGHBOURS = "neighbours_right"
 _WORD = re.compile(r"\w+")
+T = TypeVar("T")
 
 
 def feature_layout(*, agreement: bool, neighbours: bool) -> tuple[str, ...]:
@@ -228,42 +230,53 @@ class AcceptModel:
 
     @classmethod
     def load(cls, path: Path) -> AcceptModel:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("kind") != "edgekit.accept-model":
-                raise ValueError("not an edgekit accept model")
-            features = tuple(data.get("features") or ())
-            extras = features[len(DENSE) :]
-            if data.get("version") != 3 or features[: len(DENSE)] != DENSE or extras not in _EXTRAS:
-                raise ValueError("made by another edgekit version")
-            bank = np.asarray(data["bank"], dtype=np.float32)
-            threshold = data.get("threshold")
-            model = cls(
-                np.asarray(data["weights"], dtype=float),
-                np.asarray(data["mean"], dtype=float),
-                np.asarray(data["std"], dtype=float),
-                bank if bank.size else np.zeros((0, 0), dtype=np.float32),
-                np.asarray(data["right"], dtype=float),
-                int(data["k"]),
-                float(data["l2"]),
-                str(data.get("trained_on", "")),
-                features,
-                None if threshold is None else float(threshold),
-            )
-            n = len(features)
-            if model.weights.shape != (n + 1,) or model.mean.shape != (n,) or model.std.shape != (n,):
-                raise ValueError("weights do not match the feature layout")
-            if model.uses_neighbours and (
-                model.bank.ndim != 2 or model.bank.shape[0] != model.right.shape[0] or model.k < 1
-            ):
-                raise ValueError("training embeddings and labels do not match")
-        except OSError as e:
-            raise PolicyError(f"{path}: cannot read the accept model ({e.strerror})") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise PolicyError(
-                f"{path}: bad accept model: {e}", "Retrain it with tools/train_router_gate.py."
-            ) from None
+        return load_model_json(
+            path, "edgekit.accept-model", "accept model", "tools/train_router_gate.py", cls._parse
+        )
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> AcceptModel:
+        features = tuple(data.get("features") or ())
+        extras = features[len(DENSE) :]
+        if data.get("version") != 3 or features[: len(DENSE)] != DENSE or extras not in _EXTRAS:
+            raise ValueError("made by another edgekit version")
+        bank = np.asarray(data["bank"], dtype=np.float32)
+        threshold = data.get("threshold")
+        model = cls(
+            np.asarray(data["weights"], dtype=float),
+            np.asarray(data["mean"], dtype=float),
+            np.asarray(data["std"], dtype=float),
+            bank if bank.size else np.zeros((0, 0), dtype=np.float32),
+            np.asarray(data["right"], dtype=float),
+            int(data["k"]),
+            float(data["l2"]),
+            str(data.get("trained_on", "")),
+            features,
+            None if threshold is None else float(threshold),
+        )
+        n = len(features)
+        if model.weights.shape != (n + 1,) or model.mean.shape != (n,) or model.std.shape != (n,):
+            raise ValueError("weights do not match the feature layout")
+        if model.uses_neighbours and (
+            model.bank.ndim != 2 or model.bank.shape[0] != model.right.shape[0] or model.k < 1
+        ):
+            raise ValueError("training embeddings and labels do not match")
         return model
+
+
+def load_model_json(path: Path, kind: str, what: str, tool: str, parse: Callable[[dict[str, Any]], T]) -> T:
+    """A model saved as JSON by one of the router's tools, or a PolicyError naming the file and the tool
+    that makes it: unreadable, not JSON, another ``kind``, or a body ``parse`` rejects (ValueError,
+    KeyError, TypeError)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("kind") != kind:
+            raise ValueError(f"not an edgekit {what}")
+        return parse(data)
+    except OSError as e:
+        raise PolicyError(f"{path}: cannot read the {what} ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise PolicyError(f"{path}: bad {what}: {e}", f"Retrain it with {tool}.") from None
 
 
 _EXTRAS = {(), (AGREEMENT,), (NEIGHBOURS,), (AGREEMENT, NEIGHBOURS)}

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.cascade.learned import fit_logistic, sigmoid, with_bias
-from edgekit.cascade.policy import PolicyError
+from edgekit.cascade.learned import fit_logistic, load_model_json, sigmoid, with_bias
 from edgekit.runtime.types import ChatMessage
 
 
@@ -68,27 +67,23 @@ class Probe:
 
     @classmethod
     def load(cls, path: Path) -> Probe:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("kind") != "edgekit.state-probe":
-                raise ValueError("not an edgekit state probe")
-            if data.get("version") != 1:
-                raise ValueError("made by another edgekit version")
-            probe = cls(
-                np.asarray(data["weights"], dtype=float),
-                np.asarray(data["mean"], dtype=float),
-                np.asarray(data["std"], dtype=float),
-                float(data["l2"]),
-                str(data.get("trained_on", "")),
-            )
-            if probe.mean.shape != probe.std.shape or probe.weights.shape != (probe.mean.shape[0] + 1,):
-                raise ValueError("weights do not match the state width")
-        except OSError as e:
-            raise PolicyError(f"{path}: cannot read the state probe ({e.strerror})") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise PolicyError(
-                f"{path}: bad state probe: {e}", "Retrain it with tools/router_probe.py."
-            ) from None
+        return load_model_json(
+            path, "edgekit.state-probe", "state probe", "tools/router_probe.py", cls._parse
+        )
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> Probe:
+        if data.get("version") != 1:
+            raise ValueError("made by another edgekit version")
+        probe = cls(
+            np.asarray(data["weights"], dtype=float),
+            np.asarray(data["mean"], dtype=float),
+            np.asarray(data["std"], dtype=float),
+            float(data["l2"]),
+            str(data.get("trained_on", "")),
+        )
+        if probe.mean.shape != probe.std.shape or probe.weights.shape != (probe.mean.shape[0] + 1,):
+            raise ValueError("weights do not match the state width")
         return probe
 
 
