@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=64)
 def _validator(text: str) -> Any:
-    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(text), format_checker=FormatChecker())
+    # The draft's own checker: a bare FormatChecker() mixes every draft's, and its "time" is draft 3's
+    # (no offset allowed), which refused valid RFC 3339 times such as 18:30:00Z.
+    return Draft202012Validator(json.loads(text), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def problems(compiled: CompiledSchema, text: str) -> tuple[Any, list[str]]:

@@ -199,3 +199,27 @@ def test_patterns_python_warns_about_fail_cleanly() -> None:
         compile_schema({"type": "string", "pattern": "[["})
     with pytest.raises(SchemaError, match="regex"):
         compile_schema({"type": "string", "pattern": "^[[]$"})
+
+
+@pytest.mark.parametrize(
+    ("fmt", "good", "bad"),
+    [
+        ("date-time", "2026-12-02T18:30:00Z", "2026-12-02 6pm"),
+        ("time", "18:30:00+01:00", "6:30 pm"),
+        ("duration", "P3DT4H", "three days"),
+        ("uri", "https://example.org/a?b=c", "not a uri"),
+        ("uri-reference", "../a/b", "\\\\bad path"),
+        ("hostname", "example.org", "-bad-.example"),
+        ("json-pointer", "/a/0", "a/0"),
+        ("email", "ann@example.org", "ann-at-example"),
+    ],
+)
+def test_validation_asserts_every_format_it_names(fmt: str, good: str, bad: str) -> None:
+    """The README says formats are asserted by validation too (the path the ONNX backend, remote answers
+    and keywords the grammar cannot express rely on): jsonschema skips a format whose checker library is
+    missing, so each must really reject a bad value."""
+    from edgekit.schema.validate import problems
+
+    compiled = compile_schema({"type": "string", "format": fmt})
+    assert problems(compiled, json.dumps(good))[1] == []
+    assert problems(compiled, json.dumps(bad))[1], f"{fmt}: {bad!r} passed validation"
