@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -44,44 +45,25 @@ _MIN_SIZE = {t: struct.calcsize(f) for t, f in _SCALARS.items()} | {STRING: 8, A
 _MIN_KV = 8 + 4 + 1  # key length, value type, the smallest value
 _MIN_TENSOR = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 
-# ggml tensor types -> (elements per block, bytes per block), from ggml.h / gguf constants
-GGML_BLOCKS: dict[int, tuple[int, int]] = {
-    0: (1, 4),
-    1: (1, 2),
-    2: (32, 18),
-    3: (32, 20),
-    6: (32, 22),
-    7: (32, 24),
-    8: (32, 34),
-    9: (32, 40),
-    10: (256, 84),
-    11: (256, 110),
-    12: (256, 144),
-    13: (256, 176),
-    14: (256, 210),
-    15: (256, 292),
-    16: (256, 66),
-    17: (256, 74),
-    18: (256, 98),
-    19: (256, 50),
-    20: (32, 18),
-    21: (256, 110),
-    22: (256, 82),
-    23: (256, 136),
-    24: (1, 1),
-    25: (1, 2),
-    26: (1, 4),
-    27: (1, 8),
-    28: (1, 8),
-    29: (256, 56),
-    30: (1, 2),
-    34: (256, 54),
-    35: (256, 66),
-    39: (32, 17),
-    40: (64, 36),
-    41: (128, 18),
-    42: (64, 18),
-}
+
+@cache
+def ggml_blocks() -> dict[int, tuple[int, int]]:
+    """ggml tensor type -> (elements per block, bytes per block), asked of the ggml library that will load
+    the file (llama-cpp-python's), so a type it knows is never refused and one it lacks (or removed) never
+    reaches it. Read on first use."""
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_blck_size.restype, libggml.ggml_blck_size.argtypes = ctypes.c_int64, [ctypes.c_int]
+    libggml.ggml_type_size.restype, libggml.ggml_type_size.argtypes = ctypes.c_size_t, [ctypes.c_int]
+    table = {}
+    for t in range(int(llama_cpp.GGML_TYPE_COUNT)):
+        elements, size = int(libggml.ggml_blck_size(t)), int(libggml.ggml_type_size(t))
+        if elements > 0 and size > 0:
+            table[t] = (elements, size)
+    return table
 
 
 def shown(text: str, width: int = 80) -> str:
@@ -127,7 +109,7 @@ class TensorInfo:
     @property
     def nbytes(self) -> int | None:
         """Bytes of data; None when the type is unknown to this reader."""
-        block = GGML_BLOCKS.get(self.ggml_type)
+        block = ggml_blocks().get(self.ggml_type)
         return None if block is None else self.n_elements // block[0] * block[1]
 
 
@@ -319,7 +301,7 @@ def _read_tensor(r: HeaderReader, i: int) -> TensorInfo:
     t = TensorInfo(name, dims, ttype, offset)
     if t.n_elements >= 1 << 63:
         raise r.corrupt(f"shape {list(dims)} has more elements than a 64-bit count holds")
-    block = GGML_BLOCKS.get(ttype)
+    block = ggml_blocks().get(ttype)
     if block is not None and dims and dims[0] % block[0]:
         raise r.corrupt(f"the first dimension {dims[0]} is not a multiple of the block size {block[0]}")
     return t

@@ -17,12 +17,12 @@ from typing import Any
 
 from edgekit.errors import ModelFileError
 from edgekit.runtime.gguf import (
-    GGML_BLOCKS,
     INTEGER_TYPES,
     REBUILD_HINT,
     STRING,
     GGUFInfo,
     a_type,
+    ggml_blocks,
     shown,
     type_name,
 )
@@ -146,7 +146,7 @@ def check_model(path: Path, info: GGUFInfo) -> None:
         known = ", ".join(sorted(ROPE_SCALING_TYPES))
         raise fields.fail(f"{fields.key('rope.scaling.type')} is {shown(rope)}; llama.cpp knows {known}")
     for t in info.tensors:
-        if t.ggml_type not in GGML_BLOCKS:
+        if t.ggml_type not in ggml_blocks():
             raise fields.fail(f"tensor {shown(t.name)} has ggml type {t.ggml_type}, which llama.cpp lacks")
 
 

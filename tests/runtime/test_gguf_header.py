@@ -286,3 +286,14 @@ def test_header_fuzz(tmp_path: Path) -> None:
             raise AssertionError(f"case {i}: {type(e).__name__}: {e} from {data[:64]!r}...") from e
     assert parsed > 100 and refused_ > 1000  # the mutations reach both sides
     assert time.perf_counter() - start < 30
+
+
+def test_block_sizes_come_from_the_bundled_ggml() -> None:
+    """Asked of llama-cpp-python's ggml, not a table of our own: types it removed (Q4_0_4_4 = 31, the
+    deprecated 4 and 5) are absent, so a file using them is refused before llama.cpp sees it; Q8_1 is 36
+    bytes a block there (a hand table once said 40)."""
+    from edgekit.runtime.gguf import ggml_blocks
+
+    blocks = ggml_blocks()
+    assert blocks[2] == (32, 18) and blocks[12] == (256, 144) and blocks[9] == (32, 36)
+    assert not {4, 5, 31, 32, 33, 36, 37, 38} & set(blocks)
