@@ -106,39 +106,23 @@ def sample_token(logits: np.ndarray, params: GenerationParams, rng: np.random.Ge
 
 
 class IncrementalDetokenizer:
-    """Turns token ids into text deltas one id at a time.
-
-    Decodes a short window of ids and emits the text that the newest id added. While the window
-    decodes to a trailing U+FFFD (a UTF-8 character split across byte-level tokens) nothing is
-    emitted; the character comes out whole once its last byte arrives.
-    """
+    """Turns token ids into text deltas one id at a time: ``tokenizers``' own ``DecodeStream``, primed
+    with the prompt's last ids so a leading-space rule sees the same context as in the full text. A
+    character split across byte-level tokens comes out whole once its last byte arrives; one the token
+    limit cut in half is dropped at the end rather than shown as U+FFFD (as on the llama.cpp path)."""
 
     def __init__(self, tokenizer: Any, context_ids: Sequence[int] = ()) -> None:
-        self._tok = tokenizer
-        self._ids = list(context_ids)
-        self._prefix = 0
-        self._read = len(self._ids)
+        from tokenizers.decoders import DecodeStream
 
-    def _decode(self, ids: list[int]) -> str:
-        return str(self._tok.decode(ids, skip_special_tokens=True)) if ids else ""
+        self._tok = tokenizer
+        self._stream = DecodeStream(ids=list(context_ids), skip_special_tokens=True)
 
     def push(self, token_id: int) -> str:
-        self._ids.append(token_id)
-        return self._emit(final=False)
+        return self._stream.step(self._tok, token_id) or ""
 
     def flush(self) -> str:
-        return self._emit(final=True)
-
-    def _emit(self, *, final: bool) -> str:
-        if self._read >= len(self._ids):
-            return ""
-        prefix_text = self._decode(self._ids[self._prefix : self._read])
-        new_text = self._decode(self._ids[self._prefix :])
-        if not final and (len(new_text) <= len(prefix_text) or new_text.endswith("\ufffd")):
-            return ""
-        delta = new_text[len(prefix_text) :]
-        self._prefix, self._read = self._read, len(self._ids)
-        return delta
+        """Nothing is held back but an incomplete character, which is dropped."""
+        return ""
 
 
 @dataclass

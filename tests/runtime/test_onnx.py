@@ -279,6 +279,11 @@ def test_incremental_detokenizer_never_splits_characters(backend: OnnxBackend) -
     pieces.append(detok.flush())
     assert all("\ufffd" not in p for p in pieces)
     assert "".join(pieces) == text
+    # A character the token limit cut in half is dropped, not shown as U+FFFD.
+    cut = tok.encode("ok 🎉", add_special_tokens=False).ids[:-1]
+    detok = IncrementalDetokenizer(tok, prompt_tail)
+    shown = "".join(detok.push(i) for i in cut) + detok.flush()
+    assert shown.rstrip() == "ok" and "\ufffd" not in shown
 
 
 def test_sample_token_filters() -> None:
