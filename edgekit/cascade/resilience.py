@@ -88,9 +88,12 @@ def call_with_retries(
     base_delay_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[T, int]:
     """Run ``fn``; retry retryable RemoteErrors with jittered exponential backoff. Returns (result,
-    attempts)."""
+    attempts). ``deadline`` (a ``clock`` time): no retry starts after it, nor waits past it (a
+    ``Retry-After`` beyond it ends the retries at once, with that error)."""
     attempt = 0
     while True:
         breaker.check()
@@ -107,6 +110,8 @@ def call_with_retries(
             delay = backoff_s(attempt, base_delay_s, rng)
             if isinstance(e, RemoteRateLimitError) and getattr(e, "retry_after", None):
                 delay = max(delay, float(e.retry_after))  # type: ignore[attr-defined]
+            if deadline is not None and clock() + delay >= deadline:
+                raise
             sleep(min(delay, 30.0))
             continue
         except BaseException:

@@ -429,11 +429,14 @@ class Router:
         if refusal is None and tier is not None and self.remote is not None:
             remote = self.remote
             t1 = time.perf_counter()
+            # The latency class's timeout is a deadline for the whole escalation, retries included.
+            deadline = time.monotonic() + tier.timeout_s.get(klass, DEFAULT_TIMEOUTS[klass])
             try:
                 completion, _ = call_with_retries(
-                    lambda: remote.chat(msgs, **params, timeout=tier.timeout_s.get(klass)),
+                    lambda: remote.chat(msgs, **params, timeout=max(0.05, deadline - time.monotonic())),
                     breaker=self.breaker,
                     retries=tier.retries,
+                    deadline=deadline,
                 )
                 if not completion.text.strip():
                     raise RemoteError("the remote returned an empty answer")

@@ -237,7 +237,7 @@ class RemoteBackend(BackendBase):
                         RemoteProtocolError, url, f"answered with an HTML page ({ctype}), not a stream"
                     )
                 with self._guard(url, in_body=True):
-                    yield from self._parse_stream(resp.iter_bytes(), url)
+                    yield from self._parse_stream(_within(resp.iter_bytes(), params.timeout_s, url), url)
             finally:
                 resp.close()
 
@@ -552,3 +552,17 @@ class RemoteBackend(BackendBase):
 
     def _net_detail(self, exc: Exception) -> str:
         return _truncate(self._redact(str(exc) or type(exc).__name__))
+
+
+def _within(chunks: Iterable[bytes], seconds: float | None, url: str) -> Iterator[bytes]:
+    """``chunks`` until ``seconds`` have passed since the first was asked for: the request's timeout is
+    a deadline for the whole answer, not only for each read (a server trickling a token every few
+    seconds would otherwise hold the request for ever)."""
+    if seconds is None:
+        yield from chunks
+        return
+    deadline = time.monotonic() + seconds
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            raise RemoteTimeoutError(f"{_display_url(url)} sent no complete answer within {seconds:g}s")
+        yield chunk

@@ -83,3 +83,38 @@ def test_retries_back_off_with_jitter() -> None:
         assert step / 2 <= delay <= step
     drawn = {round(backoff_s(3, 0.5, random.Random(seed)), 6) for seed in range(20)}
     assert len(drawn) > 10, "clients that failed together must not retry together"
+
+
+def test_no_retry_starts_or_waits_past_the_deadline() -> None:
+    """The latency class is a deadline for the whole escalation: a Retry-After beyond it ends the retries
+    with the endpoint's own error, not after a capped wait."""
+    from edgekit.errors import RemoteRateLimitError
+
+    clock, sleeps = Clock(), []
+
+    def limited() -> None:
+        err = RemoteRateLimitError("429")
+        err.retry_after = 99999  # type: ignore[attr-defined]
+        raise err
+
+    with pytest.raises(RemoteRateLimitError):
+        call_with_retries(
+            limited, breaker=CircuitBreaker(), retries=3, sleep=sleeps.append, deadline=30, clock=clock
+        )
+    assert sleeps == []
+
+    def down() -> None:
+        clock.now += 4  # each attempt takes 4 s
+        raise RemoteUnreachableError("refused")
+
+    calls_before = clock.now
+    with pytest.raises(RemoteUnreachableError):
+        call_with_retries(
+            down,
+            breaker=CircuitBreaker(failures=100),
+            retries=10,
+            sleep=lambda s: None,
+            deadline=10,
+            clock=clock,
+        )
+    assert clock.now - calls_before <= 12  # at most 3 attempts fit before the deadline, not 11

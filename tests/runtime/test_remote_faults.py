@@ -112,6 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "slow":  # no headers until the client gave up
             self.server.release.wait(STALL)
             self._send(200, b"{}")
+        elif fault == "trickle":  # a delta every 0.2 s, each read in time, for up to 10 s in all
+            self._start_sse(chunked=True)
+            for _ in range(50):
+                if self.server.release.wait(0.2):
+                    break
+                self._write_chunk(_delta("drip "))
         elif fault == "stall":  # headers and one delta, then silence
             self._start_sse(chunked=True)
             self._write_chunk(_delta("first"))
@@ -216,6 +222,20 @@ def test_stall_mid_stream(server: str) -> None:
     err, got = _fails(server, "stall")
     assert type(err) is RemoteTimeoutError and err.retryable
     assert got == ["first"]
+
+
+def test_the_timeout_bounds_the_whole_answer_not_each_read(server: str) -> None:
+    """A server that sends a token every 0.2 s never trips a 0.5 s read timeout; the request's timeout
+    (here 1 s) still ends it, with a timeout the cascade can degrade on."""
+    import time
+
+    started = time.monotonic()
+    with (
+        pytest.raises(RemoteTimeoutError, match="no complete answer within 1s"),
+        _backend(server, "trickle") as b,
+    ):
+        list(b.stream(MSGS, GenerationParams(max_tokens=8, temperature=0.0, timeout_s=1.0)))
+    assert time.monotonic() - started < 3
 
 
 def test_models_timeout(server: str) -> None:
