@@ -105,8 +105,8 @@ def call_with_retries(
                 breaker.success()  # the endpoint is up; this request is what it refused
                 raise
             breaker.failure()
-            if attempt > retries:
-                raise
+            if attempt > retries or breaker.state != "closed":
+                raise  # the endpoint's own error, not "circuit open" from the next attempt
             delay = backoff_s(attempt, base_delay_s, rng)
             if isinstance(e, RemoteRateLimitError) and getattr(e, "retry_after", None):
                 delay = max(delay, float(e.retry_after))  # type: ignore[attr-defined]

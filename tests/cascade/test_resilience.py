@@ -118,3 +118,19 @@ def test_no_retry_starts_or_waits_past_the_deadline() -> None:
             clock=clock,
         )
     assert clock.now - calls_before <= 12  # at most 3 attempts fit before the deadline, not 11
+
+
+def test_a_failed_probe_reports_the_endpoints_error() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_after_s=5, clock=clock)
+    breaker.failure()
+    clock.now = 5
+    calls = []
+
+    def down() -> None:
+        calls.append(1)
+        raise RemoteUnreachableError("connection refused")
+
+    with pytest.raises(RemoteUnreachableError, match="connection refused"):
+        call_with_retries(down, breaker=breaker, retries=3, sleep=lambda s: None, clock=clock)
+    assert len(calls) == 1 and breaker.state == "open"
