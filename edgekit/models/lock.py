@@ -87,6 +87,27 @@ class HubSource(_Strict):
 class UrlSource(_Strict):
     kind: Literal["url"]
     url: Annotated[str, Field(pattern=r"^https?://")]
+    """https; plain http only to a loopback host (a local mirror): the hash protects the bytes, not
+    what an eavesdropper learns about which models are fetched."""
+
+    @field_validator("url")
+    @classmethod
+    def _https_or_loopback(cls, url: str) -> str:
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        if url.startswith("https://"):
+            return url
+        host = urlsplit(url).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                f"plain http to {host or 'an unnamed host'}: use https (http only to a loopback mirror)"
+            )
+        return url
 
 
 class FileSource(_Strict):

@@ -75,6 +75,15 @@ def test_hub_revision_must_be_a_commit() -> None:
         Lockfile.parse(text)
 
 
+def test_plain_http_sources_only_to_loopback() -> None:
+    """The README promises https: a lock that fetches over plain http from the network is refused."""
+    url = 'url = "https://example.invalid/tiny.gguf"'
+    with pytest.raises(LockfileError, match=r"plain http to example\.invalid: use https"):
+        Lockfile.parse(GOOD.replace(url, 'url = "http://example.invalid/tiny.gguf"'))
+    for mirror in ("http://127.0.0.1:8080/tiny.gguf", "http://localhost/tiny.gguf", "http://[::1]:9/t.gguf"):
+        assert Lockfile.parse(GOOD.replace(url, f'url = "{mirror}"')).get().name == "tiny"
+
+
 def test_unknown_model_suggests_close_names() -> None:
     lock = Lockfile.load(ROOT / "models.lock")
     with pytest.raises(UnknownModelError) as info:
