@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import statistics
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
+
+from edgekit.net import is_loopback
 
 PROMPTS = [
     "Name three colours of the rainbow.",
@@ -51,12 +52,7 @@ class Tally:
 
 
 def _loopback_only(url: str) -> None:
-    host = urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(urlsplit(url).hostname or ""):
         sys.exit(f"error: {url} is not a loopback address; this tool only loads a local server")
 
 

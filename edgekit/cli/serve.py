@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +19,7 @@ from edgekit.cli.options import (
 )
 from edgekit.cli.render import err
 from edgekit.errors import InputError
+from edgekit.net import is_loopback
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -101,7 +101,7 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
     err.print(f"edgekit serve: {assistant.name} on http://{url_host}:{bound_port}/v1", markup=False)
-    if options.api_key is None and not _is_loopback(host):
+    if options.api_key is None and not is_loopback(host):
         err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
     run(app, sock, grace_s=grace, log_level=log_level)
 
@@ -113,12 +113,3 @@ def _api_key(env: str | None) -> str | None:
     if not key:
         raise InputError(f"--api-key-env {env}: ${env} is unset or empty", f"Export {env}=<key> first.")
     return key
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -93,17 +93,14 @@ class UrlSource(_Strict):
     @field_validator("url")
     @classmethod
     def _https_or_loopback(cls, url: str) -> str:
-        import ipaddress
         from urllib.parse import urlsplit
+
+        from edgekit.net import is_loopback
 
         if url.startswith("https://"):
             return url
         host = urlsplit(url).hostname or ""
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not is_loopback(host):
             raise ValueError(
                 f"plain http to {host or 'an unnamed host'}: use https (http only to a loopback mirror)"
             )
