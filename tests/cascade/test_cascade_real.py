@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -80,16 +81,23 @@ def test_low_confidence_local_answer_escalates(
     assert result.rejections and "mean token probability" in result.rejections[0]
 
 
+@contextmanager
+def second_opinion(tiny: edgekit.Model, server: LlamaServer, policy_name: str) -> Iterator[Router]:
+    """A shipped policy whose first tier has a cross-check: Qwen 0.5B loaded on device beside the tiny
+    model, the real remote."""
+    policy = Policy.load(resolve_policy(policy_name))
+    remote = edgekit.remote(server.base_url, server.model_id, api_key_env=KEY_ENV, timeout=120)
+    with edgekit.load(edgekit.pull(policy.tiers[0].cross_check.model), n_ctx=2048) as second:  # type: ignore[union-attr]
+        yield Router(policy, local=[tiny], remote=remote, cross_check={"tiny": second}, traces=None)
+
+
 def test_cross_check_policy_keeps_agreed_answers_and_escalates_disputed_ones(
     tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shipped cross-check policy with real parts: Qwen 0.5B on device as the second opinion, the
     shipped learned acceptance model, the real remote."""
     monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
-    policy = Policy.load(resolve_policy("cross-check"))
-    remote = edgekit.remote(qwen_server.base_url, qwen_server.model_id, api_key_env=KEY_ENV, timeout=120)
-    with edgekit.load(edgekit.pull(policy.tiers[0].cross_check.model), n_ctx=2048) as second:  # type: ignore[union-attr]
-        router = Router(policy, local=[tiny], remote=remote, cross_check={"tiny": second}, traces=None)
+    with second_opinion(tiny, qwen_server, "cross-check") as router:
         agreed = router.route("Which city is the capital of Germany? Answer briefly.", max_tokens=64)
         assert agreed.route == "local:tiny" and "Berlin" in agreed.completion.text
         assert "cross-check:tiny" in agreed.latency_ms
@@ -259,3 +267,38 @@ def test_eval_router_saves_answers_and_resumes(qwen_server: LlamaServer, tmp_pat
     no_remote = {**env, "EDGEKIT_REMOTE_URL": ""}
     replay = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=no_remote, timeout=600)
     assert replay.returncode == 0, "everything is saved: the remote is not needed"
+
+
+def test_shadow_policy_is_judged_on_the_real_answer(
+    tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve --shadow's engine with real parts: the router escalates the tiny model's unsure sum (mean
+    probability about 0.48 < 0.777) as before; the lenient shadow policy, judging the same real local
+    answer, would have kept it."""
+    monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text(
+        default_policy_path().read_text().replace("min_mean_prob = 0.777", "min_mean_prob = 0.05")
+    )
+    policy = Policy.load(default_policy_path())
+    remote = edgekit.remote(qwen_server.base_url, qwen_server.model_id, api_key_env=KEY_ENV, timeout=120)
+    traces = TraceStore(tmp_path / "traces.jsonl")
+    router = Router(policy, local=[tiny], remote=remote, traces=traces, shadow=Policy.load(lenient))
+    result = router.route("What is 5 plus 2? Reply with the number only.", max_tokens=64)
+    assert result.route == "remote:remote", result.rejections
+    assert traces.read()[-1]["shadow"] == {"policy": "lenient.toml", "route": "local", "detail": "local:tiny"}
+
+
+def test_chain_policy_keeps_the_second_models_answer_before_the_remote(
+    tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped chain policy with real parts: the tiny answer to a sum is wrong and rejected; Qwen 0.5B's
+    answer, already generated as the cross-check, is trusted by check-accept.json and kept: no remote call."""
+    monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
+    with second_opinion(tiny, qwen_server, "chain") as router:
+        kept = router.route("What is 5 plus 2? Reply with the number only.", max_tokens=64)
+        assert kept.route == "local:tiny:cross-check", kept.rejections
+        assert kept.completion.text.strip() == "7" and "remote:remote" not in kept.latency_ms
+        assert "learned acceptance score" in kept.rejections[0]
+        agreed = router.route("Which city is the capital of Germany? Answer briefly.", max_tokens=64)
+        assert agreed.route == "local:tiny" and "Berlin" in agreed.completion.text
