@@ -4,7 +4,10 @@ Decision path for one request:
 1. Gates read request features. Any ``local`` verdict pins the request on device (privacy wins). Otherwise
    any ``escalate`` verdict sends it to the remote directly (the local model is not asked).
 2. Otherwise each local tier answers in turn; its answer is accepted when its confidence signals (mean and
-   minimum chosen-token probability, mean entropy, computed during generation) pass the tier's thresholds.
+   minimum chosen-token probability, mean entropy, computed during generation) pass the tier's thresholds
+   (and its learned model, cross-check agreement, self-consistency where the tier sets them). A tier whose
+   ``cross_check`` has ``accept`` keeps the second model's answer instead when its own is rejected and
+   that answer passes (route ``local:<tier>:cross-check``).
 3. If no local tier is accepted, the remote tier answers, within the budget, with retries and a circuit
    breaker.
 4. If the remote is missing, over budget, failing or returns garbage, the best local answer is returned
@@ -48,11 +51,11 @@ class Seen:
 
     first: Completion | None = None
     other: Completion | None = None
-    agreement: float | None = None
+    """The first tier's cross-check answer, when one was generated."""
 
-    def note(self, tier: Tier, policy: Policy, other: Completion, agreement: float) -> None:
+    def note(self, tier: Tier, policy: Policy, other: Completion) -> None:
         if tier is policy.local_tiers[0]:
-            self.other, self.agreement = other, agreement
+            self.other = other
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,8 @@ class Router:
         shadow: Policy | None = None,
     ) -> None:
         """``local``: one model per local tier; ``cross_check``: tier name -> its second-opinion model;
-        ``shadow``: another policy whose verdict on each request goes into its trace, never acted on
-        (``edgekit.cascade.shadow``)."""
+        ``shadow``: another policy whose verdict on each request goes into its trace (so it needs
+        ``traces``), never acted on (``edgekit.cascade.shadow``)."""
         if len(local) != len(policy.local_tiers):
             raise ValueError("one local model per local tier is needed")
         self.policy = policy
@@ -349,7 +352,7 @@ class Router:
                 if not failed and tier.cross_check is not None:
                     other = self._second_opinion(tier, msgs, params, latency)
                     agreement = answer_agreement(request.text, completion.text, other.text)
-                    seen.note(tier, self.policy, other, agreement)
+                    seen.note(tier, self.policy, other)
                     least = tier.cross_check.min_agreement
                     if least is not None and agreement < least:
                         failed.append(f"cross-check agreement {agreement:.2f} < {least}")
@@ -370,7 +373,7 @@ class Router:
                 if tier.cross_check is not None and tier.cross_check.accept is not None:
                     other = other or self._second_opinion(tier, msgs, params, latency)
                     agreement = answer_agreement(request.text, completion.text, other.text)
-                    seen.note(tier, self.policy, other, agreement)
+                    seen.note(tier, self.policy, other)
                     failed = self._second_failures(tier, request, other, agreement)
                     if not failed:
                         route = f"local:{tier.name}:cross-check"
