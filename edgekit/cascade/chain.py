@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from edgekit.cascade.evaluation import (
     Observation,
     calibrate_accept_model,
     evidence,
+    ratio_intervals,
     threshold_grid,
 )
 from edgekit.cascade.learned import AcceptModel, Evidence, feature_layout, leave_one_out_scores
@@ -106,21 +105,13 @@ def _split(obs: Sequence[Observation], ds: Sequence[str], extra: Sequence[bool])
     p = point(obs, ds)
     remote_q = sum(o.remote_ok for o in obs) / n
     oracle = sum(1 for o in obs if not o.local_ok) / n
-    got = np.array([_right(o, d) for o, d in zip(obs, ds, strict=True)], float)
-    remote = np.array([o.remote_ok for o in obs], float)
-    sent = np.array([d == "remote" for d in ds], float)
-    needed = np.array([not o.local_ok for o in obs], float)
-    pick = np.random.default_rng(0).integers(0, len(obs), size=(2000, len(obs)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = got[pick].sum(1) / remote[pick].sum(1)
-        s = sent[pick].sum(1) / needed[pick].sum(1)
-    span = [[round(float(np.percentile(v[np.isfinite(v)], k)), 4) for k in (2.5, 97.5)] for v in (q, s)]
+    got = [_right(o, d) for o, d in zip(obs, ds, strict=True)]
     return {
         **p,
         "quality_vs_remote": p["quality"] / remote_q if remote_q else 0.0,
         "share_vs_oracle": p["remote_share"] / oracle if oracle else float("inf"),
         "extra_local_generations": sum(extra) / n,
-        "interval_95": {"quality_vs_remote": span[0], "share_vs_oracle": span[1]},
+        "interval_95": ratio_intervals(obs, got, [d == "remote" for d in ds]),
     }
 
 

@@ -552,18 +552,32 @@ def bootstrap_interval(
 ) -> dict[str, list[float]]:
     """95% percentile intervals of the cascade's quality (of always-remote) and remote share (of the
     oracle's) for these routing decisions, resampling the items with replacement (seeded: reproducible)."""
+    got = [o.remote_ok if d else o.local_ok for o, d in zip(obs, decisions, strict=True)]
+    return ratio_intervals(obs, got, [d is not None for d in decisions], rounds=rounds, seed=seed)
+
+
+def ratio_intervals(
+    obs: Sequence[Observation],
+    got: Sequence[bool],
+    sent: Sequence[bool],
+    *,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """``bootstrap_interval`` for any routing: ``got`` whether each item's routed answer is right, ``sent``
+    whether it went remote."""
     import numpy as np
 
     if not obs:
         return {}
-    got = np.array([o.remote_ok if d else o.local_ok for o, d in zip(obs, decisions, strict=True)], float)
+    right = np.array(got, float)
     remote = np.array([o.remote_ok for o in obs], float)
-    sent = np.array([d is not None for d in decisions], float)
+    sent_ = np.array(sent, float)
     needed = np.array([not o.local_ok for o in obs], float)
     pick = np.random.default_rng(seed).integers(0, len(obs), size=(rounds, len(obs)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        quality = got[pick].sum(1) / remote[pick].sum(1)
-        share = sent[pick].sum(1) / needed[pick].sum(1)
+        quality = right[pick].sum(1) / remote[pick].sum(1)
+        share = sent_[pick].sum(1) / needed[pick].sum(1)
 
     def span(values: np.ndarray) -> list[float]:
         finite = values[np.isfinite(values)]
