@@ -292,13 +292,26 @@ def test_shadow_policy_is_judged_on_the_real_answer(
 def test_chain_policy_keeps_the_second_models_answer_before_the_remote(
     tiny: edgekit.Model, qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The shipped chain policy with real parts: the tiny answer to a sum is wrong and rejected; Qwen 0.5B's
-    answer, already generated as the cross-check, is trusted by check-accept.json and kept: no remote call."""
+    """The shipped chain policy with real parts, its tiny tier made to reject every answer (min_score
+    0.999, whatever the tiny model says on this CPU): Qwen 0.5B's answer, already generated as the
+    cross-check, is trusted by the shipped check-accept.json and kept: no remote call."""
     monkeypatch.setenv(KEY_ENV, qwen_server.api_key)
-    with second_opinion(tiny, qwen_server, "chain") as router:
+    shipped = resolve_policy("chain")
+    strict = tmp_path / "chain.toml"
+    strict.write_text(
+        shipped.read_text()
+        .replace(
+            '{ learned = "tiny-accept.json" }',
+            f'{{ learned = "{shipped.parent / "tiny-accept.json"}", min_score = 0.999 }}',
+        )
+        .replace('learned = "check-accept.json"', f'learned = "{shipped.parent / "check-accept.json"}"')
+    )
+    with second_opinion(tiny, qwen_server, str(strict)) as router:
         kept = router.route("What is 5 plus 2? Reply with the number only.", max_tokens=64)
         assert kept.route == "local:tiny:cross-check", kept.rejections
         assert kept.completion.text.strip() == "7" and "remote:remote" not in kept.latency_ms
-        assert "learned acceptance score" in kept.rejections[0]
-        agreed = router.route("Which city is the capital of Germany? Answer briefly.", max_tokens=64)
-        assert agreed.route == "local:tiny" and "Berlin" in agreed.completion.text
+        assert "learned acceptance score" in kept.rejections[0] and "< 0.999" in kept.rejections[0]
+        # The 0.5B answer passes on its own evidence only: a cut-off one is never kept.
+        cut = router.route("Write a long story about a dragon.", max_tokens=8)
+        assert cut.route == "remote:remote", cut.rejections
+        assert any("cross-check: cut off by the token limit" in r for r in cut.rejections)
