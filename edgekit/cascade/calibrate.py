@@ -23,6 +23,7 @@ import tomlkit
 from edgekit.cascade.evaluation import (
     Observation,
     bootstrap_interval,
+    choose_threshold,
     evidence,
     operating_point,
     route_decisions,
@@ -56,8 +57,7 @@ def acceptance_scores(
     tier = policy.local_tiers[0]
     if not tier.accept.learned:
         return "min_mean_prob", [o.mean_prob for o in obs]
-    path = Path(tier.accept.learned)
-    model = AcceptModel.load(path if path.is_absolute() or policy.path is None else policy.path.parent / path)
+    model = AcceptModel.load(policy.beside(tier.accept.learned))
     if model.uses_agreement and any(o.agreement is None for o in obs):
         raise InputError(
             f"tier {tier.name!r}'s accept model uses cross-check agreement; these observations have none",
@@ -114,23 +114,22 @@ def calibrate(
             "Label more requests (items without a split are assigned one by a hash of their id).",
         )
     cal_obs, cal_scores = [obs[i] for i in cal], [scores[i] for i in cal]
-    points = [operating_point(cal_obs, t, cal_scores) for t in threshold_grid(cal_scores)]
-    if quality is not None:
-        remote_q = sum(o.remote_ok for o in cal_obs) / len(cal_obs)
-        ok = [p for p in points if p["quality"] >= quality * remote_q]
-        best = min(ok, key=lambda p: (p["remote_share"], -p["quality"])) if ok else None
+    grid = threshold_grid(cal_scores)
+    if quality is not None:  # always met: sending everything remote keeps all of its quality
+        chosen = choose_threshold(cal_obs, grid, quality, cal_scores)
         target = f"quality >= {quality} x always-remote, fewest remote calls"
     else:
         assert max_remote_share is not None
+        points = [operating_point(cal_obs, t, cal_scores) for t in grid]
         ok = [p for p in points if p["remote_share"] <= max_remote_share]
-        best = max(ok, key=lambda p: (p["quality"], -p["remote_share"])) if ok else None
         target = f"remote share <= {max_remote_share}, best quality"
-    if best is None:  # even accepting nothing locally does not meet it (gates and cut-off answers escalate)
-        raise InputError(
-            f"no threshold meets {target} on the calibration split",
-            "Loosen the target; gates and cut-off answers escalate whatever the threshold.",
-        )
-    threshold = min(float(best["threshold"]), 1.0)
+        if not ok:  # even accepting every local answer sends more (gates and cut-off answers escalate)
+            raise InputError(
+                f"no threshold meets {target} on the calibration split",
+                "Loosen the target; gates and cut-off answers escalate whatever the threshold.",
+            )
+        chosen = max(ok, key=lambda p: (p["quality"], -p["remote_share"]))["threshold"]
+    threshold = min(float(chosen), 1.0)
     tier = policy.local_tiers[0].name
     test_obs, test_scores = [obs[i] for i in test], [scores[i] for i in test]
     return Calibration(
@@ -155,8 +154,8 @@ def write_policy(policy: Policy, calibration: Calibration, out: Path) -> None:
     accept = tier["accept"]
     accept[calibration.key] = round(calibration.threshold, 6)
     learned = accept.get("learned")
-    if learned and out.resolve().parent != policy.path.resolve().parent and not Path(learned).is_absolute():
-        accept["learned"] = str((policy.path.parent / learned).resolve())
+    if learned and out.resolve().parent != policy.path.resolve().parent:
+        accept["learned"] = str(policy.beside(learned).resolve())
     text = tomlkit.dumps(doc)
     try:
         Policy.parse(text, out)

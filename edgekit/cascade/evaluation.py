@@ -389,7 +389,9 @@ def threshold_grid(scores: Sequence[float]) -> list[float]:
     return sorted({0.0, 1.01, *(round(float(v) + 1e-6, 6) for v in scores)})
 
 
-def _choose(obs: Sequence[Observation], grid: Sequence[float], target: float, scores: Scores = None) -> float:
+def choose_threshold(
+    obs: Sequence[Observation], grid: Sequence[float], target: float, scores: Scores = None
+) -> float:
     """The threshold with the smallest remote share whose quality is >= target x always-remote."""
     remote = sum(o.remote_ok for o in obs) / (len(obs) or 1)
     ok = [p for p in (operating_point(obs, t, scores) for t in grid) if p["quality"] >= target * remote]
@@ -420,7 +422,7 @@ def summarize(
     cal = [o for o in source if o.split == "calibration"]
     test = [o for o in obs if o.split == "test"]
     grid = threshold_grid([o.mean_prob for o in cal])
-    chosen = _choose(cal, grid, target)
+    chosen = choose_threshold(cal, grid, target)
     report: dict[str, Any] = {
         "items": {"calibration": len(cal), "test": len(test)},
         "target": f"quality >= {target} x always-remote, chosen on calibration",
@@ -473,7 +475,7 @@ def calibrate_accept_model(
     loo = [float(v) for v in leave_one_out_scores(ev, right, emb, features=features)]
     grid = threshold_grid(loo)
     model = AcceptModel.fit(ev, right, emb, features=features, trained_on=trained_on)
-    return model.with_threshold(_choose(cal, grid, target, loo)), loo
+    return model.with_threshold(choose_threshold(cal, grid, target, loo)), loo
 
 
 def _learned_report(

@@ -128,6 +128,11 @@ class Policy(_Strict):
             raise ValueError("cross_check and self_consistency apply to local tiers only")
         return self
 
+    def beside(self, name: str) -> Path:
+        """A file a policy names (a learned model), relative to the policy file unless absolute."""
+        path = Path(name)
+        return path if path.is_absolute() or self.path is None else self.path.parent / path
+
     @property
     def local_tiers(self) -> list[Tier]:
         return [t for t in self.tiers if t.kind == "local"]

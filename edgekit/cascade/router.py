@@ -24,7 +24,6 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from edgekit.cascade.budget import BudgetLedger
@@ -127,11 +126,6 @@ def learned_failures(
     return [f"learned acceptance score {score:.3f} < {least:.3f}{seen}"]
 
 
-def _beside(policy_path: Path | None, name: str) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() or policy_path is None else policy_path.parent / path
-
-
 def _gist(text: str) -> str:
     first = next((line for line in text.strip().splitlines() if line.strip()), "")
     return " ".join(re.sub(r"[^\w\s]", " ", first.lower()).split())
@@ -189,12 +183,12 @@ class Router:
         self.breaker = breaker or CircuitBreaker()
         self.gates: list[Gate] = [build_gate(g) for g in policy.gates]
         self.accept_models = {
-            t.name: AcceptModel.load(_beside(policy.path, t.accept.learned))
+            t.name: AcceptModel.load(policy.beside(t.accept.learned))
             for t in policy.local_tiers
             if t.accept.learned
         }
         self.check_accept_models = {
-            t.name: AcceptModel.load(_beside(policy.path, t.cross_check.accept.learned))
+            t.name: AcceptModel.load(policy.beside(t.cross_check.accept.learned))
             for t in policy.local_tiers
             if t.cross_check and t.cross_check.accept and t.cross_check.accept.learned
         }
