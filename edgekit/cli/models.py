@@ -13,7 +13,7 @@ from rich.table import Table
 import edgekit
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.config import Settings
-from edgekit.errors import CheckFailedError, EdgekitError, InputError
+from edgekit.errors import CheckFailedError, EdgekitError, HashMismatchError, InputError
 from edgekit.models.edit import add_local
 
 app = typer.Typer(help="List, verify and add models in models.lock.", no_args_is_help=True)
@@ -101,6 +101,8 @@ def verify(
                 edgekit.verify(n, progress=progress)
                 out.print(f"ok      {n}", markup=False)
             except EdgekitError as e:
+                if name and isinstance(e, HashMismatchError):  # a failed check: exit 1, as for many
+                    raise CheckFailedError(e.message, e.hint) from None
                 if name:
                     raise
                 failed += 1

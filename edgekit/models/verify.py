@@ -1,31 +1,35 @@
 """A memo so verified files are not re-hashed on every load (the hashes themselves: ``edgekit.files``).
 
-The memo remembers (size, mtime_ns) -> sha256 per absolute path; any change to either forces a re-hash.
+The memo remembers (size, mtime_ns, ctime_ns) -> sha256 per absolute path; any change forces a
+re-hash. The change time is what catches an edit whose mtime was put back: the kernel sets ctime on every
+write, rename and ``utime``, and no call sets it back.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from edgekit.files import atomic_replace, tree_files
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    if path.is_dir():
-        files = tree_files(path)
-        return sum(p.stat().st_size for p in files), max((p.stat().st_mtime_ns for p in files), default=0)
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
+def _stamp(path: Path) -> dict[str, int]:
+    stats = [p.stat() for p in tree_files(path)] if path.is_dir() else [path.stat()]
+    return {
+        "size": sum(st.st_size for st in stats),
+        "mtime_ns": max((st.st_mtime_ns for st in stats), default=0),
+        "ctime_ns": max((st.st_ctime_ns for st in stats), default=0),
+    }
 
 
 class VerifyMemo:
-    """JSON file in the cache: {abs_path: {size, mtime_ns, sha256}}. Written atomically."""
+    """JSON file in the cache: {abs_path: {size, mtime_ns, ctime_ns, sha256}}. Written atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _read(self) -> dict[str, dict[str, int | str]]:
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             data = json.loads(self.path.read_text())
             return data if isinstance(data, dict) else {}
@@ -36,21 +40,18 @@ class VerifyMemo:
         rec = self._read().get(str(path.resolve()))
         if not rec or rec.get("sha256") != sha256:
             return False
-        size, mtime = _stamp(path)
-        return rec.get("size") == size and rec.get("mtime_ns") == mtime
+        return _unchanged(rec, path)
 
     def lookup(self, path: Path) -> str | None:
-        """The remembered sha256 of ``path`` while its size and mtime are unchanged, else None."""
+        """The remembered sha256 of ``path`` while its stamp is unchanged, else None."""
         rec = self._read().get(str(path.resolve()))
         if not rec or not isinstance(rec.get("sha256"), str):
             return None
-        size, mtime = _stamp(path)
-        return str(rec["sha256"]) if rec.get("size") == size and rec.get("mtime_ns") == mtime else None
+        return str(rec["sha256"]) if _unchanged(rec, path) else None
 
     def remember(self, path: Path, sha256: str) -> None:
         data = self._read()
-        size, mtime = _stamp(path)
-        data[str(path.resolve())] = {"size": size, "mtime_ns": mtime, "sha256": sha256}
+        data[str(path.resolve())] = {**_stamp(path), "sha256": sha256}
         self._write(data)
 
     def forget(self, path: Path) -> None:
@@ -58,5 +59,9 @@ class VerifyMemo:
         if data.pop(str(path.resolve()), None) is not None:
             self._write(data)
 
-    def _write(self, data: dict[str, dict[str, int | str]]) -> None:
+    def _write(self, data: dict[str, dict[str, Any]]) -> None:
         atomic_replace(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+def _unchanged(rec: dict[str, Any], path: Path) -> bool:
+    return all(rec.get(k) == v for k, v in _stamp(path).items())

@@ -170,6 +170,7 @@ def test_hash_mismatch_is_refused_and_verify_fails(default_model_path: Path, iso
     assert_clean_error(edgekit("run", "hi", env=env), 3, "sha256", "pull")
     bad = edgekit("models", "verify", env=env)
     assert bad.returncode == 1 and "FAILED" in bad.stderr
+    assert_clean_error(edgekit("models", "verify", store.lock.get().name, env=env), 1, "sha256", "pull")
 
 
 def test_offline_names_what_is_missing(isolated: Path) -> None:

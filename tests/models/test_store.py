@@ -53,6 +53,35 @@ def test_url_pull_verifies_and_remembers(isolated: Path) -> None:
     assert not list(path.parent.glob(".*tmp")), "no temporary file is left behind"
 
 
+def test_an_edit_with_its_mtime_put_back_is_caught_on_load(isolated: Path) -> None:
+    """The memo trusts size, mtime and ctime together: a flipped byte whose mtime was restored still
+    moved ctime, so the next load re-hashes and refuses the file."""
+    files = Files({"/m.gguf": BLOB})
+    with serve(files) as base:
+        store = store_for(lock_text(f'{{ kind = "url", url = "{base}/m.gguf" }}'), isolated)
+        path = store.pull()
+    st = path.stat()
+    with path.open("r+b") as f:
+        f.seek(1000)
+        f.write(bytes([BLOB[1000] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert not store.status(store.lock.get()).verified
+    with pytest.raises(HashMismatchError, match="sha256"):
+        store.ensure()
+
+
+def test_a_wrong_size_in_the_lock_is_refused(isolated: Path) -> None:
+    files = Files({"/m.gguf": BLOB})
+    with serve(files) as base:
+        store = store_for(
+            lock_text(f'{{ kind = "url", url = "{base}/m.gguf" }}', size=len(BLOB) + 1), isolated
+        )
+        with pytest.raises(HashMismatchError, match=f"size {len(BLOB)} != {len(BLOB) + 1} in models.lock"):
+            store.pull()
+        assert not store.path_for(store.lock.get()).exists()
+
+
 def test_interrupted_download_resumes_with_range(isolated: Path) -> None:
     files = Files({"/m.gguf": BLOB}, cut_after={"/m.gguf": 100_000})
     with serve(files) as base:
