@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.compress.pipeline import GateOutcome, Plan, RunResult, StepResult, gate_error, plan, run, status
+from edgekit.compress.recipe import load_recipe
 from edgekit.evaluate.gates import fmt
 
 
@@ -21,9 +22,17 @@ def compress(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Run every step, even those up to date.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan or the run as JSON.")] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            help="Write the targets here instead of the recipe's [output] dir (which must lie under the "
+            "recipe's folder or the working directory).",
+        ),
+    ] = None,
 ) -> None:
     """Build a recipe's targets (cached by input hashes), pin them in models.lock, run its eval gate."""
-    p = plan(recipe)
+    p = plan(load_recipe(recipe, out_dir=out_dir))
     for warning in p.warnings:
         err.print(f"warning: {warning}", markup=False)
     if dry_run:

@@ -264,9 +264,14 @@ def recipe_path(spec: Path | str) -> Path:
     )
 
 
-def load_recipe(path: Path | str) -> Recipe:
+def load_recipe(path: Path | str, *, out_dir: Path | None = None) -> Recipe:
     """Read and validate a recipe file (or a shipped recipe's name). Raises RecipeError naming the file,
-    line and key."""
+    line and key.
+
+    Outputs stay in one folder: ``out_dir`` when the caller chooses it, else the recipe's ``[output] dir``,
+    which must lie under the recipe's folder or the working directory (a recipe from elsewhere cannot
+    write elsewhere); a target's ``out`` is a path inside that folder, and no output may overwrite an input
+    (the source, calibration, distillation data, the eval suite or baseline, the recipe itself)."""
     path = recipe_path(path)
     text, data = read_toml(path, "recipe file", RecipeError)
     parsed: _RecipeFile = validate(_RecipeFile, data, text, path, RecipeError)
@@ -283,7 +288,20 @@ def load_recipe(path: Path | str) -> Recipe:
         return found
 
     source = _source(parsed.source.model, root, where("source", "model"))
-    targets = tuple(_target(t, i, parsed, path, root, where) for i, t in enumerate(parsed.targets))
+    if out_dir is not None:
+        out_dir = Path(out_dir).expanduser().resolve()
+    elif parsed.output is not None:
+        out_dir = (root / parsed.output.dir).resolve()
+        if not any(out_dir.is_relative_to(base) for base in (root, Path.cwd().resolve())):
+            raise RecipeError(
+                f"{where('output', 'dir')}: {out_dir} lies outside the recipe's folder ({root}) and the "
+                "working directory",
+                "Put the outputs under one of them, or choose the folder explicitly (out_dir; "
+                "edgekit compress --out-dir DIR).",
+            )
+    else:
+        out_dir = Path.cwd().resolve() / "build" / path.stem
+    targets = tuple(_target(t, i, parsed, out_dir, where) for i, t in enumerate(parsed.targets))
     names = [t.name for t in targets]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -322,7 +340,14 @@ def load_recipe(path: Path | str) -> Recipe:
     gate = None
     if parsed.eval is not None:
         gate = _eval(parsed.eval, names, root, where)
-    out_dir = (root / parsed.output.dir).resolve() if parsed.output else Path.cwd() / "build" / path.stem
+    inputs = [
+        path.resolve(),
+        *(Path(v) for v in (source, gate and gate.baseline) if v and Path(v).is_absolute()),
+    ]
+    inputs += [p for p in (calibration.data, calibration.imatrix) if p] if calibration else []
+    inputs += [v for v in distill.values() if isinstance(v, Path)] if distill else []
+    inputs += [gate.suite] if gate else []
+    _outputs_apart(targets, inputs, where)
     return Recipe(
         path=path.resolve(),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -341,7 +366,24 @@ def load_recipe(path: Path | str) -> Recipe:
 def _source(model: str, root: Path, where: str) -> str:
     """A path when ``model`` names one next to the recipe; else a lock name or hub id as written."""
     candidate = (root / model).expanduser()
-    if candidate.exists():
+    if candidate.is_file():
+        try:
+            with candidate.open("rb") as f:
+                magic = f.read(4)
+        except OSError as e:
+            raise RecipeError(f"{where}: cannot read {candidate}: {e.strerror}") from None
+        if magic != b"GGUF":
+            raise RecipeError(
+                f"{where}: {candidate.resolve()} is not a GGUF file (it starts with {magic!r}, not b'GGUF')",
+                "Name a .gguf file, a Hugging Face folder (with config.json) or a models.lock entry.",
+            )
+        return str(candidate.resolve())
+    if candidate.is_dir():
+        if not (candidate / "config.json").is_file() and not any(candidate.glob("*.onnx")):
+            raise RecipeError(
+                f"{where}: {candidate.resolve()} is not a Hugging Face model folder (no config.json)",
+                "Name a Hugging Face folder, a .gguf file or a models.lock entry.",
+            )
         return str(candidate.resolve())
     if HUB.match(model) or (NAME.match(model) and "/" not in model and not model.endswith(".gguf")):
         return model
@@ -351,7 +393,28 @@ def _source(model: str, root: Path, where: str) -> str:
     )
 
 
-def _target(t: _Target, i: int, parsed: _RecipeFile, path: Path, root: Path, where: Any) -> Target:
+def _outputs_apart(targets: Sequence[Target], inputs: list[Path], where: Any) -> None:
+    """No target's output is, holds or lies in an input, or another target's output."""
+
+    def overlap(a: Path, b: Path) -> bool:
+        return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+    for i, t in enumerate(targets):
+        hit = next((p for p in inputs if overlap(t.out, p.resolve())), None)
+        if hit is not None:
+            raise RecipeError(
+                f"{where('targets', i, 'out')}: target {t.name!r} would write {t.out}, over its input {hit}",
+                "Give the target another out, or the recipe another output folder.",
+            )
+        other = next((o for o in targets[:i] if overlap(t.out, o.out)), None)
+        if other is not None:
+            raise RecipeError(
+                f"{where('targets', i, 'out')}: targets {other.name!r} and {t.name!r} both write {t.out}",
+                "Give each target its own out.",
+            )
+
+
+def _target(t: _Target, i: int, parsed: _RecipeFile, out_dir: Path, where: Any) -> Target:
     if not NAME.match(t.name):
         raise RecipeError(
             f"{where('targets', i, 'name')}: bad name {t.name!r}", "Use letters, digits, . _ -."
@@ -384,14 +447,18 @@ def _target(t: _Target, i: int, parsed: _RecipeFile, path: Path, root: Path, whe
     calibrate = calibrate or needs_data
     if t.format == "onnx" and kind != "int8-static":
         calibrate = False  # dynamic int8 and weight-only int4 read no activations
-    out_dir = (root / parsed.output.dir) if parsed.output else Path.cwd() / "build" / path.stem
     suffix = ".gguf" if t.format == "gguf" else ""
-    out = (out_dir / t.out) if t.out else out_dir / f"{t.name}{suffix}"
+    out = (out_dir / t.out).resolve() if t.out else out_dir / f"{t.name}{suffix}"
+    if t.out is not None and (Path(t.out).is_absolute() or not out.is_relative_to(out_dir) or out == out_dir):
+        raise RecipeError(
+            f"{where('targets', i, 'out')}: {t.out!r} leaves the output folder {out_dir}",
+            "Give a file or folder name inside it; to write elsewhere, choose the output folder instead.",
+        )
     return Target(
         name=t.name,
         format=t.format,
         type=kind,
-        out=out.resolve(),
+        out=out,
         calibrate=calibrate,
         overrides=Overrides(
             output=t.overrides.output.upper() if t.overrides.output else None,

@@ -261,3 +261,72 @@ def test_quantize_emit_recipe_writes_a_recipe_compress_runs(tmp_path: Path) -> N
     bad = cli("quantize", "smollm2-135m-instruct", "--to", "Q9_9", "--emit-recipe", "bad.toml")
     assert bad.returncode == 2 and "unknown quantization type" in bad.stderr
     assert not (tmp_path / "bad.toml").exists()
+
+
+# --- a recipe writes only into its output folder ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        ('out = "../escaped.gguf"', ["targets.0.out", "leaves the output folder"]),
+        ('out = "/tmp/elsewhere.gguf"', ["targets.0.out", "leaves the output folder"]),
+        ('out = "."', ["targets.0.out", "leaves the output folder"]),
+        ('out = "../r.toml"', ["targets.0.out", "leaves the output folder"]),
+    ],
+)
+def test_a_target_cannot_write_outside_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, needles: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    recipe = write(tmp_path, BASE + extra + '\n[output]\ndir = "out"\n')
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    assert all(n in info.value.message for n in needles), info.value.message
+
+
+def test_the_output_folder_stays_under_the_recipe_or_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    outside = write(tmp_path / "recipes", BASE + '[output]\ndir = "/etc"\n')
+    with pytest.raises(RecipeError, match=r"output\.dir: /etc lies outside"):
+        load_recipe(outside)
+    # The caller may choose the folder explicitly; and both allowed places work.
+    assert (
+        load_recipe(outside, out_dir=tmp_path / "chosen").targets[0].out
+        == tmp_path / "chosen" / "small-q8.gguf"
+    )
+    beside = write(tmp_path / "recipes", BASE + '[output]\ndir = "../work/out"\n', "beside.toml")
+    assert load_recipe(beside).targets[0].out == tmp_path / "work" / "out" / "small-q8.gguf"
+
+
+def test_no_target_writes_over_an_input_or_another_target(tmp_path: Path) -> None:
+    (tmp_path / "cal.txt").write_text("calibration text\n")
+    over_input = BASE.replace('type = "Q8_0"', 'type = "Q8_0"\nout = "cal.txt"') + (
+        '[calibration]\ndata = "cal.txt"\n[output]\ndir = "."\n'
+    )
+    with pytest.raises(
+        RecipeError, match=r"targets\.0\.out: target 'small-q8' would write .*cal\.txt, over its input"
+    ):
+        load_recipe(write(tmp_path, over_input))
+    over_recipe = BASE.replace('type = "Q8_0"', 'type = "Q8_0"\nout = "r.toml"') + '[output]\ndir = "."\n'
+    with pytest.raises(RecipeError, match="over its input"):
+        load_recipe(write(tmp_path, over_recipe))
+    twice = BASE + '[[targets]]\nname = "again"\nformat = "gguf"\ntype = "Q4_0"\nout = "small-q8.gguf"\n'
+    with pytest.raises(RecipeError, match=r"targets\.1\.out: targets 'small-q8' and 'again' both write"):
+        load_recipe(write(tmp_path, twice + '[output]\ndir = "out"\n'))
+
+
+def test_a_source_file_must_be_a_gguf(tmp_path: Path) -> None:
+    (tmp_path / "notes.gguf").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for model in ("notes.gguf", "/etc/passwd"):
+        text = BASE.replace('model = "smollm2-135m-instruct"', f'model = "{model}"')
+        with pytest.raises(RecipeError, match=r"source\.model: .* is not a GGUF file"):
+            load_recipe(write(tmp_path, text))
+    (tmp_path / "folder").mkdir()
+    text = BASE.replace('model = "smollm2-135m-instruct"', 'model = "folder"')
+    with pytest.raises(RecipeError, match="not a Hugging Face model folder"):
+        load_recipe(write(tmp_path, text))
