@@ -311,11 +311,19 @@ def smoothing(weights: E5Weights, tokenizer: Path) -> np.ndarray:
 # --- the graph ----------------------------------------------------------------------------------------
 
 
+WEIGHT_LEVELS = 63
+"""Weight codes lie in -63..63 (7 bits), as onnxruntime's own ``reduce_range``: x86-64 CPUs without VNNI
+multiply uint8 activations by int8 weights with ``vpmaddubsw``, which adds two products in int16 and
+saturates at 32,767; 255 x 127 x 2 overflows, 255 x 63 x 2 does not, so every CPU computes the same
+embeddings."""
+
+
 def _int8_matmul(g: px.Graph, x: str, w: np.ndarray, bias: np.ndarray, name: str) -> str:
-    """x @ w.T + bias, with ``w`` (out x in, float32) quantized to int8 symmetric per output channel."""
+    """x @ w.T + bias, with ``w`` (out x in, float32) quantized to 7-bit codes, symmetric per output
+    channel, stored as int8 (``WEIGHT_LEVELS``)."""
     amax = np.abs(w).max(axis=1)
-    scale = np.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(amax > 0, amax / np.float32(WEIGHT_LEVELS), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, None]), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
     inputs = [x, g.init(f"{name}.int8", np.ascontiguousarray(q.T)), g.init(f"{name}.scale", scale), ""]
     inputs.append(g.init(f"{name}.bias", bias.astype(np.float32)))
     return g.op("DynamicQuantizeMatMul", inputs, domain="com.microsoft")
