@@ -47,6 +47,13 @@ def serve(
     grace: Annotated[
         float, typer.Option("--grace", help="Seconds running requests get to finish on SIGINT/SIGTERM.")
     ] = 10.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            help="Seconds a client may take to send a request's headers and body; then it is cut off.",
+        ),
+    ] = 30.0,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level; 'info' adds an access log.")
     ] = "warning",
@@ -76,6 +83,8 @@ def serve(
 
     if log_level not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if not 0 < read_timeout < float("inf"):
+        raise InputError(f"--read-timeout {read_timeout} is not a positive number of seconds")
     if not 0 <= port <= 65535:
         raise InputError(f"--port {port} is not a TCP port", "Use 0-65535 (0: any free port).")
     encoder = edgekit.lockfile().get(embedding_model)  # a name not in models.lock fails here, not later
@@ -103,7 +112,7 @@ def serve(
     err.print(f"edgekit serve: {assistant.name} on http://{url_host}:{bound_port}/v1", markup=False)
     if options.api_key is None and not is_loopback(host):
         err.print(f"warning: listening on {host} without --api-key-env: anyone who can reach it may use it")
-    run(app, sock, grace_s=grace, log_level=log_level)
+    run(app, sock, grace_s=grace, read_timeout_s=read_timeout, log_level=log_level)
 
 
 def _api_key(env: str | None) -> str | None:

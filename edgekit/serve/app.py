@@ -42,6 +42,7 @@ from edgekit.errors import (
     MissingDependencyError,
     RemoteError,
     ServerBusyError,
+    ShuttingDownError,
 )
 from edgekit.runtime.types import Chunk, Usage
 from edgekit.safety.encoder import MULTILINGUAL_MODEL
@@ -149,14 +150,28 @@ class Service:
         self.created = int(time.time())
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.stopping = False  # the grace time is over: running streams end with an error event
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        """Thread- and signal-safe: stop admitting (queued requests get 503); running ones go on."""
-        if self.loop is not None and not self.loop.is_closed():
+        """Thread- and signal-safe: stop admitting (queued requests get 503); running ones go on for
+        ``close_wait_s``, then every stream still running ends with an error event (``end_streams``)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+
+            def begin() -> None:
+                self.admission.drain()
+                loop.call_later(self.options.close_wait_s, self.end_streams)
+
             with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.admission.drain)
+                loop.call_soon_threadsafe(begin)
+
+    def end_streams(self) -> None:
+        """Thread- and signal-safe: end every running stream after the chunk in hand, with an error event
+        that says the server stopped (the response itself completes, so no client sees a cut connection)."""
+        self.stopping = True
+        self.cancel_all()
 
     def cancel_all(self) -> None:
         """Thread- and signal-safe: ask every running stream to stop after the chunk in hand."""
@@ -242,14 +257,19 @@ class Service:
                 assert isinstance(chunks, AnswerStream)
                 if chunks.answer is not None:
                     put(chunks.answer)
+                cut = False
                 try:
                     for chunk in chunks:
                         put(chunk)
                         if cancel.is_set():
+                            cut = True
                             break
                 finally:
                     chunks.close()
-                put(_End(chunks.answer))
+                if cut and self.stopping:
+                    put(ShuttingDownError("the server stopped before this answer was complete"))
+                else:
+                    put(_End(chunks.answer))
             except BaseException as e:
                 put(e)
             finally:

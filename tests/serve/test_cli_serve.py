@@ -61,6 +61,8 @@ def test_busy_port_is_an_input_error() -> None:
         (("--queue-timeout", "0"), "--queue-timeout"),
         (("--max-queue", "-1"), "--max-queue"),
         (("--log-level", "loud"), "--log-level"),
+        (("--read-timeout", "0"), "--read-timeout 0.0 is not a positive"),
+        (("--read-timeout", "nan"), "--read-timeout"),
         (("--port", "99999"), "--port 99999 is not a TCP port"),
         (("--embedding-model", "smollm2-135m-instruct"), "not a sentence encoder"),
         (("--embedding-model", "no-such-encoder"), "unknown model 'no-such-encoder'"),

@@ -3,11 +3,13 @@ to through edgekit's own RemoteBackend and through raw HTTP (the OpenAI JSON sha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,15 +58,23 @@ class Served:
         return data
 
 
-def start_server(log: Path, *args: str, api_key: str | None = None) -> Served:
-    """``python -m edgekit serve --port 0 ...``; the port comes from its first line on stderr."""
+def start_server(log: Path, *args: str, api_key: str | None = None, max_files: int | None = None) -> Served:
+    """``python -m edgekit serve --port 0 ...``; the port comes from its first line on stderr.
+    ``max_files``: the process's open-file limit (RLIMIT_NOFILE)."""
     env = {**os.environ, "EDGEKIT_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "edgekit", "serve", "--model", MODEL, "--port", "0", *args]
     if api_key:
         env[KEY_ENV] = api_key
         cmd += ["--api-key-env", KEY_ENV]
     with log.open("wb") as out:  # a file, not a pipe nobody drains
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=None if max_files is None else lambda: _limit_files(max_files),
+        )
     deadline = time.monotonic() + START_DEADLINE_S
     served: Served | None = None
     while time.monotonic() < deadline:
@@ -84,6 +94,12 @@ def start_server(log: Path, *args: str, api_key: str | None = None) -> Served:
     proc.kill()
     proc.wait(10)
     pytest.fail(f"edgekit serve did not become healthy: rc={proc.poll()}\n{log.read_text(errors='replace')}")
+
+
+def _limit_files(n: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -373,4 +389,80 @@ def test_sigterm_lets_running_streams_finish_then_exits_0(default_model_path: Pa
             httpx.get(served.root + "/health", timeout=2)
         assert "Traceback" not in served.log.read_text(errors="replace")
     finally:
+        stop(served.proc)
+
+
+def test_a_stream_still_running_after_the_grace_time_ends_with_an_error_event(
+    default_model_path: Path, tmp_path: Path
+) -> None:
+    """SIGTERM with --grace 0.5 while a long answer streams: the stream ends after the token in hand with
+    an error event (code shutting_down) and a complete response (no cut chunked read), and the process
+    exits 0 with no traceback."""
+    served = start_server(tmp_path / "server.log", "--n-ctx", "1024", "--grace", "0.5")
+    try:
+        body = {"messages": LONG, "max_tokens": 900, "temperature": 0, "stream": True}  # ~20 s to finish
+        with httpx.stream("POST", served.base_url + "/chat/completions", json=body, timeout=60) as resp:
+            assert resp.status_code == 200
+            lines = resp.iter_lines()
+            head = [next(lines) for _ in range(6)]  # generating now
+            served.proc.send_signal(signal.SIGTERM)
+            events = sse_payloads(iter([*head, *lines]))  # raises on a cut connection
+        assert events[-1] != "[DONE]" and events[-1]["error"]["code"] == "shutting_down", events[-3:]
+        assert all("choices" in e for e in events[:-1])
+        assert served.proc.wait(timeout=60) == 0, served.diagnose()
+        assert "Traceback" not in served.log.read_text(errors="replace")
+    finally:
+        stop(served.proc)
+
+
+def test_idle_and_trickling_clients_are_cut_off_and_health_recovers(
+    default_model_path: Path, tmp_path: Path
+) -> None:
+    """Slowloris under a small open-file limit: a client that trickles its headers, one that trickles a body,
+    then more idle connections than the process has descriptors for. Those past the connection cap get a
+    503 at once, every other one is closed within --read-timeout (a 408 when no request had begun), and
+    /health answers again; a bounded number of connections and seconds, and no traceback in the log."""
+    timeout = 2.0
+    served = start_server(tmp_path / "server.log", "--read-timeout", str(timeout), max_files=160)
+    host, port = httpx.URL(served.root).host, httpx.URL(served.root).port
+    assert port is not None
+    conns: list[socket.socket] = []
+    try:
+        header = socket.create_connection((host, port), timeout=10)
+        conns.append(header)
+        header.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        body = socket.create_connection((host, port), timeout=10)
+        conns.append(body)
+        body.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"  # promises 1000 bytes, sends one
+        )
+        for _ in range(200):  # beyond the open-file limit of the server
+            conns.append(socket.create_connection((host, port), timeout=10))
+        started = time.monotonic()
+        answers = []
+        for sock in conns:
+            sock.settimeout(timeout + 10)
+            got = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(4096):
+                    got += chunk
+            answers.append(got.split(b"\r\n", 1)[0])
+        assert time.monotonic() - started < timeout + 10  # every one closed by the server
+        assert answers[0] == b"HTTP/1.1 408 Request Timeout" and answers[1] == b""  # the body: cut off
+        assert set(answers[2:]) == {b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 503 Service Unavailable"}
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(served.root + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "/health did not recover: " + served.diagnose()
+            time.sleep(0.2)
+        assert served.proc.poll() is None, served.diagnose()
+        assert "Traceback" not in served.log.read_text(errors="replace")
+    finally:
+        for sock in conns:
+            sock.close()
         stop(served.proc)
