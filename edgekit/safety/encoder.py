@@ -33,7 +33,9 @@ from edgekit.models.store import ModelStore
 ENCODER_MODEL = "all-minilm-l6-v2"
 """The default encoder (the learned router's)."""
 MULTILINGUAL_MODEL = "multilingual-e5-small-int8"
-EXPORT_DIR = "onnx-int8"
+EXPORT_DIR = "onnx-int8-r7"
+"""Where an ``hf`` encoder's int8 export is built (r7: 7-bit weights; an older full-range build, which
+x86-64 CPUs without VNNI compute differently, is not reused)."""
 MAX_TOKENS = 256
 CONFIG_FILE = "edgekit-encoder.json"
 _BUILD_LOCK = threading.Lock()
