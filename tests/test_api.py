@@ -85,6 +85,17 @@ def test_bad_prompts_are_refused_before_generation(default_model: edgekit.Model)
     with pytest.raises(ContextOverflowError) as info:
         default_model.chat("word " * 3000)
     assert "context window is 2048" in info.value.message and info.value.exit_code == 2
+    assert "the prompt is 3" in info.value.message  # near the window: counted exactly
+
+
+def test_a_prompt_far_beyond_the_window_is_refused_before_tokenizing(default_model: edgekit.Model) -> None:
+    """20,000 one-character turns (the tokenizer's time grows faster than the count of template tokens):
+    the byte length alone proves the prompt cannot fit, so the refusal gives a lower bound, not a count."""
+    turns = [{"role": ("user", "assistant")[i % 2], "content": "a"} for i in range(20_001)]
+    with pytest.raises(
+        ContextOverflowError, match=r"the prompt is at least \d+ tokens but the context window"
+    ):
+        default_model.chat(turns)
 
 
 def test_complete_continues_plain_text_without_the_chat_template(default_model: edgekit.Model) -> None:

@@ -84,6 +84,7 @@ class LlamaCppBackend(BackendBase):
         self._vocab = self.llm._model.vocab
         self._n_vocab = self.llm.n_vocab()
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._longest_piece = 0  # max_piece_bytes(), found on first use
         self._grammar_tokenizer: object | None = None
         template = self.info.chat_template
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
@@ -145,7 +146,28 @@ class LlamaCppBackend(BackendBase):
 
     # --- generation ----------------------------------------------------------------------------------
 
+    def max_piece_bytes(self) -> int:
+        """The longest text any one token stands for (special tokens as written): a text of B bytes is at
+        least B / this many tokens."""
+        if self._longest_piece == 0:
+            lib, buf = self._lib, self._piece_buf
+            self._longest_piece = max(
+                lib.llama_token_to_piece(self._vocab, t, buf, len(buf), 0, True) for t in range(self._n_vocab)
+            )
+        return max(self._longest_piece, 1)
+
+    def _surely_too_long(self, text: str) -> None:
+        """Refuse, before tokenizing it, a prompt too long for any tokenization to fit the context (the
+        tokenizer's time grows faster than the text with many special tokens)."""
+        # Twice the longest piece: a normalizer may fold a few bytes of text into a shorter piece.
+        least = len(text.encode("utf-8", "surrogatepass")) // (2 * self.max_piece_bytes())
+        if least > self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is at least {least} tokens but the context window is {self.n_ctx}"
+            )
+
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[Chunk]:
+        self._surely_too_long(self.render(messages))
         tokens = self.prompt_tokens(messages)
         room = self.n_ctx - len(tokens)
         if room < 1:
@@ -158,6 +180,7 @@ class LlamaCppBackend(BackendBase):
         """Continue ``prompt`` as it is, with no chat template: the BOS the vocabulary asks for, then the
         text (special tokens written in it are read as such, as llama-server does)."""
         add_bos = bool(self._lib.llama_vocab_get_add_bos(self._vocab))
+        self._surely_too_long(prompt)
         tokens = self.tokenize(prompt, add_bos=add_bos)
         if not tokens:
             raise EmptyPromptError("the prompt is empty", "Send a prompt with some text.")

@@ -95,6 +95,8 @@ class ServeOptions:
     """Default when a request gives neither max_tokens nor max_completion_tokens."""
     max_body_bytes: int = 8 << 20
     """Larger bodies get 413."""
+    max_messages: int = 2048
+    """Messages per chat request; more: 400 (work grows faster than the count: templates, tokenizer)."""
     close_wait_s: float = 10.0
     """At shutdown, how long to wait for running generations before closing the responder."""
     embedding_model: str | None = MULTILINGUAL_MODEL
@@ -110,6 +112,7 @@ class ServeOptions:
             (self.max_queue >= 0, "--max-queue must be 0 or more"),
             (self.queue_timeout_s > 0, "--queue-timeout must be more than 0 seconds"),
             (self.max_tokens >= 1, "the default max_tokens must be 1 or more"),
+            (self.max_messages >= 1, "max_messages must be 1 or more"),
             (self.max_embedding_inputs >= 1, "max_embedding_inputs must be 1 or more"),
             (self.max_embedding_tokens >= 1, "max_embedding_tokens must be 1 or more"),
         ]
@@ -299,6 +302,13 @@ async def chat_completions(request: Request) -> Response:
     except ClientDisconnect:
         return Response(status_code=400)
     call = parse_request(body, service.options.max_tokens)
+    if len(call.messages) > service.options.max_messages:
+        raise ApiError(
+            400,
+            f"{len(call.messages)} messages; this server takes at most {service.options.max_messages}",
+            param="messages",
+            code="too_many_messages",
+        )
     started = time.monotonic()
     await _admit(request, service)
     if call.stream and not call.tools:

@@ -290,6 +290,13 @@ def test_body_over_the_limit_is_413(fake: FakeResponder) -> None:
         assert_error(c.post(URL, json=body), 413, code="request_too_large")
 
 
+def test_more_messages_than_the_limit_is_400(fake: FakeResponder) -> None:
+    with client_for(fake, ServeOptions(max_messages=3)) as c:
+        four = {"messages": [{"role": "user", "content": "hi"}] * 4}
+        assert_error(c.post(URL, json=four), 400, code="too_many_messages")
+        assert c.post(URL, json={"messages": four["messages"][:3]}).status_code == 200
+
+
 # --- errors from the responder -------------------------------------------------------------------------
 
 
