@@ -9,6 +9,7 @@ atomic) and is renamed into place only when it is complete. Imports nothing from
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -165,3 +166,15 @@ def atomic_output(final: Path, *, folder: bool = False) -> Iterator[Path]:
     except BaseException:
         remove(tmp)
         raise
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created if missing): one holder across processes.
+    Raises OSError when the file cannot be created."""
+    fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

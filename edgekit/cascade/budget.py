@@ -3,17 +3,23 @@
 One ledger serves every router copy of a process (``edgekit.Assistant`` shares it), and a call holds its
 estimate from the check until it is settled, so a burst of concurrent requests cannot all pass the same
 check and overspend. A ledger file that cannot be read fails closed: no remote call until it is fixed.
+
+Several processes may share one file: every update reads, adds and writes it under an exclusive lock on a
+sidecar ``<file>.lock`` (``flock``), so no process's spend is lost. Holds are per process: two processes
+may each pass a check that the other's calls in flight would have failed, by at most one request each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 from edgekit.cascade.policy import Budget
-from edgekit.files import atomic_replace
+from edgekit.files import atomic_replace, exclusive_lock
 
 
 class LedgerUnreadable(Exception):
@@ -88,16 +94,27 @@ class BudgetLedger:
         return None
 
     def _record(self, tokens: int) -> None:
-        try:
-            data = self._read()
-        except LedgerUnreadable:
-            return  # refusal() already stops further calls; never overwrite what a person may repair
-        today = date.today().isoformat()
-        data = {today: data.get(today, 0) + tokens}  # older days are not needed
+        with self._file_lock():
+            try:
+                data = self._read()
+            except LedgerUnreadable:
+                return  # refusal() already stops further calls; never overwrite what a person may repair
+            today = date.today().isoformat()
+            data = {today: data.get(today, 0) + tokens}  # older days are not needed
+            if self.path is None:
+                self._memory = data
+                return
+            atomic_replace(self.path, json.dumps(data).encode())
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Exclusive across processes (the thread lock is held already); nothing for an in-memory ledger."""
         if self.path is None:
-            self._memory = data
+            yield
             return
-        atomic_replace(self.path, json.dumps(data).encode())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+            yield
 
     def cost(self, tokens: int) -> float:
         return tokens / 1000 * self.budget.cost_per_1k_tokens

@@ -536,11 +536,18 @@ def count_prompt_tokens(model: Any, msgs: Sequence[ChatMessage]) -> int:
     return len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
 
 
+CHARS_PER_TOKEN_AT_MOST = 8
+"""No tokenizer packs more text than this into its tokens on average, so the answer's length gives a floor
+for what it cost, whatever the server reports."""
+
+
 def remote_tokens(request: Request, completion: Completion) -> int:
     """Tokens a remote answer spent. Servers that report no prompt tokens (llama-cpp-python's ignores
-    ``stream_options.include_usage``) are charged the prompt's local token count, so budgets hold."""
+    ``stream_options.include_usage``) are charged the prompt's local token count, and no answer is charged
+    less than its length allows (a server reporting 48 tokens for megabytes of text), so budgets hold."""
     usage = completion.usage
-    return usage.total_tokens if usage.prompt_tokens else request.prompt_tokens + usage.completion_tokens
+    reported = usage.total_tokens if usage.prompt_tokens else request.prompt_tokens + usage.completion_tokens
+    return max(reported, request.prompt_tokens + len(completion.text) // CHARS_PER_TOKEN_AT_MOST)
 
 
 def _ms(since: float) -> float:

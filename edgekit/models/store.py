@@ -9,7 +9,6 @@ way, except that its bytes come from a build pass run here on its (pulled, verif
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, HashMismatchError, ModelFileError, OfflineError
-from edgekit.files import ProgressFn, content_sha256, content_size, no_progress, remove
+from edgekit.files import ProgressFn, content_sha256, content_size, exclusive_lock, no_progress, remove
 from edgekit.models.lock import BUILD_PASSES, BuildSource, Lockfile, ModelEntry
 from edgekit.models.sources import fetch, local_source_path
 from edgekit.models.verify import VerifyMemo
@@ -193,17 +192,14 @@ class ModelStore:
 
     @contextlib.contextmanager
     def _locked(self, folder: Path) -> Iterator[None]:
-        try:
-            fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as e:
-            raise DownloadError(
-                f"cannot create {folder}: {e.strerror}", "Check EDGEKIT_CACHE_DIR is writable."
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive_lock(folder / ".lock"))
+            except OSError as e:
+                raise DownloadError(
+                    f"cannot create {folder}: {e.strerror}", "Check EDGEKIT_CACHE_DIR is writable."
+                ) from None
             yield
-        finally:
-            os.close(fd)
 
 
 def _bytes_under(path: Path) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import date
 from pathlib import Path
@@ -46,3 +48,22 @@ def test_an_unreadable_ledger_fails_closed_and_is_left_for_a_person(tmp_path: Pa
     assert why is not None and "unreadable" in why and str(path) in why
     ledger.record(5)
     assert "lots" in path.read_text()  # not overwritten
+
+
+def test_processes_sharing_one_ledger_lose_no_spend(tmp_path: Path) -> None:
+    """Four processes record 100 calls each on one file: every token is there (the file is updated under
+    an exclusive lock on ``budget.json.lock``)."""
+    path = tmp_path / "budget.json"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from edgekit.cascade.budget import BudgetLedger\n"
+        "from edgekit.cascade.policy import Budget\n"
+        "ledger = BudgetLedger(Budget(max_remote_tokens_per_day=10**9), Path(sys.argv[1]))\n"
+        "for _ in range(100):\n"
+        "    ledger.record(3)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert BudgetLedger(Budget(), path).spent_today() == 4 * 100 * 3
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -186,6 +186,20 @@ def test_remote_that_reports_no_prompt_tokens_is_charged_the_local_count(tmp_pat
     assert router.traces.read()[-1]["remote_tokens"] == prompt + 4  # type: ignore[union-attr]
 
 
+def test_a_remote_cannot_report_its_way_under_the_budget(tmp_path: Path) -> None:
+    """An answer of 80,000 characters reported as 4 tokens is charged at least one token per 8 characters."""
+    from dataclasses import replace
+
+    class Understated(FakeModel):
+        def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
+            c = super().chat(msgs, **params)
+            return replace(c, usage=replace(c.usage, prompt_tokens=1, completion_tokens=3))
+
+    router = make(tmp_path, FakeModel("x", 0.1), FakeModel("y", 0.1), Understated("Paris " * 13_334))
+    assert router.route("one two three").route == "remote:remote"
+    assert router.ledger.spent_today() >= 80_000 // 8
+
+
 def test_empty_remote_answer_is_not_success(tmp_path: Path) -> None:
     r = make(tmp_path, FakeModel("x", 0.1), FakeModel("y", 0.1), FakeModel("   ")).route("q")
     assert r.route == "degraded:small" and "empty answer" in (r.degraded_reason or "")
