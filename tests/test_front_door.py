@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 import edgekit
 from edgekit.cli.app import app
@@ -28,8 +32,21 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_public_api_all_is_sorted_and_complete() -> None:
     assert edgekit.__all__ == sorted(edgekit.__all__)
-    public = {n for n, v in vars(edgekit).items() if not n.startswith("_") and not isinstance(v, ModuleType)}
-    assert public | {"__version__"} == set(edgekit.__all__)
+    assert set(edgekit._PUBLIC) | {"__version__"} == set(edgekit.__all__)
+    for name in edgekit.__all__:  # every name resolves (lazily), and is not a module
+        assert not isinstance(getattr(edgekit, name), ModuleType), name
+    assert edgekit.load_safety_policy is edgekit.safety.load_policy
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        edgekit.nonexistent  # noqa: B018
+
+
+def test_import_edgekit_loads_no_backend_or_cli() -> None:
+    code = (
+        "import sys, edgekit\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('edgekit.', 'llama_cpp', 'typer'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['edgekit.version']"
 
 
 def _commands() -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,19 @@ def test_run_on_an_onnx_folder(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert data["backend"] == "onnxruntime" and data["usage"]["completion_tokens"] == 5
     assert data["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize("after_s", [0.05, 0.2, 0.4])
+def test_ctrl_c_while_starting_up_is_one_line(after_s: float) -> None:
+    """An interrupt while the commands are still being imported exits 130 without a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "models", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    assert proc.returncode in (0, 130), (proc.returncode, stderr)  # 0: it had finished already
