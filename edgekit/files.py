@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
@@ -81,11 +82,37 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def temp_name(final: Path) -> str:
+    """The prefix of ``final``'s temporary siblings written by this process: ``.<name>.<pid>.``."""
+    return f".{final.name}.{os.getpid()}."
+
+
+def sweep_stale_temps(final: Path) -> None:
+    """Remove temporary siblings of ``final`` whose process is gone (killed mid-write: nothing else would
+    remove them). A sibling whose process still runs, or whose name carries no process id, is kept."""
+    prefix = f".{final.name}."
+    for path in final.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        owner = path.name[len(prefix) :].split(".", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            remove(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _temp_sibling(final: Path, *, folder: bool = False) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final)
     if folder:
-        return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        return Path(tempfile.mkdtemp(prefix=temp_name(final), suffix=".tmp", dir=final.parent))
+    fd, name = tempfile.mkstemp(prefix=temp_name(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     return Path(name)
 

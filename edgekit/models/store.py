@@ -17,7 +17,16 @@ from pathlib import Path
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, HashMismatchError, ModelFileError, OfflineError
-from edgekit.files import ProgressFn, content_sha256, content_size, exclusive_lock, no_progress, remove
+from edgekit.files import (
+    ProgressFn,
+    content_sha256,
+    content_size,
+    exclusive_lock,
+    no_progress,
+    remove,
+    sweep_stale_temps,
+    temp_name,
+)
 from edgekit.models.lock import BUILD_PASSES, BuildSource, Lockfile, ModelEntry
 from edgekit.models.sources import fetch, local_source_path
 from edgekit.models.verify import VerifyMemo
@@ -136,7 +145,8 @@ class ModelStore:
         with self._locked(final.parent):
             if final.exists() and not force:  # another process finished while we waited
                 return self.ensure(entry.name, progress)
-            tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            sweep_stale_temps(final)  # a pull that was killed left its bytes under a dead process's name
+            tmp = final.with_name(f"{temp_name(final)}tmp")
             remove(tmp)
             try:
                 if build:
