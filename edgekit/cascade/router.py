@@ -544,10 +544,11 @@ for what it cost, whatever the server reports."""
 def remote_tokens(request: Request, completion: Completion) -> int:
     """Tokens a remote answer spent. Servers that report no prompt tokens (llama-cpp-python's ignores
     ``stream_options.include_usage``) are charged the prompt's local token count, and no answer is charged
-    less than its length allows (a server reporting 48 tokens for megabytes of text), so budgets hold."""
+    fewer tokens than its length allows (a server reporting 48 tokens for megabytes of text), so budgets
+    hold."""
     usage = completion.usage
-    reported = usage.total_tokens if usage.prompt_tokens else request.prompt_tokens + usage.completion_tokens
-    return max(reported, request.prompt_tokens + len(completion.text) // CHARS_PER_TOKEN_AT_MOST)
+    answer = max(usage.completion_tokens, len(completion.text) // CHARS_PER_TOKEN_AT_MOST)
+    return (usage.prompt_tokens or request.prompt_tokens) + answer
 
 
 def _ms(since: float) -> float:

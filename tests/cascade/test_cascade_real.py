@@ -9,8 +9,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -315,3 +317,136 @@ def test_chain_policy_keeps_the_second_models_answer_before_the_remote(
         cut = router.route("Write a long story about a dragon.", max_tokens=8)
         assert cut.route == "remote:remote", cut.rejections
         assert any("cross-check: cut off by the token limit" in r for r in cut.rejections)
+
+
+class _FlakyRemote:
+    """An OpenAI-compatible loopback endpoint that fails every third chat request with a 500 and answers
+    the others (usage 10 + 5 tokens, streamed or not as asked); it counts what it answered, as a bill
+    would."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        remote = self
+        self.lock = threading.Lock()
+        self.requests = self.answered = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                stream = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))["stream"]
+                with remote.lock:
+                    remote.requests += 1
+                    fail = remote.requests % 3 == 0
+                    remote.answered += not fail
+                if fail:
+                    body = b'{"error": {"message": "overloaded", "type": "server_error"}}'
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                delta = {"content": "Remote answer."}
+                if not stream:
+                    choice = {"index": 0, "message": {"role": "assistant", **delta}, "finish_reason": "stop"}
+                    self._send(json.dumps({"choices": [choice], "usage": usage}).encode(), "application/json")
+                    return
+                events = [
+                    {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                    {"choices": [], "usage": usage},
+                ]
+                body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+                self._send(body, "text/event-stream")
+
+            def _send(self, body: bytes, ctype: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _FlakyRemote:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_serve_cascade_with_four_slots_and_a_flaky_remote_loses_no_answer_and_keeps_an_exact_ledger(
+    default_model_path: Path, tmp_path: Path
+) -> None:
+    """`serve --cascade --concurrency 4`, 16 clients, every request escalated (a keyword gate), a remote that
+    fails one call in three: every request gets a 200 (retried, or degraded with the local answer), and
+    the ledger holds exactly the tokens the remote answered (15 each), however the four slots interleave."""
+    cache = tmp_path / "cache"
+    (cache / "smollm2-135m-instruct").mkdir(parents=True)
+    os.symlink(default_model_path.parent, cache / "smollm2-135m-instruct" / default_model_path.parent.name)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        "version = 1\n[defaults]\ntemperature = 0.0\nmax_tokens = 8\n"
+        "[[tiers]]\nname = 'tiny'\nkind = 'local'\nmodel = 'smollm2-135m-instruct'\n"
+        "accept = { min_mean_prob = 0.0 }\n"
+        "[[tiers]]\nname = 'remote'\nkind = 'remote'\nmodel = 'flaky'\nbase_url_env = 'EDGEKIT_REMOTE_URL'\n"
+        "api_key_env = 'EDGEKIT_REMOTE_API_KEY'\nretries = 2\n"
+        "[budget]\nmax_remote_tokens_per_request = 2048\nmax_remote_tokens_per_day = 1000000\n"
+        "[[gates]]\nkind = 'keywords'\nlabel = 'always'\npatterns = ['\\bplease\\b']\n"
+    )
+    log = tmp_path / "serve.log"
+    with _FlakyRemote() as remote:
+        env = {
+            **os.environ,
+            "EDGEKIT_THREADS": "1",
+            "OMP_WAIT_POLICY": "passive",
+            "PYTHONUNBUFFERED": "1",
+            "EDGEKIT_CACHE_DIR": str(cache),
+            "EDGEKIT_REMOTE_URL": remote.url,
+            "EDGEKIT_REMOTE_API_KEY": "sk-flaky",
+            "EDGEKIT_TRACE_FILE": str(tmp_path / "traces.jsonl"),
+        }
+        cmd = [sys.executable, "-m", "edgekit", "serve", "--policy", str(policy), "--concurrency", "4"]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*cmd, "--port", "0", "--max-queue", "64"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        try:
+            root = _wait_for_serve(proc, log)
+
+            def ask(i: int) -> httpx.Response:
+                body = {
+                    "messages": [{"role": "user", "content": f"Question {i}, please."}],
+                    "stream": i % 2 == 1,
+                }
+                return httpx.post(root + "/v1/chat/completions", json=body, timeout=120)
+
+            with ThreadPoolExecutor(16) as pool:
+                responses = list(pool.map(ask, range(48)))
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+    assert [r.status_code for r in responses] == [200] * 48, [
+        r.text[:200] for r in responses if r.status_code != 200
+    ]
+    assert remote.answered > 0 and remote.requests > remote.answered  # some calls failed, some were retried
+    ledger = json.loads((tmp_path / "budget.json").read_text())
+    assert list(ledger.values()) == [15 * remote.answered]
+    routes = [json.loads(line)["route"] for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    assert len(routes) == 48 and routes.count("remote:remote") == remote.answered
