@@ -1,9 +1,12 @@
 """A one-file HTML report: the tables of the Markdown summary plus plots drawn as inline SVG.
 
-Plots: a histogram of per-position KL divergence (log scale), per-slice bars (mean KL divergence and
-top-1 agreement, with the gates drawn in), and a scatter of the baseline's probability of its top token
-against the candidate's probability of that same token. Needs matplotlib (the ``report`` extra);
-matplotlib's object API is used without pyplot, so no global backend or state is touched.
+Plots: one small panel per gate (every scope it is checked on: slices, "all", tasks, speed), each bar
+colored by its verdict (red fail, green pass) with the threshold drawn across it and the value written
+on it, so a reader sees at a glance which gates failed and by how much; a histogram of per-position KL
+divergence per slice, each slice normalized to its own positions (a long slice does not flatten the
+others); and a scatter of the baseline's probability of its top token against the candidate's
+probability of that same token. Needs matplotlib (the ``report`` extra); matplotlib's object API is used
+without pyplot, so no global backend or state is touched.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import MissingDependencyError
-from edgekit.evaluate.gates import fmt
+from edgekit.evaluate.gates import GateResult, fmt
 from edgekit.evaluate.report import EvalReport
 
 MAX_SCATTER = 4000
@@ -25,7 +28,10 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ddd
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .fail{color:#b00020;font-weight:600}.pass{color:#1b7f3b}.skipped{color:#777}
 figure{margin:1rem 0}figcaption{color:#555}code{background:#f4f4f4;padding:0 .2rem}
+figure svg{width:100%;height:auto}
 """
+FAIL, PASS = "#b00020", "#1b7f3b"
+GATES_PER_ROW = 3
 
 
 def require_matplotlib() -> None:
@@ -52,40 +58,53 @@ def _figure(width: float, height: float) -> Any:
 
 
 def kld_histogram_svg(report: EvalReport) -> str:
-    fig = _figure(7, 3.2)
+    fig = _figure(10, 3.4)
     ax = fig.add_subplot()
     edges = np.logspace(-6, 1, 36)
-    for s in report.slices:
-        ax.hist(np.clip(s.stats.kld, edges[0], edges[-1]), bins=edges, histtype="step", label=s.name)
+    for sl in report.slices:
+        kld = np.clip(sl.stats.kld, edges[0], edges[-1])
+        if kld.size:  # each slice as a share of its own positions
+            ax.hist(kld, bins=edges, histtype="step", weights=np.full(kld.size, 1 / kld.size), label=sl.name)
     ax.set_xscale("log")
     ax.set_xlabel("KL divergence per position (nats; values below 1e-6 in the first bin)")
-    ax.set_ylabel("positions")
+    ax.set_ylabel("share of the slice's positions")
     threshold = dict(report.gates_for("all")).get("max_mean_kld")
     ax.axvline(report.overall.mean_kld, color="k", linestyle="--", label="mean (all)")
     if threshold is not None:
-        ax.axvline(threshold, color="#b00020", label="max_mean_kld gate")
+        ax.axvline(threshold, color=FAIL, label="max_mean_kld gate")
     ax.legend(fontsize=8)
     return _svg(fig)
 
 
-def slice_bars_svg(report: EvalReport) -> str:
-    fig = _figure(9, 3.2)
-    names = [s.name for s in report.slices] + ["all"]
-    summaries = [s.summary for s in report.slices] + [report.overall]
-    x = np.arange(len(names))
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.bar(x, [d.mean_kld for d in summaries], color="#4c72b0")
-    ax1.set_title("mean KL divergence (nats)", fontsize=10)
-    ax2.bar(x, [d.top1 for d in summaries], color="#55a868")
-    ax2.set_title("top-1 agreement", fontsize=10)
-    ax2.set_ylim(min(0.5, min(d.top1 for d in summaries) - 0.05), 1.0)
-    for i, name in enumerate(names):
-        gates = dict(report.gates_for(name))
-        for ax, gate in ((ax1, "max_mean_kld"), (ax2, "min_top1")):
-            if gate in gates:
-                ax.hlines(gates[gate], i - 0.4, i + 0.4, color="#b00020")
-    for ax in (ax1, ax2):
-        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+def gates_svg(report: EvalReport) -> str:
+    """One panel per gate: a bar per scope it is checked on, colored by verdict, its threshold across it."""
+    by_gate: dict[str, list[GateResult]] = {}
+    for g in report.gates:
+        by_gate.setdefault(g.gate, []).append(g)
+    rows = -(-len(by_gate) // GATES_PER_ROW)
+    fig = _figure(10, 2.6 * max(rows, 1))
+    for i, (gate, results) in enumerate(by_gate.items()):
+        ax = fig.add_subplot(max(rows, 1), GATES_PER_ROW, i + 1)
+        measured = [g for g in results if g.value is not None and np.isfinite(g.value)]
+        failed = sum(g.status == "fail" for g in results)
+        verdict = f"{failed} failed" if failed else "passed" if measured else "not measured"
+        ax.set_title(
+            f"{gate} ({verdict})", fontsize=9, color=FAIL if failed else PASS if measured else "#777"
+        )
+        x = np.arange(len(measured))
+        values = [float(g.value) for g in measured if g.value is not None]
+        ax.bar(x, values, color=[FAIL if g.status == "fail" else PASS for g in measured], width=0.6)
+        for j, g in enumerate(measured):
+            ax.hlines(g.threshold, j - 0.42, j + 0.42, color="k", linewidth=1.5)
+            ax.annotate(fmt(values[j]), (j, values[j]), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [g.scope for g in measured], rotation=30, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        if not measured:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="#777", transform=ax.transAxes)
+            ax.set_yticks([])
+        top = max([*values, *(g.threshold for g in measured)], default=1.0)
+        ax.set_ylim(0, top * 1.25 if top > 0 else 1.0)
+    fig.tight_layout()
     return _svg(fig)
 
 
@@ -189,8 +208,14 @@ def to_html(report: EvalReport) -> str:
             ],
             slice_rows,
         ),
-        _figure_html(kld_histogram_svg(report), "Per-position KL divergence by slice."),
-        _figure_html(slice_bars_svg(report), "Per-slice drift; red marks are the gates."),
+        _figure_html(
+            gates_svg(report),
+            "Each gate on each scope it checks: red failed, green passed; the black line is the threshold.",
+        ),
+        _figure_html(
+            kld_histogram_svg(report),
+            "Per-position KL divergence by slice, as a share of each slice's positions.",
+        ),
         _figure_html(
             scatter_svg(report),
             "Each dot is a position: points below the diagonal lost confidence in the baseline's choice.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -245,6 +246,38 @@ def test_html_report_is_one_file_with_three_plots() -> None:
 
     page = to_html(fake_report())
     assert page.count("<svg") == 3 and "<script" not in page and "FAIL: 2 of 4 gates" in page
+
+
+def test_the_gate_plot_colors_each_bar_by_its_verdict() -> None:
+    """One panel per gate; the failing prose and size bars are red, the passing "all" bar green, and the
+    gate whose metric was not measured says so."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.colors
+
+    from edgekit.evaluate import html
+
+    figures: list[Any] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(html, "_svg", lambda fig: figures.append(fig) or "")
+        html.gates_svg(fake_report())
+    panels = {ax.get_title(): ax for ax in figures[0].axes}
+    assert set(panels) == {
+        "max_mean_kld (1 failed)",
+        "max_refusal_drift (not measured)",
+        "max_size_ratio (1 failed)",
+    }
+
+    def bars(title: str) -> dict[str, str]:
+        ax = panels[title]
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        return {
+            lab: matplotlib.colors.to_hex(b.get_facecolor())
+            for lab, b in zip(labels, ax.patches, strict=True)
+        }
+
+    assert bars("max_mean_kld (1 failed)") == {"all": html.PASS, "prose": html.FAIL}
+    assert bars("max_size_ratio (1 failed)") == {"speed": html.FAIL}
+    assert not panels["max_refusal_drift (not measured)"].patches
 
 
 def test_html_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
