@@ -86,7 +86,7 @@ def quantize(
     if name is not None and not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
     source = resolve(src, settings=settings, progress=progress)
-    warnings: list[str] = []
+    warnings: list[str] = [source.warning] if source.warning else []
     if source.format == "hf":
         model = converted_gguf(source, settings, progress, outtype="f32" if qtype == "F32" else "f16")
         converted = True
@@ -258,7 +258,8 @@ def _onnx(
     from edgekit.models.lock import Lockfile
 
     entry = Lockfile.load(lock).get(name)
-    return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})))
+    warnings = (source.warning,) if source.warning else ()
+    return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})), warnings)
 
 
 def _gguf_as_hf(source: Source, settings: Settings) -> Path:

@@ -36,24 +36,60 @@ class Source:
     license: str = "unknown"
     """The source's license, which derived entries inherit: the models.lock entry's, a GGUF's
     ``general.license``, or the ``license:`` line of an HF folder's README front matter."""
+    warning: str = ""
+    """Something the user should know about how it was resolved (a moving revision), or ""."""
 
     @property
     def format(self) -> Literal["hf", "gguf"]:
         return "hf" if self.path.is_dir() else "gguf"
 
 
+REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+PIN_HINT = (
+    "Pin a commit: org/name@<40-character commit> (the model page's 'Files and versions' > 'History' "
+    "lists them); or write org/name@main to take the current one (resolved and recorded in provenance)."
+)
+
+
 def parse_hub_id(text: str) -> tuple[str, str] | None:
-    """``org/name@REV`` -> (repo, revision); None when ``text`` does not look like a hub id."""
+    """``org/name@<commit>`` -> (repo, commit); None when ``text`` does not look like a hub id. A branch
+    or tag (``@main``) is refused here: ``resolve`` turns it into a commit first."""
     m = HUB_RE.match(text)
     if not m:
         return None
     rev = m["rev"]
     if not COMMIT_RE.match(rev):
-        raise InputError(
-            f"{text}: revision {rev!r} is not a full commit hash",
-            "Pin a 40-character commit (the hub's 'Files' page shows it), e.g. org/name@<commit>.",
-        )
+        raise InputError(f"{text}: revision {rev!r} is not a full commit hash", PIN_HINT)
     return m["repo"], rev
+
+
+def resolve_revision(repo: str, revision: str, settings: Settings) -> str:
+    """The commit a branch or tag of ``repo`` points at now (the hub's model API)."""
+    import os
+
+    import httpx
+
+    if settings.offline:
+        raise OfflineError(
+            f"{repo}@{revision} names a moving revision, and EDGEKIT_OFFLINE=1 forbids asking the hub"
+        )
+    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
+    url = f"{settings.hf_endpoint}/api/models/{repo}/revision/{revision}"
+    try:
+        resp = httpx.get(url, headers=headers, timeout=30.0, follow_redirects=True)
+    except httpx.HTTPError as e:
+        raise DownloadError(f"GET {url} failed: {type(e).__name__}: {e}") from None
+    if resp.status_code >= 400:
+        raise DownloadError(
+            f"GET {url} failed: HTTP {resp.status_code}", "Check the repo id and revision (and HF_TOKEN)."
+        )
+    try:
+        sha = resp.json()["sha"]
+    except (ValueError, KeyError, TypeError):
+        sha = None
+    if not isinstance(sha, str) or not COMMIT_RE.match(sha):
+        raise DownloadError(f"GET {url}: the reply names no commit")
+    return sha
 
 
 def resolve(
@@ -65,10 +101,24 @@ def resolve(
     path = Path(text).expanduser()
     if path.exists():
         return _local(path, text, progress)
+    warning = ""
+    m = HUB_RE.match(text)
+    if m and not COMMIT_RE.match(m["rev"]):  # a branch or tag: take the commit it points at now
+        commit = resolve_revision(m["repo"], m["rev"], settings)
+        warning = (
+            f"{text} is a moving revision: it resolved to commit {commit}, which the provenance records; "
+            f"pin {m['repo']}@{commit} to build the same bytes again"
+        )
+        text = f"{m['repo']}@{commit}"
     hub = parse_hub_id(text)
     if hub is not None:
         folder = download_hub(*hub, settings=settings, progress=progress)
-        return Source("hub", folder, content_sha256(folder, progress, stage="hash"), text, license_of(folder))
+        sha = content_sha256(folder, progress, stage="hash")
+        return Source("hub", folder, sha, text, license_of(folder), warning)
+    if REPO_RE.match(text) and not text.endswith(".gguf"):
+        raise InputError(
+            f"{text}: no such folder; as a Hugging Face repo it needs a pinned revision", PIN_HINT
+        )
     return _lock_name(text, settings, progress)
 
 

@@ -103,6 +103,8 @@ class _Hub(BaseHTTPRequestHandler):
     the commit and ETag headers huggingface_hub reads)."""
 
     def _body(self) -> bytes | None:
+        if self.path == "/api/models/org/name/revision/main":  # a branch: the hub answers its commit
+            return json.dumps({"id": "org/name", "sha": COMMIT}).encode()
         if self.path == f"/api/models/org/name/revision/{COMMIT}":
             siblings = [{"rfilename": n} for n in FILES]
             return json.dumps({"id": "org/name", "sha": COMMIT, "siblings": siblings}).encode()
@@ -187,3 +189,22 @@ def test_a_lock_name_source_passes_on_its_license(isolated: Path) -> None:
     settings = Settings.from_env()
     assert inherited_license("smollm2-135m-instruct", settings) == "Apache-2.0"
     assert inherited_license("org/name@" + "0" * 40, settings) == "unknown"
+
+
+def test_a_repo_without_a_revision_says_how_to_pin_one() -> None:
+    with pytest.raises(InputError, match="needs a pinned revision") as info:
+        resolve("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert "@<40-character commit>" in info.value.hint and "@main" in info.value.hint
+
+
+def test_a_branch_resolves_to_its_commit_with_a_warning(
+    hub: str, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEKIT_HF_ENDPOINT", hub)
+    monkeypatch.setattr(source, "_has_hub_client", lambda: False)
+    got = resolve("org/name@main")
+    assert got.display == f"org/name@{COMMIT}"  # what provenance records
+    assert got.path == source.hub_folder(Settings.from_env(), "org/name", COMMIT)
+    assert "moving revision" in got.warning and COMMIT in got.warning
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        resolve("org/name@no-such-branch")
