@@ -4,12 +4,17 @@ Each side runs in its own child process (so peak RSS is its own), loads the same
 thread count and context, decodes greedily from the same chat prompt, and reports prompt-processing
 speed, time to first token, generation speed and peak RSS. Greedy decoding on both sides must produce
 the same text; the report says whether it did.
+
+``contended=True`` runs every worker beside a neighbour process that keeps one core busy, as a laptop or
+phone usually has; with ``adaptive=True`` edgekit's side picks its threads itself (up to ``threads``,
+fewer while the neighbour runs: ``edgekit.runtime.threads``) while raw llama-cpp-python keeps ``threads``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -52,6 +57,8 @@ class BenchReport:
     rounds: int
     raw: SideResult
     edgekit: SideResult
+    contended: bool = False
+    adaptive: bool = False
 
     @property
     def gen_ratio(self) -> float:
@@ -91,18 +98,23 @@ def run_bench(
     runs: int = 3,
     rounds: int = 2,
     prompt: str = DEFAULT_PROMPT,
+    contended: bool = False,
+    adaptive: bool = False,
 ) -> BenchReport:
     # ABBA order: raw, edgekit, edgekit, raw, ... so drift in machine speed hits both sides alike.
     order = [side for _ in range(rounds) for side in ("raw", "edgekit", "edgekit", "raw")][: 2 * rounds]
     results: dict[str, list[SideResult]] = {"raw": [], "edgekit": []}
-    for side in order:
-        cmd = [sys.executable, "-m", "edgekit.bench", side, str(model_path), str(threads), str(n_ctx),
-               str(max_tokens), str(runs), prompt]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BackendError(f"bench worker '{side}' failed: {tail}")
-        results[side].append(SideResult(**json.loads(proc.stdout.strip().splitlines()[-1])))
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if contended else None
+    try:
+        for side in order:
+            n = "auto" if adaptive and side == "edgekit" else str(threads)
+            cmd = [sys.executable, "-m", "edgekit.bench", side, str(model_path), n, str(n_ctx),
+                   str(max_tokens), str(runs), prompt]  # fmt: skip
+            results[side].append(_run_worker(cmd, side))
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
     sides = {side: _combine(rs) for side, rs in results.items()}
     return BenchReport(
         model,
@@ -114,7 +126,18 @@ def run_bench(
         rounds,
         sides["raw"],
         sides["edgekit"],
+        contended,
+        adaptive,
     )
+
+
+def _run_worker(cmd: list[str], side: str) -> SideResult:
+    env = {k: v for k, v in os.environ.items() if k != "EDGEKIT_THREADS"}  # "auto" means no fixed count
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BackendError(f"bench worker '{side}' failed: {tail}")
+    return SideResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def _combine(results: list[SideResult]) -> SideResult:
@@ -172,7 +195,7 @@ def _raw(
 
 
 def _edgekit(
-    path: str, threads: int, n_ctx: int, max_tokens: int, prompt: str
+    path: str, threads: int | None, n_ctx: int, max_tokens: int, prompt: str
 ) -> tuple[float, Callable[[], Run], int]:
     from edgekit.api import load
     from edgekit.runtime.llamacpp import LlamaCppBackend
@@ -199,11 +222,13 @@ def _edgekit(
 
 
 def _worker(
-    side: str, path: str, threads: int, n_ctx: int, max_tokens: int, runs: int, prompt: str
+    side: str, path: str, threads: int | None, n_ctx: int, max_tokens: int, runs: int, prompt: str
 ) -> dict[str, object]:
-    load_s, once, prompt_tokens = (_raw if side == "raw" else _edgekit)(
-        path, threads, n_ctx, max_tokens, prompt
-    )
+    if side == "raw":
+        assert threads is not None
+        load_s, once, prompt_tokens = _raw(path, threads, n_ctx, max_tokens, prompt)
+    else:
+        load_s, once, prompt_tokens = _edgekit(path, threads, n_ctx, max_tokens, prompt)
     once()  # warm-up: page in weights, build graphs
     results = [once() for _ in range(runs)]
     ttft = statistics.median(r[0] for r in results)
@@ -225,4 +250,5 @@ def _worker(
 
 if __name__ == "__main__":
     side, path, threads, n_ctx, max_tokens, runs, prompt = sys.argv[1:8]
-    print(json.dumps(_worker(side, path, int(threads), int(n_ctx), int(max_tokens), int(runs), prompt)))
+    n = None if threads == "auto" else int(threads)
+    print(json.dumps(_worker(side, path, n, int(n_ctx), int(max_tokens), int(runs), prompt)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 
 import edgekit
-from edgekit.bench import run_bench
+from edgekit.bench import BenchReport, run_bench
 from edgekit.cli.options import ModelOpt
 from edgekit.cli.render import err, out, progress_bar
 from edgekit.config import Settings, default_threads
@@ -27,6 +28,14 @@ def bench(
     ] = None,
     n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window for both sides.")] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    contended: Annotated[
+        bool,
+        typer.Option(
+            "--contended",
+            help="Also run beside a process that keeps one core busy; edgekit picks its threads itself "
+            "unless --threads is given.",
+        ),
+    ] = False,
 ) -> None:
     """Prompt and generation tok/s, time to first token and peak RSS, with ratios to raw llama-cpp-python."""
     if runs < 1 or rounds < 1 or max_tokens < 2:
@@ -42,10 +51,23 @@ def bench(
     if not as_json:
         what = f"raw llama-cpp-python and edgekit, {rounds} workers x {runs} runs each"
         err.print(f"[dim]benchmarking {name}: {what}...[/dim]")
-    threads = threads or Settings.from_env().threads or default_threads()
-    report = run_bench(
-        path, model=name, threads=threads, n_ctx=n_ctx, max_tokens=max_tokens, runs=runs, rounds=rounds
+    fixed = threads or Settings.from_env().threads
+    threads = fixed or default_threads()
+    measure = partial(
+        run_bench,
+        path,
+        model=name,
+        threads=threads,
+        n_ctx=n_ctx,
+        max_tokens=max_tokens,
+        runs=runs,
+        rounds=rounds,
     )
+    if contended:
+        reports = [measure(contended=busy, adaptive=fixed is None) for busy in (False, True)]
+        _print_contended(name, threads, fixed is None, reports, as_json)
+        return
+    report = measure()
     if as_json:
         out.print(json.dumps(report.to_dict(), indent=2), markup=False)
         return
@@ -76,3 +98,21 @@ def bench(
         + ("match" if report.same_output else "DIFFER"),
         markup=False,
     )
+
+
+def _print_contended(
+    name: str, threads: int, adaptive: bool, reports: list[BenchReport], as_json: bool
+) -> None:
+    idle, busy = reports
+    if as_json:
+        out.print(json.dumps({"idle": idle.to_dict(), "contended": busy.to_dict()}, indent=2), markup=False)
+        return
+    mine = f"auto, up to {threads}" if adaptive else str(threads)
+    table = Table(title=f"{name}: raw llama-cpp-python at {threads} threads, edgekit at {mine}", box=None)
+    for col in ("generation tok/s", "raw llama-cpp-python", "edgekit", "ratio"):
+        table.add_column(col, justify="right")
+    for label, r in (("idle", idle), ("one core busy", busy)):
+        table.add_row(label, f"{r.raw.gen_tok_s:.1f}", f"{r.edgekit.gen_tok_s:.1f}", f"{r.gen_ratio:.3f}x")
+    out.print(table)
+    worst = busy.edgekit.gen_tok_s / max(idle.edgekit.gen_tok_s, 1e-9)
+    out.print(f"edgekit with one core busy keeps {worst:.2f}x of its idle speed", markup=False)

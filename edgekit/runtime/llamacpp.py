@@ -27,6 +27,7 @@ from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
 from edgekit.runtime.gguf import GGUFInfo, read_gguf
 from edgekit.runtime.llamacpp_fields import check_model
+from edgekit.runtime.threads import RECHECK_TOKENS, claim_threads, release_threads
 from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 DEFAULT_N_CTX = 4096
@@ -70,12 +71,17 @@ class LlamaCppBackend(BackendBase):
         check_model(path, self.info)  # fields llama.cpp would abort this process on, refused first
         self.n_ctx = n_ctx or min(DEFAULT_N_CTX, self.info.context_length or DEFAULT_N_CTX)
         self._signals = signals
+        # Threads the caller fixed are kept; else each generation uses up to default_threads(), fewer while
+        # other processes keep cores busy (see runtime/threads.py).
+        self._adaptive = threads is None
+        self._threads = threads or default_threads()
+        self._most_threads = self._threads
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=self.n_ctx,
-                n_threads=threads or default_threads(),
-                n_threads_batch=threads or default_threads(),
+                n_threads=self._threads,
+                n_threads_batch=self._threads,
                 verbose=False,
                 logits_all=False,
             )
@@ -191,8 +197,16 @@ class LlamaCppBackend(BackendBase):
             )
         return self._generate(tokens, params, min(params.max_tokens, room))
 
+    def _fit_threads(self) -> None:
+        """Use as many threads as there are cores nobody else is using (only when the caller fixed none)."""
+        n = claim_threads(id(self), self._most_threads, adaptive=self._adaptive)
+        if n != self._threads:
+            self._lib.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+            self._threads = n
+
     def _generate(self, tokens: list[int], params: GenerationParams, limit: int) -> Iterator[Chunk]:
         llm, lib = self.llm, self._lib
+        self._fit_threads()
         llm.set_seed(params.seed if params.seed is not None else random.randrange(1 << 31))
         logits_ptr = lib.llama_get_logits_ith
         utf8, stops = Utf8Stream(), StopMatcher(params.stop)
@@ -233,8 +247,11 @@ class LlamaCppBackend(BackendBase):
                     break
                 if n_out >= limit:
                     break
+                if n_out % RECHECK_TOKENS == 0:  # a neighbour may have started or stopped meanwhile
+                    self._fit_threads()
         finally:
             gen.close()
+            release_threads(id(self))
         tail = "" if stops.stopped else stops.push(utf8.flush()) + stops.flush()
         yield Chunk(tail, (), finish_reason=finish, usage=Usage(len(tokens), n_out))
 

@@ -293,3 +293,14 @@ def test_ctrl_c_while_starting_up_is_one_line(after_s: float) -> None:
     _, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr
     assert proc.returncode in (0, 130), (proc.returncode, stderr)  # 0: it had finished already
+
+
+def test_bench_contended_runs_idle_and_beside_a_busy_neighbour(default_model_path: Path) -> None:
+    proc = edgekit("bench", "--contended", "--json", "--runs", "1", "--rounds", "1", "--max-tokens", "16")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["idle"]["contended"], report["contended"]["contended"]) == (False, True)
+    for run in report.values():
+        assert run["edgekit"]["gen_tok_s"] > 0 and run["raw"]["gen_tok_s"] > 0
+        assert run["same_output"] is True  # whatever thread count edgekit picked
+    assert report["idle"]["adaptive"] is ("EDGEKIT_THREADS" not in os.environ)
