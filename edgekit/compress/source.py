@@ -63,30 +63,40 @@ def parse_hub_id(text: str) -> tuple[str, str] | None:
     return m["repo"], rev
 
 
-def resolve_revision(repo: str, revision: str, settings: Settings) -> str:
-    """The commit a branch or tag of ``repo`` points at now (the hub's model API)."""
+def _hub_headers() -> dict[str, str]:
     import os
 
+    return {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
+
+
+def _revision_info(repo: str, revision: str, settings: Settings) -> tuple[str, Any]:
+    """(url, JSON reply) of the hub's model API for ``repo`` at ``revision``: its commit and its files."""
     import httpx
 
-    if settings.offline:
-        raise OfflineError(
-            f"{repo}@{revision} names a moving revision, and EDGEKIT_OFFLINE=1 forbids asking the hub"
-        )
-    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
     url = f"{settings.hf_endpoint}/api/models/{repo}/revision/{revision}"
     try:
-        resp = httpx.get(url, headers=headers, timeout=30.0, follow_redirects=True)
+        resp = httpx.get(url, headers=_hub_headers(), timeout=30.0, follow_redirects=True)
     except httpx.HTTPError as e:
         raise DownloadError(f"GET {url} failed: {type(e).__name__}: {e}") from None
     if resp.status_code >= 400:
         raise DownloadError(
-            f"GET {url} failed: HTTP {resp.status_code}", "Check the repo id and revision (and HF_TOKEN)."
+            f"GET {url} failed: HTTP {resp.status_code}",
+            "Check the repo id and revision (and HF_TOKEN for gated repos).",
         )
     try:
-        sha = resp.json()["sha"]
-    except (ValueError, KeyError, TypeError):
-        sha = None
+        return url, resp.json()
+    except ValueError:
+        raise DownloadError(f"GET {url}: the reply is not the hub's model JSON") from None
+
+
+def resolve_revision(repo: str, revision: str, settings: Settings) -> str:
+    """The commit a branch or tag of ``repo`` points at now (the hub's model API)."""
+    if settings.offline:
+        raise OfflineError(
+            f"{repo}@{revision} names a moving revision, and EDGEKIT_OFFLINE=1 forbids asking the hub"
+        )
+    url, info = _revision_info(repo, revision, settings)
+    sha = info.get("sha") if isinstance(info, dict) else None
     if not isinstance(sha, str) or not COMMIT_RE.match(sha):
         raise DownloadError(f"GET {url}: the reply names no commit")
     return sha
@@ -280,27 +290,15 @@ def _snapshot(repo: str, revision: str, target: Path, settings: Settings) -> Non
 def _https_snapshot(repo: str, revision: str, target: Path, settings: Settings, progress: ProgressFn) -> None:
     """The hub's plain HTTPS API: list the revision's files, then fetch each matching one."""
     import fnmatch
-    import os
-
-    import httpx
 
     from edgekit.models.sources import http_download
 
-    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
-    url = f"{settings.hf_endpoint}/api/models/{repo}/revision/{revision}"
+    url, info = _revision_info(repo, revision, settings)
     try:
-        resp = httpx.get(url, headers=headers, timeout=30.0, follow_redirects=True)
-    except httpx.HTTPError as e:
-        raise DownloadError(f"GET {url} failed: {type(e).__name__}: {e}") from None
-    if resp.status_code >= 400:
-        raise DownloadError(
-            f"GET {url} failed: HTTP {resp.status_code}",
-            "Check the repo id and commit (and HF_TOKEN for gated repos).",
-        )
-    try:
-        names = [s["rfilename"] for s in resp.json().get("siblings", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
+        names = [s["rfilename"] for s in info.get("siblings", [])]
+    except (KeyError, TypeError, AttributeError):
         raise DownloadError(f"GET {url}: the reply is not the hub's model JSON") from None
+    headers = _hub_headers()
     for name in names:
         if not any(fnmatch.fnmatch(Path(name).name, p) for p in HUB_PATTERNS):
             continue
