@@ -13,6 +13,7 @@ tensor shapes, types and offsets) are checked for type and range.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 from functools import cache
@@ -216,12 +217,25 @@ class HeaderReader:
                 self.skip(struct.calcsize(fmt) * count)
                 return GGUFArray(item, count)
             return GGUFArray(item, count, struct.unpack(f"<{count}{fmt}", self.take(_MIN_SIZE[item] * count)))
-        for _ in range(count):
-            if item == STRING:
-                self.skip(self.unpack("Q"))
-            else:
+        if item == STRING:
+            self._skip_strings(count)
+        else:
+            for _ in range(count):
                 self.array(depth + 1)
         return GGUFArray(item, count)
+
+    def _skip_strings(self, count: int) -> None:
+        """Step over ``count`` length-prefixed strings (a vocabulary: 10^5 of them) without reading them
+        one call at a time: the lengths are walked in a memory map of the file."""
+        pos, size = self.f.tell(), self.size
+        with mmap.mmap(self.f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for _ in range(count):
+                if pos + 8 > size:
+                    raise self.cut_short()
+                pos += 8 + struct.unpack_from("<Q", mm, pos)[0]
+                if pos > size:
+                    raise self.cut_short()
+        self.f.seek(pos)
 
 
 def read_gguf(path: Path) -> GGUFInfo:
