@@ -513,12 +513,22 @@ def fit_to_context(model: Any, msgs: list[ChatMessage], room: int) -> tuple[list
     total = count_prompt_tokens(model, msgs)
     if total <= room or room < 1:
         return msgs, ""
-    fitted = list(msgs)
-    while count_prompt_tokens(model, fitted) > room:
-        older = [i for i, m in enumerate(fitted[:-1]) if m["role"] != "system"]
-        if not older:
-            break
-        del fitted[older[0]]
+    older = [i for i, m in enumerate(msgs[:-1]) if m["role"] != "system"]
+
+    def without_oldest(k: int) -> list[ChatMessage]:
+        gone = set(older[:k])
+        return [m for i, m in enumerate(msgs) if i not in gone]
+
+    # The fewest oldest turns whose removal makes it fit, found by bisection (a count per step, not per
+    # turn: a long history is not tokenized once for every turn it drops).
+    lo, hi = 1, len(older)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_prompt_tokens(model, without_oldest(mid)) <= room:
+            hi = mid
+        else:
+            lo = mid + 1
+    fitted = without_oldest(min(lo, len(older)))
     last = fitted[-1]
     text, keep = str(last.get("content") or ""), 1.0
     while count_prompt_tokens(model, fitted) > room and keep > 0.01:

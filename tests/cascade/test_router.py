@@ -316,3 +316,24 @@ def test_latency_class_picks_the_remote_timeout_per_request(tmp_path: Path) -> N
     assert remote.timeouts == pytest.approx([5.0, 30.0, 60.0], abs=0.5)
     with pytest.raises(PolicyError, match="latency class"):
         router.route("Which city?", latency_class="instant")  # type: ignore[arg-type]
+
+
+def test_fit_to_context_drops_the_fewest_oldest_turns_with_few_counts() -> None:
+    from edgekit.cascade.router import fit_to_context
+
+    class Counting(FakeModel):
+        counts = 0
+
+        def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> list[int]:
+            Counting.counts += 1
+            return super().prompt_tokens(msgs)
+
+    turn = " ".join(["word"] * 10)  # 14 tokens a message with the fake's template
+    history: list[ChatMessage] = [{"role": "system", "content": "be brief"}]  # 6 tokens
+    history += [{"role": ("user", "assistant")[i % 2], "content": f"{i} {turn}"} for i in range(200)]
+    history.append({"role": "user", "content": "the question"})  # 6 tokens
+    model = Counting()
+    fitted, note = fit_to_context(model, history, 6 + 6 + 15 * 30)  # room for the 30 newest turns
+    assert fitted[0]["role"] == "system" and fitted[-1]["content"] == "the question"
+    assert [m["content"].split()[0] for m in fitted[1:-1]] == [str(i) for i in range(170, 200)]
+    assert "cut from" in note and Counting.counts <= 12  # bisection: not one count per dropped turn
