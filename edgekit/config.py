@@ -6,7 +6,7 @@
 | EDGEKIT_LOCK | the models.lock to use | ./models.lock if present, else the one shipped with edgekit |
 | EDGEKIT_OFFLINE | 1: never touch the network | 0 |
 | EDGEKIT_DEBUG | 1: show tracebacks in the CLI | 0 |
-| EDGEKIT_THREADS | CPU threads for local models, fixed | up to one per core (half the logical CPUs above 4), fewer while other processes keep cores busy |
+| EDGEKIT_THREADS | CPU threads for local models, fixed | one per free core (half the CPUs above 4) |
 | EDGEKIT_HF_ENDPOINT | Hugging Face hub base URL (HF_ENDPOINT also works) | https://huggingface.co |
 | EDGEKIT_REMOTE_URL | base URL of the OpenAI-compatible remote (..../v1) | unset |
 | EDGEKIT_REMOTE_API_KEY_ENV | name of the variable holding the remote API key | EDGEKIT_REMOTE_API_KEY |

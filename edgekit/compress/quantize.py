@@ -255,9 +255,10 @@ def _onnx(
         source_sha256=source.sha256,
         progress=progress,
     )
+    from edgekit.config import writable_lock_path
     from edgekit.models.lock import Lockfile
 
-    entry = Lockfile.load(lock).get(name)
+    entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where to_onnx wrote it
     warnings = (source.warning,) if source.warning else ()
     return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})), warnings)
 

@@ -307,7 +307,9 @@ def test_calibration_and_imatrix_file_reach_the_quantizer(
 
 
 @pytest.mark.slow
-def test_onnx_format_dispatches_to_the_encoder_export(isolated: Path) -> None:
+def test_onnx_format_dispatches_to_the_encoder_export(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(InputError, match="causal LMs only"):
         quantize("all-minilm-l6-v2", "int4", format="onnx", out=isolated / "x")
     result = quantize("all-minilm-l6-v2", "int8", format="onnx", out=isolated / "minilm-int8")
@@ -319,3 +321,16 @@ def test_onnx_format_dispatches_to_the_encoder_export(isolated: Path) -> None:
         result.provenance.source_sha256
         == Lockfile.load(isolated / "models.lock").get("all-minilm-l6-v2").sha256
     )
+    # An editable install run from a project folder: the entry goes to ./models.lock there (never into the
+    # checkout's tracked file), and quantize returns it from there.
+    from edgekit import config
+
+    monkeypatch.setattr(config, "shipped_lock_path", lambda: isolated / "absent" / "models.lock")
+    monkeypatch.delenv("EDGEKIT_LOCK")
+    checkout, project = config.package_lock_path(), isolated / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    before = checkout.read_text()
+    here = quantize("all-minilm-l6-v2", "int8", format="onnx", out=project / "m", name="minilm-here")
+    assert checkout.read_text() == before
+    assert here.entry == Lockfile.load(project / "models.lock").get("minilm-here")
