@@ -62,6 +62,7 @@ class _DeadlineH11(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._before: Any = None
         if len(self.connections) > self.max_connections:  # answered and closed now: its descriptor frees
             transport.write(_BUSY_503)
             transport.close()
