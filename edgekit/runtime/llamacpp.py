@@ -165,8 +165,11 @@ class LlamaCppBackend(BackendBase):
     def _surely_too_long(self, text: str) -> None:
         """Refuse, before tokenizing it, a prompt too long for any tokenization to fit the context (the
         tokenizer's time grows faster than the text with many special tokens)."""
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size // 2 <= self.n_ctx:  # fits whatever the pieces (no need to look at the vocabulary)
+            return
         # Twice the longest piece: a normalizer may fold a few bytes of text into a shorter piece.
-        least = len(text.encode("utf-8", "surrogatepass")) // (2 * self.max_piece_bytes())
+        least = size // (2 * self.max_piece_bytes())
         if least > self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is at least {least} tokens but the context window is {self.n_ctx}"
