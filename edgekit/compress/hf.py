@@ -7,6 +7,8 @@ is an ordinary safetensors checkpoint that the converters, the ONNX exporter and
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,33 @@ def require(*modules: str, extra: str = TORCH_EXTRA) -> None:
         )
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' own notices and progress bars (the legacy-tokenizer notice, "Converting and
+    de-quantizing GGUF tensors") stay off while edgekit drives it; its settings are put back after."""
+    import functools
+    import importlib
+
+    from transformers.utils import logging as tf_logging
+
+    level, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+    tf_logging.set_verbosity_error()
+    tf_logging.disable_progress_bar()
+    # The GGUF reader draws its bar with tqdm directly, past transformers' own switch.
+    gguf_utils = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        setattr(gguf_utils, "tqdm", functools.partial(bar, disable=True))  # noqa: B010
+    try:
+        yield
+    finally:
+        tf_logging.set_verbosity(level)
+        if bars:
+            tf_logging.enable_progress_bar()
+        if bar is not None:
+            setattr(gguf_utils, "tqdm", bar)  # noqa: B010
+
+
 def gguf_to_hf(gguf: Path, out: Path) -> Path:
     """Dequantize ``gguf`` into a Hugging Face folder at ``out`` (written atomically). Returns ``out``."""
     require("torch", "transformers", "accelerate")
@@ -38,7 +67,7 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
     gguf = Path(gguf)
     if not gguf.is_file():
         raise ModelFileError(f"{gguf}: no such GGUF file")
-    with atomic_output(Path(out), folder=True) as tmp:
+    with atomic_output(Path(out), folder=True) as tmp, _quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

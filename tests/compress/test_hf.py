@@ -56,3 +56,15 @@ def test_dequantized_tokenizer_splits_like_the_gguf(default_hf: Path, default_mo
     config = json.loads((default_hf / "tokenizer_config.json").read_text())
     assert config["add_bos_token"] is False and config["eos_token"] == "<|im_end|>"
     assert hf.decode(hf.encode("a  b\n\n c").ids) == "a  b\n\n c"
+
+
+def test_dequantizing_prints_nothing_and_leaves_transformers_settings(
+    tmp_path: Path, default_model_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from transformers.utils import logging as tf_logging
+
+    before = (tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled())
+    gguf_to_hf(default_model_path, tmp_path / "hf")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", ""), err[-500:]  # no legacy-tokenizer notice, no de-quantizing bar
+    assert (tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()) == before
