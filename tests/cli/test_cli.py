@@ -279,9 +279,10 @@ def test_run_on_an_onnx_folder(tmp_path: Path) -> None:
     assert data["finish_reason"] == "length"
 
 
-@pytest.mark.parametrize("after_s", [0.05, 0.2, 0.4])
+@pytest.mark.parametrize("after_s", [0.15, 0.3, 0.5])
 def test_ctrl_c_while_starting_up_is_one_line(after_s: float) -> None:
-    """An interrupt while the commands are still being imported exits 130 without a traceback."""
+    """An interrupt while the commands are still being imported exits 130 without a traceback. (The first
+    tens of milliseconds belong to the interpreter's own start-up, before any edgekit code runs.)"""
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgekit", "models", "list"],
         stdout=subprocess.PIPE,
