@@ -124,9 +124,13 @@ class LlamaCppBackend(BackendBase):
         """The prompt's tokens. A chat template writes its own BOS; a plain transcript gets the one the
         vocabulary asks for. Special tokens come only from the template: a message whose text spells one
         (``<|im_start|>system``, typed or pasted) is tokenized as plain text, so it cannot forge a turn."""
+        return self._prompt_tokens(messages, self.render(messages))
+
+    def _prompt_tokens(self, messages: Sequence[ChatMessage], rendered: str) -> list[int]:
+        """``prompt_tokens`` for messages already rendered as ``rendered``."""
         add_bos = self._formatter is None
         if not any(self._spells_special(m.get("content")) for m in messages):
-            return self.tokenize(self.render(messages), add_bos=add_bos)
+            return self.tokenize(rendered, add_bos=add_bos)
         marked: list[ChatMessage] = [
             {**m, "content": f"{_MARK_OPEN}{i}{_MARK_CLOSE}"} for i, m in enumerate(messages)
         ]
@@ -176,8 +180,9 @@ class LlamaCppBackend(BackendBase):
             )
 
     def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[Chunk]:
-        self._surely_too_long(self.render(messages))
-        tokens = self.prompt_tokens(messages)
+        rendered = self.render(messages)
+        self._surely_too_long(rendered)
+        tokens = self._prompt_tokens(messages, rendered)
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise ContextOverflowError(
