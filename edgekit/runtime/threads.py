@@ -53,16 +53,15 @@ def _runnable_here() -> int:
 
 def busy_elsewhere() -> int | None:
     """Cores that other processes keep busy now, or None where that cannot be read."""
+    samples = []
     try:
-        least = None
         for i in range(SAMPLES):
             if i:
                 time.sleep(0.001)
-            n = _runnable_system() - _runnable_here()
-            least = n if least is None else min(least, n)
+            samples.append(_runnable_system() - _runnable_here())
     except (OSError, ValueError):
         return None
-    return max(0, least or 0)
+    return max(0, min(samples))
 
 
 _lock = threading.Lock()
