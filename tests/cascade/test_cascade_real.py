@@ -142,16 +142,8 @@ def test_edgekit_serve_runs_the_cascade(qwen_server: LlamaServer, tmp_path: Path
         "EDGEKIT_REMOTE_API_KEY": qwen_server.api_key,
         "EDGEKIT_TRACE_FILE": str(traces),
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edgekit", "serve", "--cascade", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc, root = _start_serve(log, env, "--cascade")
     try:
-        root = _wait_for_serve(proc, log)
         with httpx.Client(base_url=root + "/v1", timeout=180) as client:
             remote = client.post(
                 "/chat/completions",
@@ -187,6 +179,20 @@ def test_edgekit_serve_runs_the_cascade(qwen_server: LlamaServer, tmp_path: Path
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+
+
+def _start_serve(log: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m edgekit serve --port 0 ARGS`` with its output in ``log``: (the process, its root URL)
+    once it answers /health."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edgekit", "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return proc, _wait_for_serve(proc, log)
 
 
 def _wait_for_serve(proc: subprocess.Popen[bytes], log: Path) -> str:
@@ -416,17 +422,10 @@ def test_serve_cascade_with_four_slots_and_a_flaky_remote_loses_no_answer_and_ke
             "EDGEKIT_REMOTE_API_KEY": "sk-flaky",
             "EDGEKIT_TRACE_FILE": str(tmp_path / "traces.jsonl"),
         }
-        cmd = [sys.executable, "-m", "edgekit", "serve", "--policy", str(policy), "--concurrency", "4"]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*cmd, "--port", "0", "--max-queue", "64"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        proc, root = _start_serve(
+            log, env, "--policy", str(policy), "--concurrency", "4", "--max-queue", "64"
+        )
         try:
-            root = _wait_for_serve(proc, log)
 
             def ask(i: int) -> httpx.Response:
                 body = {
