@@ -1,9 +1,10 @@
 """How many threads a local generation should use right now.
 
 llama.cpp's worker threads spin while they wait for each other, so a generation with as many threads as
-there are cores collapses when another process needs one of them (on 2 cores with a busy neighbour: 33
-tok/s with 2 threads, 67-75 with 1; idle: 107 with 2, 71 with 1; ``edgekit bench --contended``). A
-static choice loses one way or the other, so a backend whose thread count was not fixed by the caller
+there are cores collapses when another process needs one of them (``edgekit bench --contended`` on 2
+cores with one busy: raw llama-cpp-python at 2 threads 27 tok/s, edgekit choosing its threads 62), while
+idle the second thread is worth having (``edgekit bench --threads 1`` against ``--threads 2``). A static
+choice loses one way or the other, so a backend whose thread count was not fixed by the caller
 asks before each generation (and every ``RECHECK_TOKENS`` tokens) how many cores other processes keep
 busy, and uses the rest.
 
