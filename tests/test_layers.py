@@ -23,8 +23,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 LOWER = ("runtime", "models", "safety", "schema", "cascade")
 ABOVE = ("edgekit.api", "edgekit.assistant", "edgekit.serve", "edgekit.evaluate", "edgekit.compress")
 KNOWN = {
-    # the grammar mask is built from the schema package; it should reach the backend as a logits processor
-    ("runtime/llamacpp.py", "edgekit.schema.matcher"),
     # the sentence encoder is built by a compress pass; it should move where safety and cascade both use it
     ("safety/encoder.py", "edgekit.compress.passes.onnx_encoder"),
 }

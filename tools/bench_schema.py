@@ -85,7 +85,7 @@ def main() -> None:
     msgs = with_instruction([{"role": "user", "content": PROMPT}], compiled)
     tokens = backend.prompt_tokens(msgs)
     gbnf = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
-    backend.grammar_tokenizer()  # built once per model (about a second), not part of generation
+    matcher_mod.tokenizer_for(backend)  # built once per model (about a second), not part of generation
 
     mask_time = [0.0, 0]
     original = matcher_mod.GrammarMask.apply

@@ -18,11 +18,12 @@ sys.path.insert(0, str(ROOT))
 
 import edgekit  # noqa: E402
 from edgekit.schema.conformance import run_suite  # noqa: E402
+from edgekit.schema.matcher import tokenizer_for  # noqa: E402
 
 
 def main() -> None:
     with edgekit.load() as model:
-        cov = run_suite(ROOT / "tests/schema/suite/draft2020-12", model.backend.grammar_tokenizer())  # type: ignore[attr-defined]
+        cov = run_suite(ROOT / "tests/schema/suite/draft2020-12", tokenizer_for(model.backend))
     print("\n".join(cov.lines()))
     for file, group, test in cov.false_accepts:
         print(f"FALSE ACCEPT {file}: {group}: {test}")

@@ -28,7 +28,15 @@ from edgekit.runtime.decoding import StopMatcher, Utf8Stream, token_signal
 from edgekit.runtime.gguf import GGUFInfo, read_gguf
 from edgekit.runtime.llamacpp_fields import check_model
 from edgekit.runtime.threads import RECHECK_TOKENS, claim_threads, release_threads
-from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
+from edgekit.runtime.types import (
+    ChatMessage,
+    Chunk,
+    GenerationParams,
+    TokenConstraint,
+    TokenSignal,
+    Usage,
+    plain_transcript,
+)
 
 DEFAULT_N_CTX = 4096
 
@@ -91,7 +99,6 @@ class LlamaCppBackend(BackendBase):
         self._n_vocab = self.llm.n_vocab()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._longest_piece = 0  # max_piece_bytes(), found on first use
-        self._grammar_tokenizer: object | None = None
         template = self.info.chat_template
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         self._formatter = (
@@ -219,7 +226,7 @@ class LlamaCppBackend(BackendBase):
         logits_ptr = lib.llama_get_logits_ith
         utf8, stops = Utf8Stream(), StopMatcher(params.stop)
         n_out, finish = 0, "length"
-        mask = self._grammar_mask(params)
+        mask = self._constraint(params)
         gen = llm.generate(
             tokens,
             top_k=params.top_k,
@@ -263,21 +270,31 @@ class LlamaCppBackend(BackendBase):
         tail = "" if stops.stopped else stops.push(utf8.flush()) + stops.flush()
         yield Chunk(tail, (), finish_reason=finish, usage=Usage(len(tokens), n_out))
 
-    def _grammar_mask(self, params: GenerationParams):  # -> GrammarMask | None
-        if params.response_format is None:
+    def _constraint(self, params: GenerationParams) -> TokenConstraint | None:
+        fmt = params.response_format
+        if fmt is None:
             return None
-        from edgekit.schema.matcher import GrammarMask
+        if fmt.constraint is None:
+            raise BackendError(
+                f"the response format {fmt.name!r} carries no token constraint for a local model",
+                "Build it with edgekit.schema.compile_schema(...).response_format().",
+            )
+        return fmt.constraint(self)
 
-        return GrammarMask(self.grammar_tokenizer(), params.response_format.grammar, self._n_vocab)
+    @property
+    def vocab(self) -> object:
+        """llama.cpp's vocabulary handle (for a tokenizer that computes token masks over it)."""
+        return self._vocab
 
-    def grammar_tokenizer(self) -> object:
-        """The llguidance tokenizer over this model's vocabulary (built once, about a second)."""
-        if self._grammar_tokenizer is None:
-            from edgekit.schema.matcher import llama_tokenizer
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
 
-            eog = [t for t in (self.llm.token_eos(), self._lib.llama_vocab_eot(self._vocab)) if t >= 0]
-            self._grammar_tokenizer = llama_tokenizer(self._vocab, sorted(set(eog)))
-        return self._grammar_tokenizer
+    @property
+    def eog_tokens(self) -> list[int]:
+        """The tokens that end a generation (end of sequence, end of turn)."""
+        eog = (self.llm.token_eos(), self._lib.llama_vocab_eot(self._vocab))
+        return sorted({t for t in eog if t >= 0})
 
     # --- scoring (no generation) ----------------------------------------------------------------
 

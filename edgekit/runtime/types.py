@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
+
+import numpy as np
 
 from edgekit.errors import EmptyPromptError, EncodingError, InputError
 
@@ -26,12 +28,26 @@ class ChatMessage(_Message, total=False):
     name: str
 
 
+class TokenConstraint(Protocol):
+    """A stateful logits processor for one generation on a local backend: ``apply`` sets the logits of
+    every token not allowed next to -inf (in place, and returns them), ``consume`` advances past the token
+    that was sampled, ``done`` says nothing more may follow. The backend knows no more of it than this."""
+
+    def apply(self, logits: np.ndarray) -> np.ndarray: ...
+
+    def consume(self, token: int) -> None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class ResponseFormat:
     """A JSON schema the reply must follow (built by ``edgekit.schema.compile_schema``).
 
-    Local backends steer decoding with ``grammar`` (llguidance); remote ones send ``schema`` as an
-    OpenAI ``response_format``. Either way the caller validates the finished text.
+    Local backends that can steer decoding call ``constraint`` with themselves for each generation;
+    remote ones send ``schema`` as an OpenAI ``response_format``. Either way the caller validates the
+    finished text.
     """
 
     name: str
@@ -40,6 +56,8 @@ class ResponseFormat:
     grammar: str
     style: Literal["json_schema", "json_object"] = "json_schema"
     """How a remote is asked: OpenAI's json_schema, or json_object with a schema (llama.cpp's server)."""
+    constraint: Callable[[Any], TokenConstraint] | None = field(default=None, compare=False, repr=False)
+    """Builds the token constraint for one generation, given the local backend that runs it."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from edgekit.errors import SchemaError
 from edgekit.runtime.types import ResponseFormat
 from edgekit.schema.keywords import KeywordUse, escape_pointer, keyword_uses, printable
+from edgekit.schema.matcher import grammar_constraint, limits
 
 MAX_SCHEMA_CHARS = 200_000
 """Larger schemas are refused before compiling: compile time and grammar size grow with the schema."""
@@ -49,7 +50,12 @@ class CompiledSchema:
         return not self.validated_after
 
     def response_format(self) -> ResponseFormat:
-        return ResponseFormat(name=self.name, schema=self.text, grammar=self.grammar)
+        return ResponseFormat(
+            name=self.name,
+            schema=self.text,
+            grammar=self.grammar,
+            constraint=grammar_constraint(self.grammar),
+        )
 
     def validate(self, text: str) -> Any:
         """Parse and validate ``text``; raises SchemaOutputError saying what is wrong."""
@@ -236,13 +242,6 @@ def _grammar(value: Any) -> str:
             "Check for contradictions (for example minimum above maximum, or allOf of different types).",
         )
     return grammar
-
-
-def limits() -> Any:
-    """Parser limits: bound compile and per-token mask time, whatever the schema."""
-    from llguidance import LLParserLimits
-
-    return LLParserLimits(max_grammar_size=200_000, initial_lexer_fuel=1_000_000, verbose_errors=False)
 
 
 def _first_line(text: str) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import SchemaError
-from edgekit.schema.compile import compile_schema, limits
+from edgekit.schema.compile import compile_schema
+from edgekit.schema.matcher import limits
 
 
 @dataclass

@@ -1,18 +1,20 @@
 """Token masks from a compiled grammar, for local backends that sample token by token.
 
 ``GrammarMask`` wraps one llguidance matcher for one generation: ``apply(logits)`` sets every token the
-grammar forbids to -inf (a bitmask computed in tens of microseconds), ``consume(token)`` advances it.
+grammar forbids to -inf (a bitmask computed in tens of microseconds), ``consume(token)`` advances it. It is
+the ``TokenConstraint`` a ``ResponseFormat`` hands the backend (``grammar_constraint``); the backend
+exposes its vocabulary, and the llguidance tokenizer over it is built here, once per backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import BackendError
-from edgekit.schema.compile import limits
 
 _BIAS = np.array([-np.inf, 0.0], dtype=np.float32)
 
@@ -26,6 +28,30 @@ def llama_tokenizer(vocab: Any, eos: Sequence[int]) -> Any:
     with warnings.catch_warnings():  # it calls llama_token_get_attr, deprecated in llama-cpp-python
         warnings.simplefilter("ignore", DeprecationWarning)
         return lltokenizer_from_vocab(vocab, eos_token=list(eos))
+
+
+def limits() -> Any:
+    """Parser limits: bound compile and per-token mask time, whatever the schema."""
+    from llguidance import LLParserLimits
+
+    return LLParserLimits(max_grammar_size=200_000, initial_lexer_fuel=1_000_000, verbose_errors=False)
+
+
+_TOKENIZERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def tokenizer_for(backend: Any) -> Any:
+    """The llguidance tokenizer over a local backend's vocabulary (``vocab``, ``eog_tokens``), built on
+    first use (about a second) and kept as long as the backend lives."""
+    tok = _TOKENIZERS.get(backend)
+    if tok is None:
+        tok = _TOKENIZERS[backend] = llama_tokenizer(backend.vocab, backend.eog_tokens)
+    return tok
+
+
+def grammar_constraint(grammar: str) -> Callable[[Any], GrammarMask]:
+    """What a ``ResponseFormat`` carries: given the local backend, a fresh mask for one generation."""
+    return lambda backend: GrammarMask(tokenizer_for(backend), grammar, backend.n_vocab)
 
 
 class GrammarMask:

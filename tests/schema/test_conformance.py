@@ -17,7 +17,7 @@ from edgekit.errors import BackendError, SchemaError
 from edgekit.schema import CompiledSchema, compile_schema
 from edgekit.schema.conformance import Coverage, accepts, run_suite
 from edgekit.schema.keywords import AFTER, GRAMMAR
-from edgekit.schema.matcher import GrammarMask
+from edgekit.schema.matcher import GrammarMask, tokenizer_for
 
 from .test_compile import _schemas as schemas
 
@@ -61,7 +61,7 @@ NARROWER = {
 
 @pytest.fixture(scope="module")
 def coverage(default_model: edgekit.Model) -> Coverage:
-    tokenizer = default_model.backend.grammar_tokenizer()  # type: ignore[attr-defined]
+    tokenizer = tokenizer_for(default_model.backend)
     return run_suite(SUITE, tokenizer)
 
 
@@ -117,8 +117,8 @@ UNWRITABLE = frozenset({0xC0, 0xC1, 0xF1, 0xF2, *range(0xF5, 0x100)})  # bytes w
 @pytest.fixture(scope="module")
 def tokenizer(default_model: edgekit.Model) -> object:
     backend = default_model.backend
-    assert backend._n_vocab == N_VOCAB and backend.llm.token_eos() in EOS  # type: ignore[attr-defined]
-    return backend.grammar_tokenizer()  # type: ignore[attr-defined]
+    assert backend.n_vocab == N_VOCAB and backend.llm.token_eos() in EOS  # type: ignore[attr-defined]
+    return tokenizer_for(backend)
 
 
 def _exact(schema: object) -> CompiledSchema | None:

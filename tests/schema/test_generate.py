@@ -7,13 +7,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 import edgekit
-from edgekit.errors import SchemaOutputError
+from edgekit.errors import BackendError, SchemaOutputError
 from edgekit.runtime.remote import RemoteBackend
-from edgekit.runtime.types import ChatMessage, GenerationParams
+from edgekit.runtime.types import ChatMessage, GenerationParams, ResponseFormat
 from edgekit.schema import Tool, compile_schema, generate_json, run_tool
 
 from ..servers import LlamaServer
@@ -214,3 +215,44 @@ def test_a_bare_json_object_schema_is_asked_for_not_shown() -> None:
     assert "a JSON object" in bare and '"type"' not in bare  # a small model copies a schema it is shown
     full = compile_schema({"type": "object", "properties": {"a": {"type": "integer"}}})
     assert full.text in instruction(full)
+
+
+class OnlyDigits:
+    """A token constraint that is not a grammar: the backend knows only the protocol."""
+
+    def __init__(self, backend: object) -> None:
+        pieces = [backend.llm.detokenize([t]) for t in range(backend.n_vocab)]  # type: ignore[attr-defined]
+        self.allowed = np.array([p.isdigit() for p in pieces])
+        self.seen: list[int] = []
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        logits[~self.allowed[: len(logits)]] = -np.inf
+        return logits
+
+    def consume(self, token: int) -> None:
+        self.seen.append(token)
+
+    @property
+    def done(self) -> bool:
+        return len(self.seen) >= 5
+
+
+def test_a_local_backend_takes_any_token_constraint(default_model: edgekit.Model) -> None:
+    made: list[OnlyDigits] = []
+
+    def build(backend: object) -> OnlyDigits:
+        made.append(OnlyDigits(backend))
+        return made[-1]
+
+    fmt = ResponseFormat(name="digits", schema="{}", grammar="", constraint=build)
+    msgs: list[ChatMessage] = [{"role": "user", "content": "Say hello."}]
+    out = default_model.backend.chat(msgs, GenerationParams(max_tokens=20, response_format=fmt))
+    assert len(made) == 1 and len(made[0].seen) == 5  # built once for the generation, done after 5
+    assert out.finish_reason == "stop" and out.text.isdigit()
+
+
+def test_a_response_format_without_a_constraint_is_refused_locally(default_model: edgekit.Model) -> None:
+    fmt = ResponseFormat(name="bare", schema="{}", grammar="start: /x/")
+    msgs: list[ChatMessage] = [{"role": "user", "content": "Say hello."}]
+    with pytest.raises(BackendError, match="no token constraint"):
+        default_model.backend.chat(msgs, GenerationParams(max_tokens=5, response_format=fmt))
