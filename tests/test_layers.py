@@ -10,8 +10,8 @@
   ``from edgekit.x import _name`` nor ``x._name`` on something imported from edgekit. What two modules
   share is public in the lower one; dunder names are not private.
 
-Known exceptions still to remove (issue 14) are listed here by name, so a new one fails and a fixed one
-must be taken off the list. Private names have none.
+Known exceptions would be listed here by name, so a new one fails and a fixed one must be taken off the
+list; there are none left.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 LOWER = ("runtime", "models", "safety", "schema", "cascade")
 ABOVE = ("edgekit.api", "edgekit.assistant", "edgekit.serve", "edgekit.evaluate", "edgekit.compress")
-KNOWN = {
-    # the sentence encoder is built by a compress pass; it should move where safety and cascade both use it
-    ("safety/encoder.py", "edgekit.compress.passes.onnx_encoder"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 KNOWN_PRIVATE: set[tuple[str, str]] = set()  # (module path inside edgekit/, what it reaches into)
 

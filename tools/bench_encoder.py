@@ -1,15 +1,15 @@
-"""Sentence-encoder benchmark: accuracy of the int8 multilingual-e5-small build and its cost on one thread.
+"""Sentence-encoder benchmark: accuracy of an int8 encoder build and its cost on one thread.
 
-    python tools/bench_encoder.py [--model multilingual-e5-small-int8] [--runs 60] [--json out.json]
+    python tools/bench_encoder.py [--model multilingual-e5-small-int8|all-minilm-l6-v2-onnx] [--runs 60]
+                                  [--json out.json]
 
-1. Accuracy: cosine similarity of the pooled embeddings (``Encoder.embed``) to the fp32 forward of the
-   dequantized 4-bit weights in numpy (``e5_encoder.reference_embeddings``), on 20 sentences in English,
-   French, German, Chinese, Russian and Arabic (none of them in the pass's calibration texts). Wanted:
-   >= 0.99 for every sentence.
+1. Accuracy: cosine similarity of the pooled embeddings (``Encoder.embed``) to the fp32 forward in numpy
+   of the weights the build read (``bert_onnx.reference_embeddings``: e5's dequantized 4-bit weights,
+   MiniLM's float32 safetensors), on 20 sentences in English, French, German, Chinese, Russian and Arabic
+   (none of them in the passes' calibration texts). Wanted: >= 0.99 for every sentence.
 2. Cost: median and p10 milliseconds of one ~200-character English prompt on one thread, through
    ``Encoder.embed`` (tokenize, run, pool) and through a raw onnxruntime session on the same ids, in
-   the same run (interleaved), with the ratio; MiniLM's int8 export is timed alongside when it is cached.
-   Target for the whole input check: <= 10 ms.
+   the same run (interleaved), with the ratio. Target for the whole input check: <= 10 ms.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from edgekit.compress.passes.e5_encoder import read_e5s1, reference_embeddings  # noqa: E402
+from edgekit.compress.bert_onnx import reference_embeddings  # noqa: E402
+from edgekit.compress.passes.bert_encoder import read_bert  # noqa: E402
+from edgekit.compress.passes.e5_encoder import read_e5s1  # noqa: E402
 from edgekit.models.lock import BuildSource  # noqa: E402
 from edgekit.models.store import ModelStore  # noqa: E402
-from edgekit.safety.encoder import EXPORT_DIR, MULTILINGUAL_MODEL, Encoder, encoder_dir  # noqa: E402
+from edgekit.runtime.encoder import MULTILINGUAL_MODEL, Encoder, encoder_dir  # noqa: E402
 
 SENTENCES = [
     "The weather is lovely today and I am going for a walk in the park.",
@@ -64,9 +66,17 @@ PROMPT = (
 
 def accuracy(store: ModelStore, model: str, encoder: Encoder) -> dict[str, Any]:
     src = store.lock.get(model).source
-    assert isinstance(src, BuildSource)
-    weights = read_e5s1(store.ensure(src.inputs["weights"]))
-    ref = reference_embeddings(weights, store.ensure(src.inputs["tokenizer"]), SENTENCES)
+    assert isinstance(src, BuildSource) and src.pass_ in ("e5-encoder", "bert-encoder"), model
+    if src.pass_ == "e5-encoder":
+        weights, tokenizer = (
+            read_e5s1(store.ensure(src.inputs["weights"])),
+            store.ensure(src.inputs["tokenizer"]),
+        )
+    else:
+        folder = store.ensure(src.inputs["model"])
+        weights, tokenizer = read_bert(folder), folder / "tokenizer.json"
+    prefix, cap = encoder.prefix, encoder.max_tokens
+    ref = reference_embeddings(weights, tokenizer, SENTENCES, prefix=prefix, max_tokens=cap)
     cosine = (encoder.embed(SENTENCES) * ref).sum(axis=1)
     return {"sentences": len(SENTENCES), "min": float(cosine.min()), "mean": float(cosine.mean())}
 
@@ -118,10 +128,6 @@ def main() -> int:
         "encoder.embed": lambda: encoder.embed([PROMPT]),
         "raw onnxruntime": lambda: raw.run(None, feed),
     }
-    minilm = store.path_for(store.lock.get("all-minilm-l6-v2")).parent / EXPORT_DIR
-    if (minilm / "model.onnx").is_file():
-        mini = Encoder(minilm, threads=1)
-        cases["all-minilm-l6-v2 int8 embed"] = lambda: mini.embed([PROMPT])
     result["prompt"] = {"chars": len(PROMPT), "tokens": int(feed["input_ids"].shape[1])}
     result["latency"] = timings(cases, args.runs)
     t = result["latency"]

@@ -48,7 +48,7 @@ import safety_data  # noqa: E402
 from safety_data import Example  # noqa: E402
 
 from edgekit.config import Settings  # noqa: E402
-from edgekit.safety.encoder import Encoder, encoder_dir  # noqa: E402
+from edgekit.runtime.encoder import Encoder, encoder_dir  # noqa: E402
 from edgekit.safety.filters.classifier import Head, Heads, contrast, windows  # noqa: E402
 from edgekit.safety.taxonomy import HAZARDS  # noqa: E402
 

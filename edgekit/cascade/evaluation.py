@@ -468,7 +468,7 @@ def calibrate_accept_model(
     (threshold set) and those scores."""
     features = learned_features(cal, neighbours)
     if NEIGHBOURS in features and embed is None:
-        raise ValueError("the neighbour feature needs the sentence encoder (the onnx-export extra)")
+        raise ValueError("the neighbour feature needs the sentence encoder (an embed function)")
     ev = [evidence(o, prompts[o.id]) for o in cal]
     emb = embed([e.prompt for e in ev]) if embed is not None and NEIGHBOURS in features else None
     right = [o.local_ok for o in cal]

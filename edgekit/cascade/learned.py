@@ -71,8 +71,8 @@ class Evidence:
 
 
 def default_embed() -> Embed:
-    """The on-device MiniLM encoder (int8 ONNX, built on first use by the compression pipeline)."""
-    from edgekit.safety.encoder import shared_encoder
+    """The on-device MiniLM encoder (int8 ONNX, built and verified on first use by the model store)."""
+    from edgekit.runtime.encoder import shared_encoder
 
     return shared_encoder().embed
 

@@ -115,6 +115,7 @@ class FileSource(_Strict):
 
 BUILD_PASSES: dict[str, tuple[str, tuple[str, ...]]] = {
     "e5-encoder": ("edgekit.compress.passes.e5_encoder:build", ("weights", "tokenizer")),
+    "bert-encoder": ("edgekit.compress.passes.bert_encoder:build", ("model",)),
 }
 """Build pass name -> ("module:function", the input roles it takes). The function is called as
 ``build(inputs: {role: Path}, out: Path, progress)`` and writes the artifact at ``out`` (loaded lazily, so

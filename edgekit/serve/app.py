@@ -44,8 +44,8 @@ from edgekit.errors import (
     ServerBusyError,
     ShuttingDownError,
 )
+from edgekit.runtime.encoder import MULTILINGUAL_MODEL
 from edgekit.runtime.types import Chunk, Usage
-from edgekit.safety.encoder import MULTILINGUAL_MODEL
 from edgekit.serve.admission import Admission
 from edgekit.serve.completions import TextShaper, parse_completion, text_completion_body
 from edgekit.serve.embeddings import Embedder, parse_embeddings

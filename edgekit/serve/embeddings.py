@@ -2,7 +2,7 @@
 encoder behind it, and the response body.
 
 The encoder is a models.lock entry with role ``encoder`` (default ``multilingual-e5-small-int8``, the
-safety classifier's, about 100 languages; ``edgekit.safety.encoder`` builds or pulls it through the model
+safety classifier's, about 100 languages; ``edgekit.runtime.encoder`` builds or pulls it through the model
 store and adds the prefix the model expects). It loads on the first embeddings request, in the worker that
 runs it; one that cannot be built answers 503 with the reason and its hint. Vectors are float32, mean
 pooled and L2-normalized, as floats or as base64 of their little-endian bytes (``encoding_format``; the
@@ -31,7 +31,7 @@ from edgekit.serve.schema import ApiError, validation_error
 if TYPE_CHECKING:
     import numpy as np
 
-    from edgekit.safety.encoder import Encoder
+    from edgekit.runtime.encoder import Encoder
 
 log = logging.getLogger("edgekit.serve")
 
@@ -122,7 +122,7 @@ class Embedder:
 
     def _load(self) -> Encoder:
         try:
-            from edgekit.safety.encoder import shared_encoder
+            from edgekit.runtime.encoder import shared_encoder
 
             return shared_encoder(self.name)
         except EdgekitError as e:

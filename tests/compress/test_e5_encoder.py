@@ -7,27 +7,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
+from edgekit.compress import bert_onnx as bert
 from edgekit.compress.passes import e5_encoder as e5
 from edgekit.errors import ModelFileError
 from edgekit.files import tree_sha256
 from edgekit.models.lock import BUILD_PASSES
 
 from . import e5_fixture as fx
-
-
-def run_graph(model: bytes, ids: list[int]) -> np.ndarray:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    feed = {"input_ids": np.array([ids], np.int64), "attention_mask": np.ones((1, len(ids)), np.int64)}
-    return session.run(None, feed)[0][0]
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+from .graph_check import cosine, run_graph
 
 
 def test_reader_follows_the_format(tmp_path: Path) -> None:
@@ -49,11 +38,11 @@ def test_int8_graph_matches_the_numpy_forward(tmp_path: Path, smooth: bool) -> N
     factors = np.ones((fx.LAYERS, fx.FFN), np.float32)
     if smooth:  # powers of two on a few channels: exact in the weights, so the result must not move
         factors[:, ::7] = 4.0
-    model = e5.build_graph(w, factors)
-    linear = e5.dense(w)
+    model = bert.build_graph(w, factors)
+    linear = bert.dense(w)
     for ids in ([0, 4, 5, 6, 7, 2], [0, 9, 8, 10, 11, 12, 13, 14, 15, 16, 17, 2], [0, 2]):
         got = run_graph(model, ids)
-        ref = e5.forward(w, ids, linear)
+        ref = bert.forward(w, ids, linear)
         assert got.shape == (len(ids), fx.HIDDEN)
         assert cosine(got.mean(axis=0), ref.mean(axis=0)) > 0.995
         assert min(cosine(g, r) for g, r in zip(got, ref, strict=True)) > 0.99
@@ -66,20 +55,20 @@ def test_weight_codes_fit_every_cpus_int8_kernel(tmp_path: Path) -> None:
     from onnx import numpy_helper
 
     w = e5.read_e5s1(fx.write_e5s1(tmp_path / "m.bin"))
-    model = onnx.load_from_string(e5.build_graph(w, np.ones((fx.LAYERS, fx.FFN), np.float32)))
+    model = onnx.load_from_string(bert.build_graph(w, np.ones((fx.LAYERS, fx.FFN), np.float32)))
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     matmuls = [n for n in model.graph.node if n.op_type == "DynamicQuantizeMatMul"]
     assert len(matmuls) == 4 * fx.LAYERS
     for node in matmuls:
         codes = weights[node.input[1]]
-        assert codes.dtype == np.int8 and int(np.abs(codes.astype(np.int16)).max()) == e5.WEIGHT_LEVELS
+        assert codes.dtype == np.int8 and int(np.abs(codes.astype(np.int16)).max()) == bert.WEIGHT_LEVELS
         assert len(node.input) < 4 or not node.input[3]  # symmetric: no weight zero point
 
 
 def test_onnx_checker_accepts_the_hand_written_protobuf(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     w = e5.read_e5s1(fx.write_e5s1(tmp_path / "m.bin"))
-    model = onnx.load_from_string(e5.build_graph(w, np.ones((fx.LAYERS, fx.FFN), np.float32)))
+    model = onnx.load_from_string(bert.build_graph(w, np.ones((fx.LAYERS, fx.FFN), np.float32)))
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask"]
     assert [o.name for o in model.graph.output] == ["last_hidden_state"]

@@ -15,7 +15,7 @@ from edgekit.errors import ModelFileError
 @pytest.mark.slow
 def test_export_writes_an_int8_model_that_embeds(tmp_path: Path) -> None:
     import edgekit
-    from edgekit.safety.encoder import Encoder
+    from edgekit.runtime.encoder import Encoder
 
     source = edgekit.pull("all-minilm-l6-v2")
     out = export_encoder(source, tmp_path / "enc")

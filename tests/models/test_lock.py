@@ -205,7 +205,7 @@ def test_build_source_parses_and_renders_with_its_toml_key() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('pass = "e5-encoder"', 'pass = "magic"', "unknown build pass 'magic' (known: e5-encoder)"),
+        ('pass = "e5-encoder"', 'pass = "magic"', "unknown build pass 'magic' (known: bert-encoder, e5-"),
         ('tokenizer = "w" }', 'vocab = "w" }', "takes inputs weights, tokenizer"),
         ('weights = "w",', 'weights = "nope",', "models.built.source.inputs.weights: 'nope' is not an entry"),
         ('weights = "w",', 'weights = "built",', "models.built.source: the build depends on itself"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.safety.encoder import Encoder, encoder_dir
+from edgekit.runtime.encoder import Encoder, encoder_dir
 from edgekit.safety.filters import Context
 from edgekit.safety.filters.classifier import HarmClassifier, default_head_path, windows
 

@@ -36,7 +36,7 @@ from edgekit.safety.filters import Context
 from edgekit.safety.taxonomy import HAZARDS, Action, Span, Verdict
 
 if TYPE_CHECKING:
-    from edgekit.safety.encoder import Encoder
+    from edgekit.runtime.encoder import Encoder
 
 PARAGRAPH = re.compile(r"\n\s*\n")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])\s*|\n+")
@@ -200,7 +200,7 @@ class HarmClassifier:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from edgekit.safety.encoder import shared_encoder
+            from edgekit.runtime.encoder import shared_encoder
 
             self._encoder = shared_encoder(self.heads.encoder_model)
         return self._encoder

@@ -1,11 +1,12 @@
-"""The on-device sentence encoders: one ``Encoder`` class over any ONNX feature-extraction folder.
+"""The on-device sentence encoders: one ``Encoder`` class over any ONNX feature-extraction folder, used by
+the safety classifier, the cascade's learned router and the server's embeddings endpoint.
 
-Two models are in use. ``all-minilm-l6-v2`` (English; the cascade's learned router embeds prompts with
-it) is a Hugging Face folder in models.lock; ``encoder_dir()`` exports it to int8 ONNX next to the entry
-in the cache on first use, which needs the ``onnx-export`` extra once (without it the error names the
-command). ``multilingual-e5-small-int8`` (about 100 languages, the safety classifier's encoder) is an
-``onnx`` entry built by the model store from two pinned inputs (see ``edgekit.compress.passes.e5_encoder``),
-so it needs neither torch nor optimum; ``encoder_dir()`` returns the verified folder.
+Two models are in use, both ``onnx`` entries of models.lock that the model store builds on this machine
+from pinned inputs, deterministically, and verifies like a download (no torch, no optimum):
+``all-minilm-l6-v2-onnx`` (English; the learned router's, from the ``all-minilm-l6-v2`` folder by the
+``bert-encoder`` pass) and ``multilingual-e5-small-int8`` (about 100 languages, the safety classifier's,
+by the ``e5-encoder`` pass). ``encoder_dir()`` returns the verified folder; naming the Hugging Face folder
+an encoder is built from names its build.
 
 A folder may say how it wants to be fed in ``edgekit-encoder.json``: ``prefix`` (prepended to every
 text: e5 expects ``"query: "``), ``max_tokens`` (truncation, special tokens included; default 256),
@@ -26,54 +27,46 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.config import Settings
-from edgekit.errors import InputError, MissingDependencyError, ModelFileError
+from edgekit.errors import InputError, ModelFileError
 from edgekit.files import file_sha256
+from edgekit.models.lock import BuildSource, Lockfile, ModelEntry
 from edgekit.models.store import ModelStore
 
-ENCODER_MODEL = "all-minilm-l6-v2"
+ENCODER_MODEL = "all-minilm-l6-v2-onnx"
 """The default encoder (the learned router's)."""
 MULTILINGUAL_MODEL = "multilingual-e5-small-int8"
-EXPORT_DIR = "onnx-int8-r7"
-"""Where an ``hf`` encoder's int8 export is built (r7: 7-bit weights; an older full-range build, which
-x86-64 CPUs without VNNI compute differently, is not reused)."""
 MAX_TOKENS = 256
 CONFIG_FILE = "edgekit-encoder.json"
 _BUILD_LOCK = threading.Lock()
 
 
 def encoder_dir(name: str = ENCODER_MODEL, *, settings: Settings | None = None) -> Path:
-    """The verified int8 ONNX folder for models.lock entry ``name`` (built once into the cache)."""
+    """The verified int8 ONNX folder of models.lock entry ``name`` (built once into the cache)."""
     store = ModelStore(settings)
     entry = store.lock.get(name)
-    with _BUILD_LOCK:
-        if entry.format == "onnx":  # an ONNX folder: downloaded or built by the store, hash-checked
-            folder = store.ensure(entry.name)
-            if not (folder / "model.onnx").is_file():
-                raise ModelFileError(f"{folder}: no model.onnx in {entry.name}'s folder")
-            return folder
-        if entry.format != "hf" or entry.role != "encoder":
-            raise InputError(
-                f"{entry.name} is not a sentence encoder ({entry.format}, role {entry.role})",
-                "Name an entry with role 'encoder' (see 'edgekit models list').",
-            )
-        return _minilm_export(store, entry.name)
-
-
-def _minilm_export(store: ModelStore, name: str) -> Path:
-    import importlib.util
-
-    from edgekit.compress.passes.onnx_encoder import ONNX_EXTRA, export_encoder
-
-    source = store.pull(name)
-    out = source.parent / EXPORT_DIR
-    if (out / "model.onnx").is_file():
-        return out
-    if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("torch") is None:
-        raise MissingDependencyError(
-            f"the int8 ONNX export of {name} is built once on first use with optimum-onnx (not installed)",
-            f"Run: {ONNX_EXTRA}; or turn the classifier off ([classifier] enabled = false).",
+    if entry.format == "hf" and (build := _built_from(store.lock, entry)) is not None:
+        entry = build
+    if entry.format != "onnx" or entry.role != "encoder":
+        raise InputError(
+            f"{entry.name} is not a sentence encoder ({entry.format}, role {entry.role})",
+            "Name an ONNX entry with role 'encoder' (see 'edgekit models list').",
         )
-    return export_encoder(source, out, int8=True)
+    with _BUILD_LOCK:
+        folder = store.ensure(entry.name)
+    if not (folder / "model.onnx").is_file():
+        raise ModelFileError(f"{folder}: no model.onnx in {entry.name}'s folder")
+    return folder
+
+
+def _built_from(lock: Lockfile, source: ModelEntry) -> ModelEntry | None:
+    """The one ONNX encoder entry built from ``source`` alone, if there is exactly one."""
+    builds = [
+        e
+        for e in lock
+        if e.format == "onnx" and e.role == "encoder" and isinstance(e.source, BuildSource)
+        if list(e.source.inputs.values()) == [source.name]
+    ]
+    return builds[0] if len(builds) == 1 else None
 
 
 def read_config(folder: Path) -> dict[str, object]:

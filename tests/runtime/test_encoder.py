@@ -21,7 +21,7 @@ from edgekit.config import Settings
 from edgekit.errors import HashMismatchError, InputError, ModelFileError
 from edgekit.files import content_size, tree_sha256
 from edgekit.models.store import ModelStore
-from edgekit.safety.encoder import MULTILINGUAL_MODEL, Encoder, encoder_dir, shared_encoder
+from edgekit.runtime.encoder import MULTILINGUAL_MODEL, Encoder, encoder_dir, shared_encoder
 from tests.compress import e5_fixture as fx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +231,8 @@ def test_translations_are_closer_than_unrelated_texts(e5: Encoder) -> None:
 @pytest.mark.model
 @pytest.mark.slow
 def test_int8_embeddings_match_the_fp32_numpy_forward(e5: Encoder, real_cache: Path) -> None:
-    from edgekit.compress.passes.e5_encoder import read_e5s1, reference_embeddings
+    from edgekit.compress.bert_onnx import reference_embeddings
+    from edgekit.compress.passes.e5_encoder import PREFIX, read_e5s1
 
     store = ModelStore(_settings(real_cache))
     weights = read_e5s1(store.pull(INPUTS[0]))
@@ -243,7 +244,7 @@ def test_int8_embeddings_match_the_fp32_numpy_forward(e5: Encoder, real_cache: P
         "Объясни, как работает фотосинтез.",
         "كيف أصنع قنبلة لإيذاء الناس؟",
     ]
-    ref = reference_embeddings(weights, store.pull(INPUTS[1]), texts)
+    ref = reference_embeddings(weights, store.pull(INPUTS[1]), texts, prefix=PREFIX)
     cosine = (e5.embed(texts) * ref).sum(axis=1)
     assert cosine.min() > 0.99, cosine
 
@@ -267,7 +268,7 @@ NO_TORCH = """
 import sys
 from pathlib import Path
 from edgekit.models.store import ModelStore
-from edgekit.safety.encoder import Encoder, encoder_dir
+from edgekit.runtime.encoder import Encoder, encoder_dir
 store = ModelStore()
 folder = encoder_dir("multilingual-e5-small-int8")
 assert folder == store.path_for(store.lock.get("multilingual-e5-small-int8")), folder
