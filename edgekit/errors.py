@@ -1,8 +1,9 @@
-"""The error tree. Every error says what went wrong and what to do next.
+"""The error tree. Every error says what went wrong and what to do next, in the words of the Python API.
 
-The CLI maps each class to an exit code (see ``exit_code``): 2 for input and usage errors the user can
-fix by changing what they typed or pointed at, 3 for runtime failures, 1 for checks that ran and failed.
-Remote errors also say whether retrying can help.
+Three families: input errors (``InputError``: the caller can fix what they passed or pointed at), runtime
+failures (every other ``EdgekitError``) and checks that ran and failed (``CheckFailedError``). The CLI maps
+them to exit codes and rewords hints into its flags (``edgekit.cli.errors``). Remote errors also say
+whether retrying can help.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 class EdgekitError(Exception):
     """Base of all edgekit errors: a one-line message plus a hint with the next step."""
 
-    exit_code = 3
     default_hint = "Run again with EDGEKIT_DEBUG=1 for details."
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -23,14 +23,13 @@ class EdgekitError(Exception):
         return f"{self.message} (hint: {self.hint})"
 
 
-# --- input and usage (exit 2) -------------------------------------------------------------------
+# --- input and usage -------------------------------------------------------------------
 
 
 class InputError(EdgekitError):
     """Something the user gave is unusable as it is."""
 
-    exit_code = 2
-    default_hint = "Check the command's --help."
+    default_hint = "Check the value named above against the documentation."
 
 
 class EmptyPromptError(InputError):
@@ -94,7 +93,7 @@ class SchemaError(InputError):
         self.keyword = keyword
 
 
-# --- model store (exit 3 unless the user can fix it) ------------------------------------------
+# --- model store (runtime failures unless the user can fix it) ------------------------------------------
 
 
 class HashMismatchError(EdgekitError):
@@ -115,7 +114,7 @@ class DiskFullError(DownloadError):
     default_hint = "Free disk space or set EDGEKIT_CACHE_DIR to a larger disk, then pull again."
 
 
-# --- runtime (exit 3) ------------------------------------------------------------------------------
+# --- runtime ------------------------------------------------------------------------------
 
 
 class BackendError(EdgekitError):
@@ -202,13 +201,13 @@ class ShuttingDownError(ServerBusyError):
     default_hint = "The server is stopping; retry against a running instance."
 
 
-# --- checks (exit 1) -------------------------------------------------------------------------------
+# --- checks -------------------------------------------------------------------------------
 
 
 class SchemaOutputError(EdgekitError):
     """The model's output did not satisfy the schema within the allowed attempts and tokens."""
 
-    default_hint = "Raise --max-tokens, simplify the schema, or use a larger model."
+    default_hint = "Raise max_tokens=N, simplify the schema, or use a larger model."
 
     def __init__(self, message: str, hint: str | None = None, *, text: str = "", attempts: int = 0) -> None:
         super().__init__(message, hint)
@@ -219,10 +218,4 @@ class SchemaOutputError(EdgekitError):
 class CheckFailedError(EdgekitError):
     """A check ran and its verdict is 'fail' (for example a drift gate or a verification)."""
 
-    exit_code = 1
     default_hint = "See the report above for what failed."
-
-
-def exit_code(error: BaseException) -> int:
-    """The CLI exit code for an exception: the error's own, or 3 for anything unexpected."""
-    return error.exit_code if isinstance(error, EdgekitError) else 3

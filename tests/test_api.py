@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import edgekit
+from edgekit.cli.errors import exit_code
 from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError, InputError, ModelFileError
 
 pytestmark = pytest.mark.model
@@ -84,7 +85,7 @@ def test_bad_prompts_are_refused_before_generation(default_model: edgekit.Model)
         default_model.chat("caf\udce9")  # a byte that was not UTF-8, as Python decodes it from argv
     with pytest.raises(ContextOverflowError) as info:
         default_model.chat("word " * 3000)
-    assert "context window is 2048" in info.value.message and info.value.exit_code == 2
+    assert "context window is 2048" in info.value.message and exit_code(info.value) == 2
     assert "the prompt is 3" in info.value.message  # near the window: counted exactly
 
 

@@ -114,7 +114,7 @@ class Assistant:
         request's trace with what it would have done (``edgekit trace stats --compare``)."""
         cascade = model is None if cascade is None else cascade
         if shadow is not None and not cascade:
-            raise InputError("a shadow policy needs the cascade", "Drop the model, or use --policy too.")
+            raise InputError("a shadow policy needs the cascade", "Drop the model, or pass policy=POLICY.")
         if (policy is not None or cascade) and model is not None:
             raise InputError("a cascade and a model exclude each other", "The policy names its models.")
         if copies < 1:

@@ -61,13 +61,13 @@ def acceptance_scores(
     if model.uses_agreement and any(o.agreement is None for o in obs):
         raise InputError(
             f"tier {tier.name!r}'s accept model uses cross-check agreement; these observations have none",
-            "Record them with a policy whose first tier has cross_check (eval-router --policy cross-check).",
+            "Record them with a policy whose first tier has cross_check (the shipped cross-check policy).",
         )
     missing = sorted({o.id for o in obs} - set(prompts))
     if missing:
         raise InputError(
             f"{len(missing)} observations have no prompt in the items file (first: {missing[0]!r})",
-            "Pass with --data the labeled prompts the observations were recorded on.",
+            "Pass the labeled prompts the observations were recorded on.",
         )
     ev = [evidence(o, prompts[o.id]) for o in obs]
     if model.uses_neighbours and embed is None:
@@ -104,7 +104,7 @@ def calibrate(
 ) -> Calibration:
     """Choose the first local tier's threshold for one target on the calibration split of ``obs``."""
     if (quality is None) == (max_remote_share is None):
-        raise InputError("give exactly one target", "Use --quality Q or --max-remote-share S.")
+        raise InputError("give exactly one target", "Use quality=Q or max_remote_share=S.")
     key, scores = acceptance_scores(policy, obs, prompts, embed)
     cal = [i for i, o in enumerate(obs) if o.split == "calibration"]
     test = [i for i, o in enumerate(obs) if o.split == "test"]

@@ -1,7 +1,7 @@
 """Root of the CLI: command registration and the one place errors become messages and exit codes.
 
-Exit codes: 0 ok, 1 a check ran and failed, 2 usage or input error, 3 runtime failure, 130 interrupted.
-Tracebacks only with EDGEKIT_DEBUG=1.
+Exit codes and wording come from ``edgekit.cli.errors`` (0 ok, 1 a check ran and failed, 2 usage or input
+error, 3 runtime failure, 130 interrupted). Tracebacks only with EDGEKIT_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import typer
 
 from edgekit.cli import bench, chat, compress, models, quantize, route, run, serve
 from edgekit.cli.distill import distill_
+from edgekit.cli.errors import error_line, exit_code
 from edgekit.cli.eval import eval_
-from edgekit.cli.render import err, error_line
+from edgekit.cli.render import err
 from edgekit.cli.safety import safety_app
 from edgekit.config import Settings
 from edgekit.errors import EdgekitError
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(error_line(e), markup=False)
-        sys.exit(e.exit_code)
+        sys.exit(exit_code(e))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.TyperException as e:  # usage errors: bad option, missing argument (typer's own click)

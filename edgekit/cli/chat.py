@@ -12,6 +12,7 @@ import typer
 
 import edgekit
 from edgekit.assistant.session import ChatSession
+from edgekit.cli.errors import error_line
 from edgekit.cli.options import (
     CascadeOpt,
     ModelOpt,
@@ -21,7 +22,7 @@ from edgekit.cli.options import (
     SafetyPolicyOpt,
     open_assistant,
 )
-from edgekit.cli.render import err, error_line, out, progress_bar
+from edgekit.cli.render import err, out, progress_bar
 from edgekit.cli.run import schema_option, show_route
 from edgekit.errors import EdgekitError, EncodingError
 

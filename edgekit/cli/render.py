@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from edgekit.errors import EdgekitError, EncodingError
+from edgekit.errors import EncodingError
 from edgekit.files import ProgressFn, no_progress
 
 out = Console(highlight=False, soft_wrap=True)
@@ -69,10 +69,6 @@ def progress_bar() -> Iterator[ProgressFn]:
 
     with bars:
         yield update
-
-
-def error_line(e: EdgekitError) -> str:
-    return f"error: {e.message} (hint: {e.hint})"
 
 
 def read_text_arg(value: str) -> str:

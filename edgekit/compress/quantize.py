@@ -66,22 +66,20 @@ def quantize(
     if format == "onnx":
         if overrides or imatrix is not None or allow_requantize:
             raise InputError(
-                "per-tensor types, --imatrix and --allow-requantize are GGUF options",
-                "Drop them for --format onnx.",
+                "per-tensor types, an imatrix and allow_requantize are GGUF options",
+                "Drop them for format='onnx'.",
             )
         return _onnx(src, to, out, calibration, name, lock_path, settings, progress)
     if format != "gguf":
-        raise InputError(f"unknown format {format!r}", "Use --format gguf or --format onnx.")
+        raise InputError(f"unknown format {format!r}", "Use format='gguf' or format='onnx'.")
     qtype = quant_type(to)
     overrides = overrides or TensorOverrides()
     if calibration is not None and imatrix is not None:
-        raise InputError(
-            "--calibration and --imatrix both given", "Pass one: text to compute from, or a file."
-        )
+        raise InputError("calibration and imatrix both given", "Pass one: text to compute from, or a file.")
     if qtype in NEEDS_IMATRIX and calibration is None and imatrix is None:
         raise InputError(
             f"{qtype} needs an importance matrix: llama.cpp's low-bit and IQ types lose too much without one",
-            "Pass --calibration DATA (for example recipes/data/calibration) or --imatrix FILE.",
+            "Pass calibration=DATA (for example recipes/data/calibration) or imatrix=FILE.",
         )
     if name is not None and not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
@@ -96,7 +94,7 @@ def quantize(
             if not allow_requantize:
                 raise InputError(
                     f"{source.display} is already quantized; quantizing again compounds the rounding error",
-                    "Quantize from an F16/F32 GGUF or the Hugging Face folder, or pass --allow-requantize.",
+                    "Quantize from an F16/F32 GGUF or the HF folder, or pass allow_requantize=True.",
                 )
             warnings.append(
                 f"{source.display} is already quantized: requantizing to {qtype} adds a second rounding "
@@ -106,7 +104,7 @@ def quantize(
     base = _base_name(source)
     out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf"
     if out_path.resolve() == model.resolve():
-        raise InputError(f"--out {out_path} is the source file", "Write the output to another path.")
+        raise InputError(f"the output {out_path} is the source file", "Write the output to another path.")
     settings_used: dict[str, Any] = {**overrides.to_dict()}
     if converted:
         settings_used["converted"] = "hf -> gguf f16" if qtype != "F32" else "hf -> gguf f32"
@@ -195,7 +193,7 @@ def _importance(
     except ImportError:
         raise MissingDependencyError(
             "computing an importance matrix from calibration text is not available in this build",
-            "Compute one with llama.cpp's llama-imatrix and pass it with --imatrix FILE.",
+            "Compute one with llama.cpp's llama-imatrix and pass it with imatrix=FILE.",
         ) from None
     compute: Callable[..., Any] = compute_imatrix
     return compute(model, data, threads=settings.threads, progress=progress), data.sha256

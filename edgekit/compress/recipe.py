@@ -296,8 +296,7 @@ def load_recipe(path: Path | str, *, out_dir: Path | None = None) -> Recipe:
             raise RecipeError(
                 f"{where('output', 'dir')}: {out_dir} lies outside the recipe's folder ({root}) and the "
                 "working directory",
-                "Put the outputs under one of them, or choose the folder explicitly (out_dir; "
-                "edgekit compress --out-dir DIR).",
+                "Put the outputs under one of them, or choose the folder explicitly (out_dir=DIR).",
             )
     else:
         out_dir = Path.cwd().resolve() / "build" / path.stem

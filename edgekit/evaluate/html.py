@@ -40,7 +40,7 @@ def require_matplotlib() -> None:
     except ImportError:
         raise MissingDependencyError(
             "the HTML report needs matplotlib, which is not installed",
-            "pip install 'edgekit[report]' (or matplotlib), or drop --html.",
+            "pip install 'edgekit[report]' (or matplotlib), or write the other report formats only.",
         ) from None
 
 

@@ -53,7 +53,7 @@ def add_local(
     lock = Lockfile.load(lock_path)
     if name in lock.models and not replace:
         raise InputError(
-            f"models.lock already has an entry named {name!r}", "Pick another --name or pass --replace."
+            f"models.lock already has an entry named {name!r}", "Pick another name=NAME or pass replace=True."
         )
     try:
         rel = path.relative_to(lock_path.resolve().parent).as_posix()

@@ -77,7 +77,7 @@ class GenerationParams:
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise InputError(
-                f"max_tokens must be at least 1, got {self.max_tokens}", "Use --max-tokens 1 or more."
+                f"max_tokens must be at least 1, got {self.max_tokens}", "Use max_tokens=N, N >= 1."
             )
         if not self.temperature >= 0 or math.isinf(self.temperature):  # nan fails the comparison
             raise InputError(

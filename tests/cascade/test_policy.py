@@ -8,6 +8,7 @@ import pytest
 from edgekit.cascade.gates import Request, build_gate
 from edgekit.cascade.learned import AcceptModel
 from edgekit.cascade.policy import GateSpec, Policy, PolicyError, default_policy_path, resolve_policy
+from edgekit.cli.errors import exit_code
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN = """
@@ -78,7 +79,7 @@ def test_invalid_policies_name_the_key(text: str, expected: str) -> None:
     with pytest.raises(PolicyError) as info:
         Policy.parse(text, Path("p.toml"))
     assert expected in f"{info.value.message} {info.value.hint}" and info.value.message.startswith("p.toml:")
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
 
 
 def test_unknown_gate_suggests_a_name() -> None:

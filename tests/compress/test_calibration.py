@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.cli.errors import exit_code
 from edgekit.compress.calibration import (
     MIN_CHARS,
     OVERLAP_THRESHOLD,
@@ -67,7 +68,7 @@ def test_empty_or_short_text_names_the_minimum(tmp_path: Path, content: str) -> 
     with pytest.raises(CalibrationError) as e:
         load_calibration(f)
     assert f"{MIN_CHARS:,}" in e.value.message
-    assert e.value.exit_code == 2
+    assert exit_code(e.value) == 2
 
 
 def test_bad_files(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.cli.errors import exit_code
 from edgekit.compress.calibration import load_calibration
 from edgekit.compress.imatrix import (
     Imatrix,
@@ -106,7 +107,7 @@ def test_corrupt_files_are_input_errors(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ImatrixError) as e:
             read_imatrix(tmp_path / name)
-        assert e.value.exit_code == 2 and name in e.value.message
+        assert exit_code(e.value) == 2 and name in e.value.message
     with pytest.raises(ImatrixError, match="no such file"):
         read_imatrix(tmp_path / "missing.gguf")
 
@@ -293,5 +294,5 @@ def test_quantize_refuses_an_imatrix_made_for_another_model(
             out=tmp_path / "out.gguf",
             lock_path=isolated / "models.lock",
         )
-    assert e.value.exit_code == 2
+    assert exit_code(e.value) == 2
     assert not (tmp_path / "out.gguf").exists()

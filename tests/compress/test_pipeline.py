@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.cli.errors import exit_code
 from edgekit.compress.pipeline import Pass, StepContext, plan, run, run_recipe, status
 from edgekit.errors import CheckFailedError
 from edgekit.models.lock import Lockfile
@@ -219,7 +220,7 @@ def test_failing_gate_is_a_check_failure_after_the_targets_are_built(project: Pa
         from edgekit.compress.pipeline import gate_error
 
         raise gate_error(result)
-    assert e.value.exit_code == 1
+    assert exit_code(e.value) == 1
 
 
 def test_compress_checks_the_gate(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,7 +125,7 @@ def test_requantize_needs_the_flag_and_warns(default_model_path: Path, isolated:
     tmp_path, lock = isolated / "out", isolated / "models.lock"
     with pytest.raises(InputError, match="already quantized") as e:
         quantize(default_model_path, "Q4_0", out=tmp_path / "q.gguf", lock_path=lock)
-    assert "--allow-requantize" in e.value.hint
+    assert "allow_requantize=True" in e.value.hint  # the API's words; the CLI says --allow-requantize
     assert not (tmp_path / "q.gguf").exists()
     result = quantize(
         default_model_path, "Q4_0", out=tmp_path / "q.gguf", lock_path=lock, allow_requantize=True, name="rq"
@@ -142,7 +142,7 @@ def test_requantize_needs_the_flag_and_warns(default_model_path: Path, isolated:
 def test_imatrix_types_without_calibration_ask_for_it(qtype: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="importance matrix") as e:
         quantize("smollm2-135m-instruct", qtype, out=tmp_path / "x.gguf", lock_path=tmp_path / "models.lock")
-    assert "--calibration" in e.value.hint
+    assert "calibration=DATA" in e.value.hint
     assert list(tmp_path.iterdir()) == []
 
 

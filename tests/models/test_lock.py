@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.cli.errors import exit_code
 from edgekit.errors import LockfileError, UnknownModelError
 from edgekit.models.lock import BuildSource, Lockfile, PypiSource
 
@@ -63,7 +64,7 @@ def test_malformed_lock_names_line_and_field(text: str, expected: str) -> None:
     with pytest.raises(LockfileError) as info:
         Lockfile.parse(text)
     assert expected in info.value.message
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
 
 
 def test_hub_revision_must_be_a_commit() -> None:

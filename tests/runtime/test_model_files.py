@@ -23,6 +23,7 @@ import pytest
 import edgekit
 import edgekit.runtime.llamacpp
 import edgekit.runtime.probe
+from edgekit.cli.errors import exit_code
 from edgekit.errors import ModelFileError, TokenizerError
 from edgekit.runtime.gguf import read_gguf
 from edgekit.runtime.llamacpp import LlamaCppBackend
@@ -100,7 +101,7 @@ def test_load_refuses_broken_tokenizer_and_survives(broken_tokenizer: Path, defa
     with pytest.raises(TokenizerError) as info:
         edgekit.load(broken_tokenizer)
     err = info.value
-    assert err.exit_code == 2
+    assert exit_code(err) == 2
     assert "crashed on ordinary text" in err.message
     assert "unordered_map::at" in err.message  # the C++ error, not a faulthandler or gdb dump
     assert str(broken_tokenizer) in err.message
@@ -126,7 +127,7 @@ def test_truncated_gguf(keep: str, default_model_path: Path, tmp_path: Path, no_
     assert type(direct.value) is ModelFileError
     with pytest.raises(ModelFileError, match="truncated") as loaded:
         edgekit.load(path)
-    assert loaded.value.exit_code == 2
+    assert exit_code(loaded.value) == 2
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_not_a_gguf(content: bytes, tmp_path: Path, no_llama: None) -> None:
         read_gguf(path)
     with pytest.raises(ModelFileError, match="not a GGUF file") as info:
         edgekit.load(path)
-    assert info.value.exit_code == 2
+    assert exit_code(info.value) == 2
 
 
 def gguf_header(*kvs: bytes, n_tensors: int = 0) -> bytes:
@@ -272,7 +273,7 @@ def test_load_refuses_fields_before_native_code(
     with pytest.raises(ModelFileError) as info:
         edgekit.load(path)
     err = info.value
-    assert err.exit_code == 2 and needle in err.message and str(path) in err.message
+    assert exit_code(err) == 2 and needle in err.message and str(path) in err.message
     assert "\n" not in str(err)
     with pytest.raises(ModelFileError, match=re.escape(needle)):
         LlamaCppBackend(path)  # the backend checks on its own, for callers that skip edgekit.load

@@ -40,21 +40,21 @@ def load(path: Path, fingerprint: str) -> dict[str, Any]:
     """The checkpoint at ``path``, after checking it belongs to a run with this ``fingerprint``."""
     if not path.is_file():
         raise InputError(
-            f"--resume: no checkpoint at {path}", "Run without --resume to start, or pass --checkpoint-dir."
+            f"resume: no checkpoint at {path}", "Start without resume=True, or pass checkpoint_dir=DIR."
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises a variety (pickle, zip, runtime) for a damaged file
         raise InputError(
             f"{path}: not a readable checkpoint ({type(e).__name__})",
-            "Delete it and run without --resume to start over.",
+            "Delete it and start without resume=True.",
         ) from None
     if not isinstance(state, dict) or state.get("version") != VERSION:
-        raise InputError(f"{path}: not an edgekit distillation checkpoint", "Run without --resume.")
+        raise InputError(f"{path}: not an edgekit distillation checkpoint", "Start without resume=True.")
     if state.get("fingerprint") != fingerprint:
         raise InputError(
             f"{path} is a checkpoint of another run (teacher, data or settings differ)",
-            "Resume with the same teacher, data and options, or use another --checkpoint-dir.",
+            "Resume with the same teacher, data and options, or use another checkpoint_dir=DIR.",
         )
     return state
 

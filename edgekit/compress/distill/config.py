@@ -79,7 +79,7 @@ class DistillConfig:
         if self.mode == "sequence" and not self.generator:
             raise InputError(
                 "sequence mode needs a generator",
-                "Pass --generator with a models.lock name, a .gguf path or an http(s)://.../v1 URL.",
+                "Pass generator=NAME with a models.lock name, a .gguf path or an http(s)://.../v1 URL.",
             )
 
     @property

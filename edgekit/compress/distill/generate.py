@@ -36,7 +36,7 @@ def answers(
         if not reply.text.strip():
             raise InputError(
                 f"the generator {generator.name} gave an empty answer to prompt {i + 1} ({prompt[:60]!r})",
-                "Use another generator, or raise --answer-tokens.",
+                "Use another generator, or raise answer_tokens=N.",
             )
         out.append(reply.text)
     progress("generate answers", len(prompts), len(prompts))

@@ -88,7 +88,7 @@ def _examples(
     examples = [e for e in made if e is not None]
     if not examples:
         raise InputError(
-            f"every prompt fills --seq-len {config.seq_len} on its own", "Raise --seq-len or shorten prompts."
+            f"every prompt fills seq_len {config.seq_len} on its own", "Raise seq_len=N or shorten prompts."
         )
     return examples, sha256_bytes(pairs.encode("utf-8"))
 

@@ -129,7 +129,7 @@ class TensorOverrides:
             pattern, sep, t = rule.rpartition("=")
             if not sep or not pattern or not t:
                 raise InputError(
-                    f"--tensor-type {rule!r} is not PATTERN=TYPE", "Write e.g. --tensor-type 'ffn_down=Q6_K'."
+                    f"tensor type rule {rule!r} is not PATTERN=TYPE", "Write e.g. 'ffn_down=Q6_K'."
                 )
             pairs.append((pattern, t.upper()))
         return cls(output.upper() if output else None, embedding.upper() if embedding else None, tuple(pairs))
@@ -206,13 +206,13 @@ def quantize_gguf(
     if qtype in NEEDS_IMATRIX and imatrix is None:
         raise InputError(
             f"{qtype} needs an importance matrix, and none was given",
-            "Pass --calibration DATA (text to compute one on) or --imatrix FILE (from llama-imatrix).",
+            "Pass calibration=DATA (text to compute one on) or imatrix=FILE (from llama-imatrix).",
         )
     src = Path(src)
     if is_quantized(src) and not allow_requantize:
         raise InputError(
             f"{src} is already quantized; quantizing it again compounds the rounding error",
-            "Quantize from the F16/F32 source, or pass --allow-requantize to do it anyway.",
+            "Quantize from the F16/F32 source, or pass allow_requantize=True to do it anyway.",
         )
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as work, atomic_output(Path(out)) as tmp:
         job: dict[str, Any] = {
@@ -270,7 +270,7 @@ def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: fl
     if any(sign in err for sign in _WRITE_FAILED):
         raise DiskFullError(
             f"writing the quantized model failed (disk full or file size limit): {last}",
-            "Free space on the output's disk (or write elsewhere with --out) and run again.",
+            "Free space on the output's disk (or write elsewhere with out=PATH) and run again.",
         )
     if proc.returncode < 0:
         raise BackendError(f"llama.cpp's quantizer crashed on {src} (signal {-proc.returncode}): {last}")

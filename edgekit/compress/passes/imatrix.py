@@ -359,7 +359,7 @@ def _collect(
     if stats.moe:
         raise InputError(
             "importance matrices for mixture-of-experts models are not supported yet",
-            "Quantize this model without --calibration, or bring an imatrix made by llama-imatrix.",
+            "Quantize this model without calibration text, or bring an imatrix made by llama-imatrix.",
         )
     if not stats.sums:
         raise BackendError("no activations were collected: the model has no blk.* matrix multiplications")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgekit.cli.errors import exit_code
 from edgekit.compress.distill import DistillConfig, distill
 from edgekit.compress.distill.data import Example, batch_at, collate
 from edgekit.compress.distill.losses import ce_loss, kd_loss, topk_kd_loss
@@ -34,7 +35,7 @@ def cfg(**kw: object) -> DistillConfig:
 def test_bad_settings_are_input_errors(kw: dict[str, object], needle: str) -> None:
     with pytest.raises(InputError, match=needle) as e:
         cfg(**kw)
-    assert e.value.exit_code == 2 and e.value.hint
+    assert exit_code(e.value) == 2 and e.value.hint
 
 
 def test_fingerprint_tracks_what_shapes_the_weights() -> None:
