@@ -28,6 +28,7 @@ from edgekit.runtime.types import (
     Completion,
     GenerationParams,
     collect,
+    estimate_tokens,
     normalize_messages,
 )
 
@@ -46,6 +47,13 @@ class Model:
     @property
     def n_ctx(self) -> int:
         return self.backend.n_ctx
+
+    def prompt_tokens(self, messages: str | Sequence[ChatMessage], *, system: str | None = None) -> int:
+        """Tokens the chat prompt takes with this model's template and tokenizer where the backend has
+        them (llama.cpp), else an estimate of four characters a token (ONNX, remote)."""
+        msgs = normalize_messages(messages, system)
+        counted = self.backend.count_prompt_tokens(msgs)
+        return counted if counted is not None else estimate_tokens(msgs)
 
     @overload
     def chat(

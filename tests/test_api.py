@@ -11,6 +11,7 @@ import pytest
 import edgekit
 from edgekit.cli.errors import exit_code
 from edgekit.errors import ContextOverflowError, EmptyPromptError, EncodingError, InputError, ModelFileError
+from edgekit.runtime.types import ChatMessage
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,3 +153,21 @@ def test_special_tokens_typed_in_a_message_cannot_forge_a_turn(default_model: ed
     literal = backend.tokenize("<|im_start|>system", special=False)  # type: ignore[attr-defined]
     tokens = backend.prompt_tokens(forged)  # type: ignore[attr-defined]
     assert any(tokens[i : i + len(literal)] == literal for i in range(len(tokens)))  # kept, as plain text
+
+
+def test_prompt_tokens_are_counted_by_the_models_own_template_and_tokenizer(
+    default_model: edgekit.Model,
+) -> None:
+    msgs: list[ChatMessage] = [{"role": "user", "content": "Name three primary colors."}]
+    counted = default_model.prompt_tokens(msgs)
+    assert counted == len(default_model.backend.prompt_tokens(msgs))  # type: ignore[attr-defined]
+    assert default_model.prompt_tokens("Name three primary colors.") == counted
+    with_system: list[ChatMessage] = [{"role": "system", "content": "Be brief."}, *msgs]
+    assert default_model.prompt_tokens(msgs, system="Be brief.") == len(
+        default_model.backend.prompt_tokens(with_system)  # type: ignore[attr-defined]
+    )
+
+
+def test_a_model_that_cannot_count_tokens_estimates_them() -> None:
+    remote = edgekit.remote("http://127.0.0.1:9/v1", "m")  # nothing is sent: counting is local
+    assert remote.prompt_tokens("x" * 40) == 10

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from edgekit.assistant.answer import Answer, Finding
-from edgekit.assistant.engine import Engine
+from edgekit.assistant.engine import CountsTokens, Engine
 from edgekit.assistant.privacy import Placeholders, StreamRestorer
-from edgekit.cascade.router import Router, RouteResult, count_prompt_tokens
+from edgekit.cascade.router import Router, RouteResult
 from edgekit.cascade.trace import new_trace_id
 from edgekit.errors import InputError
 from edgekit.files import ProgressFn, no_progress
-from edgekit.runtime.types import ChatMessage, Chunk, Completion, collect, normalize_messages
+from edgekit.runtime.types import ChatMessage, Chunk, Completion, collect, estimate_tokens, normalize_messages
 from edgekit.safety.guard import Decision, Guard, SafetyBlockedError
 from edgekit.safety.taxonomy import Action, strictest
 
@@ -154,12 +154,9 @@ class Assistant:
         return int(getattr(self.engines[0], "n_ctx", 0) or 0)
 
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of ``messages`` as the first engine counts them (an estimate for one that cannot)."""
         first = self.engines[0]
-        return (
-            first.prompt_tokens(messages)
-            if isinstance(first, Router)
-            else count_prompt_tokens(first, messages)
-        )
+        return first.prompt_tokens(messages) if isinstance(first, CountsTokens) else estimate_tokens(messages)
 
     def notices(self) -> list[str]:
         """What a user should know before the first request (a cascade with no remote configured)."""

@@ -51,6 +51,14 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class CountsTokens(Protocol):
+    """An engine may also count a prompt's tokens (``edgekit.Model``, the router do): ``ChatSession``
+    trims history by it; for one that cannot, the assistant estimates."""
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int: ...
+
+
 if TYPE_CHECKING:  # mypy proves here that a loaded model is a Responder
 
     def _a_model_is_an_engine(model: Model) -> Engine:

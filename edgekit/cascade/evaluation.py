@@ -33,7 +33,7 @@ from edgekit.cascade.learned import (
 )
 from edgekit.cascade.router import Router, remote_tokens
 from edgekit.errors import InputError
-from edgekit.runtime.types import Completion
+from edgekit.runtime.types import ChatMessage, Completion
 
 Split = Literal["calibration", "test"]
 T = TypeVar("T")
@@ -250,8 +250,8 @@ def observe(
             sink(saved[item.id])
             continue
         assert router.remote is not None
-        msgs = [{"role": "user", "content": item.prompt}]
-        request = router.features(msgs, max_tokens)  # type: ignore[arg-type]
+        msgs: list[ChatMessage] = [{"role": "user", "content": item.prompt}]
+        request = router.features(msgs, max_tokens)
         _, gate_reason, pinned = router.decide(request)
         params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
         local = router.local[0].chat(msgs, **params)

@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from edgekit.cascade.budget import BudgetLedger
 from edgekit.cascade.gates import Gate, GateDecision, OutputType, Request, build_gate
@@ -150,6 +150,34 @@ def self_consistency_failures(
     )
 
 
+class ChatModel(Protocol):
+    """What the router asks of each model it routes between (``edgekit.Model`` is one, local or remote):
+    a non-streamed ``chat``, its context window, its count of a prompt's tokens, ``close``."""
+
+    name: str
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        /,
+        *,
+        max_tokens: int = ...,
+        temperature: float = ...,
+        top_p: float = ...,
+        seed: int | None = ...,
+        stop: Sequence[str] = ...,
+        schema: Any = ...,
+        timeout: float | None = ...,
+    ) -> Completion: ...
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage], /) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class Router:
     """Implements the same ``chat`` as ``edgekit.Model``, so apps and ``edgekit serve`` can use either."""
 
@@ -157,13 +185,13 @@ class Router:
         self,
         policy: Policy,
         *,
-        local: Sequence[Any],
-        remote: Any | None = None,
+        local: Sequence[ChatModel],
+        remote: ChatModel | None = None,
         traces: TraceStore | None = None,
         ledger: BudgetLedger | None = None,
         breaker: CircuitBreaker | None = None,
         embed: Embed | None = None,
-        cross_check: Mapping[str, Any] | None = None,
+        cross_check: Mapping[str, ChatModel] | None = None,
         shadow: Policy | None = None,
     ) -> None:
         """``local``: one model per local tier; ``cross_check``: tier name -> its second-opinion model;
@@ -241,7 +269,7 @@ class Router:
 
     def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> int:
         """Tokens of ``msgs`` as the first local model counts them."""
-        return count_prompt_tokens(self.local[0], msgs)
+        return self.local[0].prompt_tokens(msgs)
 
     def close(self) -> None:
         for m in [*self.local, *self.cross_check.values()]:
@@ -506,11 +534,11 @@ class Router:
         return result
 
 
-def fit_to_context(model: Any, msgs: list[ChatMessage], room: int) -> tuple[list[ChatMessage], str]:
+def fit_to_context(model: ChatModel, msgs: list[ChatMessage], room: int) -> tuple[list[ChatMessage], str]:
     """``msgs`` cut to at most ``room`` prompt tokens for a degraded local answer, and a note saying so
     ("" when they fit): the oldest turns go first (the system prompt and the last message stay), then the
     middle of the last message, whose start and end usually hold the task and the question."""
-    total = count_prompt_tokens(model, msgs)
+    total = model.prompt_tokens(msgs)
     if total <= room or room < 1:
         return msgs, ""
     older = [i for i, m in enumerate(msgs[:-1]) if m["role"] != "system"]
@@ -524,26 +552,19 @@ def fit_to_context(model: Any, msgs: list[ChatMessage], room: int) -> tuple[list
     lo, hi = 1, len(older)
     while lo < hi:
         mid = (lo + hi) // 2
-        if count_prompt_tokens(model, without_oldest(mid)) <= room:
+        if model.prompt_tokens(without_oldest(mid)) <= room:
             hi = mid
         else:
             lo = mid + 1
     fitted = without_oldest(min(lo, len(older)))
     last = fitted[-1]
     text, keep = str(last.get("content") or ""), 1.0
-    while count_prompt_tokens(model, fitted) > room and keep > 0.01:
+    while model.prompt_tokens(fitted) > room and keep > 0.01:
         keep *= 0.8
         half = int(len(text) * keep / 2)
         fitted[-1] = {**last, "content": f"{text[:half]}\n[...]\n{text[len(text) - half :]}"}
-    used = count_prompt_tokens(model, fitted)
+    used = model.prompt_tokens(fitted)
     return fitted, f"the prompt was cut from {total} to {used} tokens to fit the local context"
-
-
-def count_prompt_tokens(model: Any, msgs: Sequence[ChatMessage]) -> int:
-    """Prompt tokens of ``msgs`` with ``model``'s chat template and tokenizer, where its backend has them;
-    else an estimate (four characters a token)."""
-    counter = getattr(getattr(model, "backend", None), "prompt_tokens", None)
-    return len(counter(msgs)) if counter else sum(len(m["content"]) for m in msgs) // 4
 
 
 CHARS_PER_TOKEN_AT_MOST = 8
@@ -565,4 +586,4 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-__all__ = ["RouteResult", "Router", "acceptance_failures", "count_prompt_tokens"]
+__all__ = ["ChatModel", "RouteResult", "Router", "acceptance_failures"]

@@ -21,7 +21,7 @@ from edgekit.runtime.types import ChatMessage, Completion
 
 if TYPE_CHECKING:
     from edgekit.cascade.gates import Request
-    from edgekit.cascade.router import Router, Seen
+    from edgekit.cascade.router import ChatModel, Router, Seen
 
 
 class _NotSeen(Exception):
@@ -31,17 +31,17 @@ class _NotSeen(Exception):
 class _Replay:
     """Stands in for a local model: returns the answer the request already produced, or raises."""
 
-    def __init__(self, real: Any) -> None:
+    def __init__(self, real: ChatModel) -> None:
         self.real = real
+        self.name = real.name
         self.answer: Completion | None = None
-
-    @property
-    def backend(self) -> Any:
-        return getattr(self.real, "backend", None)
 
     @property
     def n_ctx(self) -> int:
         return int(self.real.n_ctx)
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return self.real.prompt_tokens(messages)
 
     def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
         """The recorded answer, once: a second call (self-consistency samples) asks for a new one."""
@@ -73,7 +73,7 @@ class Shadow:
         self.policy = policy
         self.name = str(policy.path.name if policy.path else "shadow")
         self._first = _Replay(primary.local[0])
-        self._check = _Replay(primary.cross_check.get(first.name)) if first.cross_check else None
+        self._check = _Replay(primary.cross_check[first.name]) if first.cross_check else None
         others = [_Replay(m) for m in primary.local[1:]]
         while len(others) < len(policy.local_tiers) - 1:
             others.append(_Replay(primary.local[0]))

@@ -52,6 +52,11 @@ class Backend(Protocol):
 
     def chat(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion: ...
 
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int | None:
+        """Tokens the chat prompt takes with this model's template and tokenizer; None when the backend
+        cannot count them (a remote model)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -69,6 +74,9 @@ class BackendBase:
     def chat(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Completion:
         started = time.perf_counter()
         return collect(self.stream(messages, params), model=self.model_id, backend=self.name, started=started)
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int | None:
+        return None
 
     def stream_text(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
         """Continue ``prompt`` as plain text (no chat template), as ``stream`` does a chat."""

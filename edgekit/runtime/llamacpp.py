@@ -133,6 +133,9 @@ class LlamaCppBackend(BackendBase):
         (``<|im_start|>system``, typed or pasted) is tokenized as plain text, so it cannot forge a turn."""
         return self._prompt_tokens(messages, self.render(messages))
 
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int | None:
+        return len(self.prompt_tokens(messages))
+
     def _prompt_tokens(self, messages: Sequence[ChatMessage], rendered: str) -> list[int]:
         """``prompt_tokens`` for messages already rendered as ``rendered``."""
         add_bos = self._formatter is None

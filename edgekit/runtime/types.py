@@ -225,6 +225,14 @@ def collect(chunks: Iterable[Chunk], *, model: str, backend: str, started: float
     return Completion("".join(parts), finish, usage, timings, model, backend, tuple(signals))
 
 
+CHARS_PER_TOKEN = 4
+"""What a prompt's length in tokens is estimated from where no tokenizer can count it."""
+
+
+def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
+    return sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN
+
+
 def normalize_messages(messages: str | Sequence[ChatMessage], system: str | None = None) -> list[ChatMessage]:
     """Accept a bare prompt or a message list; reject empty input early with a clear error."""
     msgs: list[ChatMessage] = (

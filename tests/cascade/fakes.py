@@ -28,12 +28,8 @@ class FakeModel:
     name: str = "fake"
     closed: bool = False
 
-    @property
-    def backend(self) -> Any:
-        return self
-
-    def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> list[int]:
-        return [0] * sum(len(m["content"].split()) + 4 for m in msgs)
+    def prompt_tokens(self, msgs: Sequence[ChatMessage]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in msgs)
 
     def chat(self, msgs: Sequence[ChatMessage], **params: Any) -> Completion:
         self.calls.append(list(msgs))
