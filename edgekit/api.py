@@ -18,7 +18,8 @@ from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, no_progress
 from edgekit.models.edit import remove_entry
-from edgekit.models.lock import FileSource, Lockfile, looks_like_path
+from edgekit.models.lock import FileSource, Lockfile
+from edgekit.models.resolve import fetch, locate
 from edgekit.models.store import EntryStatus, ModelStore, Removal
 from edgekit.models.verify import VerifyMemo
 from edgekit.runtime.base import Backend
@@ -296,28 +297,21 @@ def load(
     """
     settings = settings or Settings.from_env()
     threads = threads or settings.threads
-    if isinstance(model, Path) or (model is not None and looks_like_path(model)):
-        path = Path(model).expanduser()
-        return Model(_open_path(path, settings, n_ctx, threads, path.name), name=path.name, path=path)
-    store = ModelStore(settings)
-    entry = store.lock.get(model)
-    if entry.format in ("hf", "data") or entry.role == "encoder":
+    art = locate(model, settings=settings)
+    entry = art.entry
+    if entry is not None and (entry.format in ("hf", "data") or entry.role == "encoder"):
         what = "in Hugging Face format" if entry.format == "hf" else f"({entry.format})"
         raise InputError(
             f"{entry.name} is a {entry.role} model {what}, not a chat model",
             "Pick a chat model from 'edgekit models list'.",
         )
-    path = store.ensure(entry.name, progress)
-    return Model(_open_path(path, settings, n_ctx, threads, entry.name), name=entry.name, path=path)
+    art = fetch(art, settings=settings, progress=progress, hash_path=False)
+    return Model(_open_path(art.path, settings, n_ctx, threads, art.name), name=art.name, path=art.path)
 
 
 def _open_path(
     path: Path, settings: Settings, n_ctx: int | None, threads: int | None, model_id: str
 ) -> Backend:
-    if not path.exists():
-        raise ModelFileError(
-            f"{path}: no such file or folder", "Check the path, or use a name from 'edgekit models list'."
-        )
     if not (path.is_dir() or path.is_file()):  # a FIFO or device would block the header read forever
         raise ModelFileError(
             f"{path}: not a regular file or folder", "Point at a GGUF file or an ONNX model folder."

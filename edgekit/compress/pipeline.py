@@ -37,7 +37,8 @@ from edgekit.compress.recipe import Recipe, Target, load_recipe
 from edgekit.config import Settings
 from edgekit.errors import CheckFailedError, RecipeError, UnknownModelError
 from edgekit.files import ProgressFn, atomic_replace, content_sha256, no_progress
-from edgekit.models.verify import VerifyMemo
+from edgekit.models.resolve import fetch, locate
+from edgekit.models.verify import VerifyMemo, remembered_sha256
 
 Status = Literal["run", "cached", "ran"]
 PASSES: dict[str, str] = {
@@ -205,15 +206,9 @@ def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
     spec = recipe.source
     path = Path(spec)
     if path.is_absolute():
-        memo = VerifyMemo(settings.cache_dir / "hashes.json")
-        sha = memo.lookup(path)
-        if sha is None:
-            sha = content_sha256(path)
-            memo.remember(path, sha)
-        fmt: Literal["gguf", "hf", "onnx"] = "hf" if path.is_dir() else "gguf"
-        if path.is_dir() and not (path / "config.json").is_file():
-            fmt = "onnx" if any(path.glob("*.onnx")) else "hf"
-        return SourceRef(spec, fmt, sha)
+        art = fetch(locate(path, settings=settings), settings=settings)
+        fmt: Literal["gguf", "hf", "onnx"] = art.format if art.format in ("gguf", "onnx") else "hf"  # type: ignore[assignment]
+        return SourceRef(spec, fmt, art.sha256)
     if "@" in spec:  # org/name@<commit>: the commit pins the bytes
         return SourceRef(spec, "hf", hashlib.sha256(f"hub:{spec}".encode()).hexdigest())
     from edgekit.models.lock import Lockfile
@@ -379,12 +374,7 @@ class _Builder:
     def file(self, path: Path) -> str:
         ref = f"file:{path}"
         if ref not in self.keys:
-            memo = VerifyMemo(self.settings.cache_dir / "hashes.json")
-            sha = memo.lookup(path)
-            if sha is None:
-                sha = content_sha256(path)
-                memo.remember(path, sha)
-            self.keys[ref] = sha
+            self.keys[ref] = remembered_sha256(path, self.settings.cache_dir)
         return ref
 
     def add(

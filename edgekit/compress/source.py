@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
-from edgekit.files import ProgressFn, content_sha256, no_progress
+from edgekit.files import ProgressFn, no_progress
+from edgekit.models.resolve import Artifact, fetch, locate
 
 SourceKind = Literal["hf", "gguf", "hub", "lock"]
 
@@ -110,7 +111,7 @@ def resolve(
     text = str(src)
     path = Path(text).expanduser()
     if path.exists():
-        return _local(path, text, progress)
+        return _local(locate(path, settings=settings), text, settings, progress)
     warning = ""
     m = HUB_RE.match(text)
     if m and not COMMIT_RE.match(m["rev"]):  # a branch or tag: take the commit it points at now
@@ -123,7 +124,7 @@ def resolve(
     hub = parse_hub_id(text)
     if hub is not None:
         folder = download_hub(*hub, settings=settings, progress=progress)
-        sha = content_sha256(folder, progress, stage="hash")
+        sha = fetch(locate(folder, settings=settings), settings=settings, progress=progress).sha256
         return Source("hub", folder, sha, text, license_of(folder), warning)
     if REPO_RE.match(text) and not text.endswith(".gguf"):
         raise InputError(
@@ -132,19 +133,21 @@ def resolve(
     return _lock_name(text, settings, progress)
 
 
-def _local(path: Path, text: str, progress: ProgressFn) -> Source:
-    path = path.resolve()
+def _local(art: Artifact, text: str, settings: Settings, progress: ProgressFn) -> Source:
+    path = art.path.resolve()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise InputError(
                 f"{path}: folder has no config.json, so it is not a Hugging Face model folder",
                 "Point at a folder saved with save_pretrained, a .gguf file, or a models.lock name.",
             )
-        return Source("hf", path, content_sha256(path, progress, stage="hash"), text, license_of(path))
+        sha = fetch(art, settings=settings, progress=progress).sha256
+        return Source("hf", path, sha, text, license_of(path))
     from edgekit.runtime.gguf import read_gguf
 
     header = read_gguf(path)  # names a foreign or truncated file before anything else reads it
-    return Source("gguf", path, content_sha256(path, progress, stage="hash"), text, _gguf_license(header))
+    sha = fetch(art, settings=settings, progress=progress).sha256
+    return Source("gguf", path, sha, text, _gguf_license(header))
 
 
 def _gguf_license(header: Any) -> str:
@@ -200,7 +203,6 @@ def license_of(folder: Path) -> str:
 
 def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
     from edgekit.models.lock import NAME_RE, Lockfile
-    from edgekit.models.store import ModelStore
 
     if not NAME_RE.match(text):
         raise InputError(
@@ -218,8 +220,8 @@ def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
             f"{text} is an {entry.format} model; quantize needs a GGUF or Hugging Face source",
             "Quantize the model it was exported from instead.",
         )
-    path = ModelStore(settings, lock).ensure(text, progress)
-    return Source("lock", path, entry.sha256, text, entry.license)
+    art = fetch(locate(text, settings=settings), settings=settings, progress=progress)
+    return Source("lock", art.path, art.sha256, text, art.license)
 
 
 def hub_folder(settings: Settings, repo: str, revision: str) -> Path:

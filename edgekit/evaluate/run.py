@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit.api import Model, load
 from edgekit.config import Settings, default_threads
-from edgekit.errors import EdgekitError, InputError, ModelFileError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.evaluate import drift as drift_math
 from edgekit.evaluate.cache import BaselineCache, CorruptCache, DriftEntry, cache_key
 from edgekit.evaluate.drift import DriftSummary, PositionStats, TopK
@@ -43,10 +43,8 @@ from edgekit.evaluate.scoring import (
 from edgekit.evaluate.speed import Speed, measure
 from edgekit.evaluate.suite import Slice, Suite, check_texts, load_suite
 from edgekit.evaluate.tasks import TaskScores, run_tasks
-from edgekit.files import ProgressFn, content_sha256, content_size, no_progress
-from edgekit.models.lock import looks_like_path
-from edgekit.models.store import ModelStore
-from edgekit.models.verify import VerifyMemo
+from edgekit.files import ProgressFn, no_progress
+from edgekit.models.resolve import fetch, locate
 
 T = TypeVar("T")
 BLOCK = 256
@@ -148,34 +146,20 @@ def run_eval(
 
 def _resolve(spec: str | Path, role: str, settings: Settings, progress: ProgressFn) -> ModelInfo:
     try:
-        if isinstance(spec, Path) or looks_like_path(spec):
-            path = Path(spec).expanduser()
-            if not path.exists():
-                raise ModelFileError(
-                    f"{path}: no such file or folder",
-                    "Check the path, or use a name from 'edgekit models list'.",
-                )
-            memo = VerifyMemo(settings.cache_dir / "hashes.json")
-            sha = memo.lookup(path)
-            if sha is None:
-                sha = content_sha256(path, progress, stage=f"hash {role}")
-                memo.remember(path, sha)
-            fmt = "onnx" if path.is_dir() else "gguf"
-            return ModelInfo(role, path.name, path, sha, fmt, content_size(path))
-        store = ModelStore(settings)
-        entry = store.lock.get(str(spec))
-        if entry.format == "hf":
+        art = locate(spec, settings=settings)
+        if art.entry is not None and art.format == "hf":
             raise InputError(
-                f"{entry.name} is a Hugging Face folder; eval scores GGUF files and ONNX folders",
+                f"{art.name} is a Hugging Face folder; eval scores GGUF files and ONNX folders",
                 "Convert it to GGUF or export it to ONNX first, then compare the result.",
             )
-        if entry.format == "data" or entry.role == "encoder":
+        if art.entry is not None and (art.format == "data" or art.entry.role == "encoder"):
             raise InputError(
-                f"{entry.name} is a {entry.role} ({entry.format}); eval compares causal language models",
+                f"{art.name} is a {art.entry.role} ({art.format}); eval compares causal language models",
                 "Pick chat or escalation models from 'edgekit models list'.",
             )
-        path = store.ensure(entry.name, progress)
-        return ModelInfo(role, entry.name, path, entry.sha256, entry.format, entry.size)
+        art = fetch(art, settings=settings, progress=progress, stage=f"hash {role}")
+        fmt = "onnx" if art.path.is_dir() else "gguf"
+        return ModelInfo(role, art.name, art.path, art.sha256, fmt, art.size)
     except EdgekitError as e:
         raise _for_role(e, role) from None
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.files import atomic_replace, tree_files
+from edgekit.files import ProgressFn, atomic_replace, content_sha256, no_progress, tree_files
 
 
 def _stamp(path: Path) -> dict[str, int]:
@@ -65,3 +65,15 @@ class VerifyMemo:
 
 def _unchanged(rec: dict[str, Any], path: Path) -> bool:
     return all(rec.get(k) == v for k, v in _stamp(path).items())
+
+
+def remembered_sha256(
+    path: Path, cache_dir: Path, progress: ProgressFn = no_progress, stage: str = "hash"
+) -> str:
+    """``content_sha256`` of ``path``, remembered in ``cache_dir/hashes.json`` until the file changes."""
+    memo = VerifyMemo(cache_dir / "hashes.json")
+    sha = memo.lookup(path)
+    if sha is None:
+        sha = content_sha256(path, progress, stage=stage)
+        memo.remember(path, sha)
+    return sha

@@ -13,9 +13,8 @@ from pathlib import Path
 from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
-from edgekit.files import ProgressFn, content_sha256, no_progress
-from edgekit.models.lock import Lockfile
-from edgekit.models.store import ModelStore
+from edgekit.files import ProgressFn, no_progress
+from edgekit.models.resolve import fetch, locate
 
 
 @dataclass(frozen=True)
@@ -34,28 +33,19 @@ def _from_gguf(gguf: Path, progress: ProgressFn) -> Path:
 
 
 def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = no_progress) -> Teacher:
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelFileError(
-                f"{path}: not a Hugging Face model folder (no config.json)",
-                "Point at a folder saved with save_pretrained, or use a models.lock name.",
-            )
-        return Teacher(path, content_sha256(path, progress, stage="hash teacher"))
-    if path.is_file():
-        if path.suffix != ".gguf":
-            raise ModelFileError(f"{path}: not a GGUF file or model folder", "Give an HF folder or a .gguf.")
-        sha = content_sha256(path, progress, stage="hash teacher")
-        return Teacher(_from_gguf(path, progress), sha)
-    if "/" in spec or spec.endswith(".gguf"):
-        raise ModelFileError(f"{spec}: no such file or folder", "Check the path, or use a models.lock name.")
-    entry = Lockfile.load(settings.lock_path).get(spec)
-    local = ModelStore(settings).ensure(entry.name, progress)
-    if entry.format == "hf":
-        return Teacher(local, entry.sha256, entry.license)
-    if entry.format == "gguf":
-        return Teacher(_from_gguf(local, progress), entry.sha256, entry.license)
-    raise InputError(
-        f"{entry.name} is an {entry.format} model; distillation needs its weights in PyTorch",
-        "Use a GGUF or Hugging Face entry, or an HF folder.",
-    )
+    art = locate(spec, settings=settings)
+    if art.entry is not None and art.format not in ("hf", "gguf"):
+        raise InputError(
+            f"{art.name} is an {art.format} model; distillation needs its weights in PyTorch",
+            "Use a GGUF or Hugging Face entry, or an HF folder.",
+        )
+    hf = art.path.is_dir() if art.entry is None else art.format == "hf"
+    if art.entry is None and hf and not (art.path / "config.json").is_file():
+        raise ModelFileError(
+            f"{art.path}: not a Hugging Face model folder (no config.json)",
+            "Point at a folder saved with save_pretrained, or use a models.lock name.",
+        )
+    if art.entry is None and not hf and art.path.suffix != ".gguf":
+        raise ModelFileError(f"{art.path}: not a GGUF file or model folder", "Give an HF folder or a .gguf.")
+    art = fetch(art, settings=settings, progress=progress, stage="hash teacher")
+    return Teacher(art.path if hf else _from_gguf(art.path, progress), art.sha256, art.license)
