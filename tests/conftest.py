@@ -58,12 +58,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def default_hf(default_model_path: Path) -> Path:
     """The default model dequantized to a Hugging Face folder: the source for compression tests (no hub).
 
-    Kept in the edgekit cache next to the model, keyed by the GGUF's name, so a second test session
-    reuses it; ``gguf_to_hf`` writes atomically, so an interrupted run never leaves a partial folder.
+    Kept where edgekit keeps every dequantized GGUF (``compress.hf.dequantized``: the cache, keyed by the
+    GGUF's hash), so a second test session and a distillation teacher reuse it; it is written atomically,
+    so an interrupted run never leaves a partial folder.
     """
-    from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
+    from edgekit.compress.hf import dequantized
+    from edgekit.config import Settings
+    from edgekit.models.lock import Lockfile
 
-    out = default_model_path.parent.parent / "hf" / f"{default_model_path.stem}.v{HF_LAYOUT}"
-    if not (out / "config.json").is_file():
-        gguf_to_hf(default_model_path, out)
-    return out
+    settings = Settings.from_env()
+    return dequantized(default_model_path, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)

@@ -47,14 +47,15 @@ HF_TO_GGUF = {
 def f16_source() -> tuple[Path, Path]:
     """(HF folder, F16 GGUF) of the default model, built once and cached like the test fixtures."""
     import edgekit
-    from edgekit.compress.hf import gguf_to_hf
+    from edgekit.compress.hf import dequantized
     from edgekit.compress.passes.gguf_convert import convert_to_gguf
     from edgekit.compress.passes.tokenizer_check import check_tokenizer
+    from edgekit.config import Settings
+    from edgekit.models.lock import Lockfile
 
     gguf = edgekit.pull()
-    hf = gguf.parent.parent / "hf" / gguf.stem
-    if not (hf / "config.json").is_file():
-        gguf_to_hf(gguf, hf)
+    settings = Settings.from_env()
+    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
     f16 = hf.parent.parent / "converted" / f"{hf.name}.F16.gguf"
     if not f16.is_file():
         convert_to_gguf(hf, f16, outtype="f16")

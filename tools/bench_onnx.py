@@ -18,11 +18,13 @@ from pathlib import Path
 
 import edgekit
 from edgekit.compress.calibration import load_calibration
-from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
+from edgekit.compress.hf import dequantized
 from edgekit.compress.onnx import to_onnx
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
+from edgekit.config import Settings
 from edgekit.evaluate import run_eval
 from edgekit.files import content_size
+from edgekit.models.lock import Lockfile
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT / "recipes" / "data" / "eval"
@@ -50,9 +52,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     gguf = edgekit.pull()
-    hf = gguf.parent.parent / "hf" / f"{gguf.stem}.v{HF_LAYOUT}"  # where the tests' default_hf keeps it
-    if not (hf / "config.json").is_file():
-        gguf_to_hf(gguf, hf)
+    settings = Settings.from_env()
+    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)  # as tests
     started = time.perf_counter()
     fp32 = to_onnx(hf, out / "fp32", "fp32")
     seconds = {"fp32": time.perf_counter() - started}

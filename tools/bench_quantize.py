@@ -45,13 +45,14 @@ def tensor_bytes(path: Path) -> bytes:
 
 def default_f16() -> Path:
     import edgekit
-    from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
+    from edgekit.compress.hf import dequantized
     from edgekit.compress.passes.gguf_convert import convert_to_gguf
+    from edgekit.config import Settings
+    from edgekit.models.lock import Lockfile
 
+    settings = Settings.from_env()
     gguf_path = edgekit.pull()
-    hf = gguf_path.parent.parent / "hf" / f"{gguf_path.stem}.v{HF_LAYOUT}"
-    if not (hf / "config.json").is_file():
-        gguf_to_hf(gguf_path, hf)
+    hf = dequantized(gguf_path, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
     out = hf.parent.parent / "converted" / f"{hf.name}.F16.gguf"
     if not out.is_file():
         convert_to_gguf(hf, out)

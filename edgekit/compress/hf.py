@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import MissingDependencyError, ModelFileError
-from edgekit.files import atomic_output
+from edgekit.files import ProgressFn, atomic_output, no_progress
 
 # Bumped when gguf_to_hf writes a different folder for the same GGUF, so caches keyed by it start over
 # (2: the tokenizer follows the GGUF's pre-tokenizer, BOS and EOS; see match_gguf_tokenizer).
@@ -83,6 +83,18 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
             (tmp / "tokenizer.model").unlink(missing_ok=True)
             match_gguf_tokenizer(tmp, gguf)
     return Path(out)
+
+
+def dequantized(gguf: Path, sha256: str, cache_dir: Path, progress: ProgressFn = no_progress) -> Path:
+    """``gguf`` (whose content hash is ``sha256``) as a Hugging Face folder, dequantized once into the
+    cache (``converted/<sha16>-hf.v<HF_LAYOUT>``) and reused by whoever needs it next: quantize's ONNX
+    export, a distillation teacher, the tests and benchmarks."""
+    folder = Path(cache_dir) / "converted" / f"{sha256[:16]}-hf.v{HF_LAYOUT}"
+    if not (folder / "config.json").is_file():
+        progress("dequantize", 0, 1)
+        gguf_to_hf(gguf, folder)
+        progress("dequantize", 1, 1)
+    return folder
 
 
 # llama.cpp pre-tokenizer names -> the tokenizers pre-tokenizer that splits text the same way.

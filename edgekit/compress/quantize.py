@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgekit.compress.hf import dequantized
 from edgekit.compress.passes.gguf_quantize import (
     NEEDS_IMATRIX,
     TensorOverrides,
@@ -232,7 +233,9 @@ def _onnx(
     if name is not None and not NAME_RE.match(name):
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
     source = resolve(src, settings=settings, progress=progress)
-    hf = source.path if source.format == "hf" else _gguf_as_hf(source, settings)
+    hf = source.path
+    if source.format != "hf":
+        hf = dequantized(source.path, source.sha256, settings.cache_dir, progress)
     base = _base_name(source)
     out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{mode}"
     data = None
@@ -259,13 +262,3 @@ def _onnx(
     entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where to_onnx wrote it
     warnings = (source.warning,) if source.warning else ()
     return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})), warnings)
-
-
-def _gguf_as_hf(source: Source, settings: Settings) -> Path:
-    """A GGUF source dequantized to an HF folder for the exporter (cached by the GGUF's hash)."""
-    from edgekit.compress.hf import gguf_to_hf
-
-    folder = settings.cache_dir / "converted" / f"{source.sha256[:16]}-hf"
-    if not (folder / "config.json").is_file():
-        gguf_to_hf(source.path, folder)
-    return folder

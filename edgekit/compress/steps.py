@@ -8,8 +8,6 @@ modules (torch, transformers, optimum, onnxruntime.quantization) are imported in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,31 +21,8 @@ class Dequantize:
         from edgekit.compress.hf import gguf_to_hf
 
         ctx.progress("dequantize", 0, 1)
-        with _quiet_transformers():
-            gguf_to_hf(ctx.inputs["model"], ctx.out)
+        gguf_to_hf(ctx.inputs["model"], ctx.out)  # it keeps transformers' notices and bars quiet itself
         ctx.progress("dequantize", 1, 1)
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """transformers logs notices while it reads a GGUF, and its GGUF reader draws a tqdm bar of its own
-    (``tqdm.auto`` imported into ``modeling_gguf_pytorch_utils``, outside transformers' progress-bar
-    switch); the library must not print, so both are off for the call and restored after."""
-    import functools
-
-    from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    from transformers.utils import logging as hf_logging
-
-    level, bar = hf_logging.get_verbosity(), getattr(gguf_utils, "tqdm", None)
-    hf_logging.set_verbosity_error()
-    if bar is not None:
-        gguf_utils.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bar is not None:
-            gguf_utils.tqdm = bar
 
 
 class Distill:

@@ -1,8 +1,8 @@
 """Finding the teacher: a Hugging Face folder, a GGUF file or a models.lock name, as an HF folder.
 
-GGUF teachers (the lock's usual format) are dequantized once with ``gguf_to_hf`` into the model cache,
-next to the GGUF, and reused. The teacher's sha256 is the lock entry's (what the user pinned), the GGUF
-file's, or the folder's manifest hash.
+GGUF teachers (the lock's usual format) are dequantized once into the cache (``hf.dequantized``) and
+reused. The teacher's sha256 is the lock entry's (what the user pinned), the GGUF file's, or the folder's
+manifest hash.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.compress.hf import HF_LAYOUT, gguf_to_hf
+from edgekit.compress.hf import dequantized
 from edgekit.config import Settings
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, no_progress
@@ -22,14 +22,6 @@ class Teacher:
     folder: Path  # a Hugging Face folder
     sha256: str
     license: str = "unknown"
-
-
-def _from_gguf(gguf: Path, progress: ProgressFn) -> Path:
-    folder = gguf.parent.parent / "hf" / f"{gguf.stem}.v{HF_LAYOUT}"  # where the tests' default_hf lives
-    if not (folder / "config.json").is_file():
-        progress("dequantize teacher", 0, None)
-        gguf_to_hf(gguf, folder)
-    return folder
 
 
 def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = no_progress) -> Teacher:
@@ -48,4 +40,5 @@ def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = no_pro
     if art.entry is None and not hf and art.path.suffix != ".gguf":
         raise ModelFileError(f"{art.path}: not a GGUF file or model folder", "Give an HF folder or a .gguf.")
     art = fetch(art, settings=settings, progress=progress, stage="hash teacher")
-    return Teacher(art.path if hf else _from_gguf(art.path, progress), art.sha256, art.license)
+    folder = art.path if hf else dequantized(art.path, art.sha256, settings.cache_dir, progress)
+    return Teacher(folder, art.sha256, art.license)
