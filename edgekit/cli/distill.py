@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +10,8 @@ import typer
 
 from edgekit.cli.render import out, progress_bar
 from edgekit.compress.distill import DistillConfig, distill, register
+from edgekit.compress.source import output_stem
 from edgekit.config import Settings
-
-
-def _stem(teacher: str) -> str:
-    name = Path(teacher).name.removesuffix(".gguf") or "student"
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip(".-_") or "student"
 
 
 def distill_(
@@ -80,7 +75,7 @@ def distill_(
     config = DistillConfig(
         teacher=teacher,
         drop_layers=drop_layers,
-        out=out_dir or Path(f"{_stem(teacher)}-distilled"),
+        out=out_dir or Path(f"{output_stem(teacher)}-distilled"),
         mode=mode,  # type: ignore[arg-type]  # checked by DistillConfig
         data=data,
         prompts=prompts,
@@ -102,7 +97,7 @@ def distill_(
     )
     with progress_bar() as progress:
         result = distill(config, progress=progress, settings=settings)
-    entry = None if no_record else register(result, config, name=name or _stem(str(result.out)))
+    entry = None if no_record else register(result, config, name=name or output_stem(str(result.out)))
     if as_json:
         data_out = {
             "out": str(result.out),

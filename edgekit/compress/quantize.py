@@ -9,7 +9,6 @@ its metadata; the output gets a models.lock entry with the same provenance. ONNX
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from edgekit.compress.passes.gguf_quantize import (
     quantize_gguf,
 )
 from edgekit.compress.provenance import Provenance, record
-from edgekit.compress.source import Source, resolve
+from edgekit.compress.source import Source, output_stem, resolve
 from edgekit.config import Settings
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.files import ProgressFn, no_progress
@@ -102,7 +101,7 @@ def quantize(
                 "error; quality is lower than quantizing from F16"
             )
     im, calibration_sha = _importance(model, calibration, imatrix, settings, progress, warnings)
-    base = _base_name(source)
+    base = output_stem(source.display)
     out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf"
     if out_path.resolve() == model.resolve():
         raise InputError(f"the output {out_path} is the source file", "Write the output to another path.")
@@ -200,18 +199,6 @@ def _importance(
     return compute(model, data, threads=settings.threads, progress=progress), data.sha256
 
 
-def _base_name(source: Source) -> str:
-    """A lock-name-safe stem for default output and entry names."""
-    if source.kind == "hub":
-        stem = source.display.split("@")[0].split("/")[-1]
-    elif source.kind == "lock":
-        stem = source.display
-    else:
-        stem = source.path.stem if source.path.is_file() else source.path.name
-    stem = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.") or "model"
-    return stem if NAME_RE.match(stem) else f"m-{stem}"
-
-
 def _onnx(
     src: str | Path,
     to: str,
@@ -236,7 +223,7 @@ def _onnx(
     hf = source.path
     if source.format != "hf":
         hf = dequantized(source.path, source.sha256, settings.cache_dir, progress)
-    base = _base_name(source)
+    base = output_stem(source.display)
     out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{mode}"
     data = None
     if calibration is not None:

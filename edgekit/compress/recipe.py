@@ -56,6 +56,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgekit.compress.source import output_stem
 from edgekit.errors import RecipeError
 from edgekit.tomlfile import line_of, read_toml, validate
 
@@ -539,7 +540,7 @@ def from_quantize_args(
         if imatrix:
             cal["imatrix"] = rel(imatrix)
         doc["calibration"] = cal
-    stem = _stem(src)
+    stem = output_stem(src)
     target: dict[str, Any] = {"name": name or f"{stem}-{to.lower().replace('_', '-')}", "format": format}
     target["type"] = to
     if out is not None:
@@ -563,14 +564,3 @@ def from_quantize_args(
         doc["eval"] = {"suite": rel(suite), "baseline": "source"}
     doc["output"] = {"dir": rel(Path(out).parent if out is not None else Path("."))}
     return tomlkit.dumps(doc)
-
-
-def _stem(src: str) -> str:
-    """The stem ``edgekit quantize`` names its outputs after."""
-    if "@" in src:
-        stem = src.split("@")[0].split("/")[-1]
-    elif Path(src).exists():
-        stem = Path(src).stem if Path(src).is_file() else Path(src).name
-    else:
-        stem = src
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "model"

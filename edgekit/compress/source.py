@@ -15,6 +15,7 @@ from typing import Any, Literal
 from edgekit.config import Settings
 from edgekit.errors import DownloadError, InputError, ModelFileError, OfflineError, UnknownModelError
 from edgekit.files import ProgressFn, no_progress
+from edgekit.models.lock import NAME_RE
 from edgekit.models.resolve import Artifact, fetch, locate
 
 SourceKind = Literal["hf", "gguf", "hub", "lock"]
@@ -50,6 +51,21 @@ PIN_HINT = (
     "Pin a commit: org/name@<40-character commit> (the model page's 'Files and versions' > 'History' "
     "lists them); or write org/name@main to take the current one (resolved and recorded in provenance)."
 )
+
+
+def output_stem(text: str) -> str:
+    """The one rule for what a source's outputs are named after (quantize's default file and entry names,
+    the recipe ``--emit-recipe`` writes, a distilled student): a hub repo's name, a file's stem, a folder's
+    name or a lock name, lowercased to a valid models.lock name."""
+    path = Path(text).expanduser()
+    if HUB_RE.match(text):
+        stem = text.split("@")[0].split("/")[-1]
+    elif path.exists():
+        stem = path.resolve().stem if path.is_file() else path.resolve().name
+    else:
+        stem = text
+    stem = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.") or "model"
+    return stem if NAME_RE.match(stem) else f"m-{stem}"
 
 
 def parse_hub_id(text: str) -> tuple[str, str] | None:

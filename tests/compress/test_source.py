@@ -208,3 +208,15 @@ def test_a_branch_resolves_to_its_commit_with_a_warning(
     assert "moving revision" in got.warning and COMMIT in got.warning
     with pytest.raises(DownloadError, match="HTTP 404"):
         resolve("org/name@no-such-branch")
+
+
+def test_one_rule_names_every_sources_outputs(tmp_path: Path) -> None:
+    from edgekit.compress.source import output_stem
+
+    (tmp_path / "SmolLM2 135M.Q4_1.gguf").write_bytes(b"GGUF")
+    (tmp_path / "My-HF_Model").mkdir()
+    assert output_stem(str(tmp_path / "SmolLM2 135M.Q4_1.gguf")) == "smollm2-135m.q4_1"
+    assert output_stem(str(tmp_path / "My-HF_Model")) == "my-hf_model"
+    assert output_stem("HuggingFaceTB/SmolLM2-135M@" + "a" * 40) == "smollm2-135m"
+    assert output_stem("smollm2-135m-instruct") == "smollm2-135m-instruct"
+    assert output_stem("_odd") == "m-_odd" and output_stem("...") == "model"
