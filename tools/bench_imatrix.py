@@ -48,8 +48,7 @@ def f16_source() -> tuple[Path, Path]:
     """(HF folder, F16 GGUF) of the default model, built once and cached like the test fixtures."""
     import edgekit
     from edgekit.compress.hf import dequantized
-    from edgekit.compress.passes.gguf_convert import convert_to_gguf
-    from edgekit.compress.passes.tokenizer_check import check_tokenizer
+    from edgekit.compress.passes.gguf_convert import convert_checked
     from edgekit.config import Settings
     from edgekit.models.lock import Lockfile
 
@@ -58,12 +57,7 @@ def f16_source() -> tuple[Path, Path]:
     hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
     f16 = hf.parent.parent / "converted" / f"{hf.name}.F16.gguf"
     if not f16.is_file():
-        convert_to_gguf(hf, f16, outtype="f16")
-        try:
-            check_tokenizer(hf, f16)
-        except BaseException:
-            f16.unlink(missing_ok=True)
-            raise
+        convert_checked(hf, f16, outtype="f16")
     return hf, f16
 
 

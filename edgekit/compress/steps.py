@@ -47,14 +47,10 @@ class Convert:
     """HF folder -> unquantized GGUF, kept only when its tokenizer matches the source's."""
 
     def run(self, ctx: StepContext) -> None:
-        from edgekit.compress.passes.gguf_convert import convert_to_gguf
-        from edgekit.compress.passes.tokenizer_check import check_tokenizer
+        from edgekit.compress.passes.gguf_convert import convert_checked
 
         outtype = ctx.step.config.get("outtype", "f16")
-        convert_to_gguf(ctx.inputs["model"], ctx.out, outtype=outtype, progress=ctx.progress)
-        ctx.progress("tokenizer check", 0, 1)
-        check_tokenizer(ctx.inputs["model"], ctx.out)
-        ctx.progress("tokenizer check", 1, 1)
+        convert_checked(ctx.inputs["model"], ctx.out, outtype=outtype, progress=ctx.progress)
 
 
 class ComputeImatrix:

