@@ -36,6 +36,7 @@ FLAGS: dict[str, str] = {
     "resume=True": "--resume",
     "checkpoint_dir=DIR": "--checkpoint-dir DIR",
     "seq_len=N": "--seq-len N",
+    "drop_layers=": "--drop-layers ",
     "quality=Q": "--quality Q",
     "max_remote_share=S": "--max-remote-share S",
 }

@@ -58,14 +58,15 @@ COMMAND = re.compile(r"'(edgekit|optimum-cli|pip) [^']*'")
 
 
 def flag_hints(source: str) -> list[int]:
-    """Lines of ``source`` where an error's hint (its second argument) names a ``--flag``, except inside a
-    quoted shell command to run (``'edgekit pull NAME --force'``), which reads the same to any caller."""
+    """Lines of ``source`` where an error's message or hint (its first two arguments) names a ``--flag``,
+    except inside a quoted shell command to run (``'edgekit pull NAME --force'``), which reads the same to
+    any caller."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "").endswith("Error"):
-            for arg in node.args[1:2]:
+            for arg in node.args[:2]:
                 text = COMMAND.sub("", ast.unparse(arg))
-                if " --" in text or text.startswith(("'--", '"--')):
+                if " --" in text or text.lstrip("f").startswith(("'--", '"--')):
                     found.append(node.lineno)
     return found
 
@@ -84,6 +85,7 @@ def test_the_library_speaks_no_flag_in_its_hints() -> None:
     assert flag_hints('raise InputError("x", "Drop them for --format onnx.")') == [1]
     assert flag_hints('raise InputError("x", f"Run \'edgekit pull {n} --force\'.")') == []
     assert flag_hints('raise InputError("x", "Pass calibration=DATA.")') == []
+    assert flag_hints('raise InputError(f"--drop-layers {n} is too many", "Drop fewer.")') == [1]
 
 
 def test_the_cli_prints_flags_where_the_api_says_parameters(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def choose_layers(importance: Sequence[float], n: int) -> tuple[int, ...]:
     total = len(importance)
     if n >= total:
         raise InputError(
-            f"--drop-layers {n} would remove all {total} layers of the teacher",
+            f"drop_layers={n} would remove all {total} layers of the teacher",
             f"Drop at most {total - 1} layers.",
         )
     order = sorted(range(total), key=lambda i: (importance[i], -i))

@@ -115,7 +115,7 @@ class TensorOverrides:
                 re.compile(pattern)
             except re.error as e:
                 raise InputError(
-                    f"--tensor-type pattern {pattern!r} is not a valid regex ({e})",
+                    f"tensor type pattern {pattern!r} is not a valid regex ({e})",
                     "Use a regular expression on tensor names, e.g. 'attn_v=Q8_0' or 'blk\\.0\\..*=F16'.",
                 ) from None
 
