@@ -112,7 +112,7 @@ def _emit(
         from edgekit.compress.passes.gguf_quantize import quant_type
 
         to = quant_type(to)  # an unknown type fails here, before a file is written
-    rules = TensorOverrides.parse(output_type, embedding_type, tensor_type).rules
+    rules = TensorOverrides.parse(output_type, embedding_type, tensor_type).tensors
     text = from_quantize_args(
         src,
         to,

@@ -56,6 +56,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgekit.compress.passes.gguf_quantize import TensorOverrides
 from edgekit.compress.source import output_stem
 from edgekit.errors import RecipeError
 from edgekit.tomlfile import line_of, read_toml, validate
@@ -163,23 +164,6 @@ class _RecipeFile(_Strict):
 
 
 @dataclass(frozen=True)
-class Overrides:
-    output: str | None = None
-    token_embedding: str | None = None
-    tensors: tuple[tuple[str, str], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.output:
-            out["output"] = self.output
-        if self.token_embedding:
-            out["token_embedding"] = self.token_embedding
-        if self.tensors:
-            out["tensors"] = dict(self.tensors)
-        return out
-
-
-@dataclass(frozen=True)
 class Target:
     """One artifact the recipe ships: a GGUF quantization or an ONNX quantization of the source."""
 
@@ -188,7 +172,7 @@ class Target:
     type: str
     out: Path
     calibrate: bool
-    overrides: Overrides = Overrides()
+    overrides: TensorOverrides = field(default_factory=TensorOverrides)
     block_size: int | None = None
     role: str = "chat"
     license: str = "unknown"
@@ -460,7 +444,7 @@ def _target(t: _Target, i: int, parsed: _RecipeFile, out_dir: Path, where: Any) 
         type=kind,
         out=out,
         calibrate=calibrate,
-        overrides=Overrides(
+        overrides=TensorOverrides(
             output=t.overrides.output.upper() if t.overrides.output else None,
             token_embedding=t.overrides.token_embedding.upper() if t.overrides.token_embedding else None,
             tensors=tuple(sorted((k, v.upper()) for k, v in t.overrides.tensors.items())),

@@ -79,17 +79,16 @@ class QuantizeGGUF:
 
     def run(self, ctx: StepContext) -> None:
         from edgekit.compress.imatrix import read_imatrix
-        from edgekit.compress.passes.gguf_quantize import TensorOverrides, quantize_gguf
+        from edgekit.compress.passes.gguf_quantize import quantize_gguf
 
         target = ctx.step.target
         assert target is not None
-        o = target.overrides
         imatrix = read_imatrix(ctx.inputs["imatrix"]) if "imatrix" in ctx.inputs else None
         quantize_gguf(
             ctx.inputs["model"],
             ctx.out,
             target.type,
-            overrides=TensorOverrides(o.output, o.token_embedding, o.tensors),
+            overrides=target.overrides,
             imatrix=imatrix,
             metadata=ctx.provenance.gguf_metadata() if ctx.provenance else None,
             allow_requantize=bool(ctx.step.config.get("allow_requantize")),

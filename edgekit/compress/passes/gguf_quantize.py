@@ -103,14 +103,14 @@ class TensorOverrides:
     """Types for chosen tensors: the output (lm head), the token embeddings, and regex rules by name."""
 
     output: str | None = None
-    embedding: str | None = None
-    rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (pattern, TYPE), first match wins
+    token_embedding: str | None = None
+    tensors: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (pattern, TYPE), first match wins
 
     def __post_init__(self) -> None:
-        for t in (self.output, self.embedding, *(t for _, t in self.rules)):
+        for t in (self.output, self.token_embedding, *(t for _, t in self.tensors)):
             if t is not None:
                 tensor_type(t)
-        for pattern, _ in self.rules:
+        for pattern, _ in self.tensors:
             try:
                 re.compile(pattern)
             except re.error as e:
@@ -138,14 +138,14 @@ class TensorOverrides:
         d: dict[str, Any] = {}
         if self.output:
             d["output_type"] = self.output
-        if self.embedding:
-            d["embedding_type"] = self.embedding
-        if self.rules:
-            d["tensor_types"] = [f"{p}={t}" for p, t in self.rules]
+        if self.token_embedding:
+            d["embedding_type"] = self.token_embedding
+        if self.tensors:
+            d["tensor_types"] = [f"{p}={t}" for p, t in self.tensors]
         return d
 
     def __bool__(self) -> bool:
-        return bool(self.output or self.embedding or self.rules)
+        return bool(self.output or self.token_embedding or self.tensors)
 
 
 def quant_type(name: str) -> str:
@@ -221,8 +221,8 @@ def quantize_gguf(
             "ftype": QUANT_TYPES[qtype],
             "nthread": threads or 0,
             "output_type": tensor_type(overrides.output) if overrides.output else None,
-            "embedding_type": tensor_type(overrides.embedding) if overrides.embedding else None,
-            "rules": [[p, tensor_type(t)] for p, t in overrides.rules],
+            "embedding_type": tensor_type(overrides.token_embedding) if overrides.token_embedding else None,
+            "rules": [[p, tensor_type(t)] for p, t in overrides.tensors],
             "allow_requantize": allow_requantize,
             "kv": kv_strings(metadata or {}),
             "imatrix": None,
