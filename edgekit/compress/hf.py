@@ -10,10 +10,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import MissingDependencyError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
 
 # Bumped when gguf_to_hf writes a different folder for the same GGUF, so caches keyed by it start over
 # (2: the tokenizer follows the GGUF's pre-tokenizer, BOS and EOS; see match_gguf_tokenizer).
@@ -157,3 +161,13 @@ def match_gguf_tokenizer(folder: Path, gguf: Path) -> None:
         if eos is not None:
             config["eos_token"] = eos
         path.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+class Dequantize:
+    """The pipeline's ``dequantize`` step: GGUF -> Hugging Face folder (float32), for distillation and ONNX
+    export of a GGUF-only source."""
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.progress("dequantize", 0, 1)
+        gguf_to_hf(ctx.inputs["model"], ctx.out)
+        ctx.progress("dequantize", 1, 1)

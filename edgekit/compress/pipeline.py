@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
 from edgekit.compress.provenance import Provenance, record, tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
+from edgekit.compress.step import Pass, Step, StepContext
 from edgekit.config import Settings
 from edgekit.errors import CheckFailedError, RecipeError, UnknownModelError
 from edgekit.files import ProgressFn, atomic_replace, content_sha256, no_progress
@@ -43,14 +44,14 @@ from edgekit.models.verify import VerifyMemo, remembered_sha256
 
 Status = Literal["run", "cached", "ran"]
 PASSES: dict[str, str] = {
-    "dequantize": "edgekit.compress.steps:Dequantize",
-    "distill": "edgekit.compress.steps:Distill",
-    "convert": "edgekit.compress.steps:Convert",
-    "imatrix": "edgekit.compress.steps:ComputeImatrix",
-    "gguf": "edgekit.compress.steps:QuantizeGGUF",
-    "export": "edgekit.compress.steps:ExportONNX",
-    "onnx": "edgekit.compress.steps:QuantizeONNX",
-    "eval": "edgekit.compress.steps:Evaluate",
+    "dequantize": "edgekit.compress.hf:Dequantize",
+    "distill": "edgekit.compress.distill:Distill",
+    "convert": "edgekit.compress.passes.gguf_convert:Convert",
+    "imatrix": "edgekit.compress.passes.imatrix:ComputeImatrix",
+    "gguf": "edgekit.compress.passes.gguf_quantize:QuantizeGGUF",
+    "export": "edgekit.compress.passes.onnx_export:ExportONNX",
+    "onnx": "edgekit.compress.passes.onnx_quantize:QuantizeONNX",
+    "eval": "edgekit.compress.passes.eval_gate:Evaluate",
 }
 """Step kind -> "module:Class" of the pass that runs it."""
 
@@ -74,30 +75,6 @@ class SourceRef:
     spec: str  # what the recipe names: lock name, path or hub id
     format: Literal["gguf", "hf", "onnx"]
     sha256: str
-
-
-@dataclass(frozen=True)
-class Step:
-    """One unit of work. ``inputs`` maps a role to "source", a file ("file:PATH") or another step's id."""
-
-    id: str
-    kind: str
-    inputs: Mapping[str, str]
-    config: Mapping[str, Any]
-    key: str
-    out: Path
-    folder: bool = False
-    target: Target | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "inputs": dict(self.inputs),
-            "config": dict(self.config),
-            "key": self.key,
-            "out": str(self.out),
-        }
 
 
 @dataclass(frozen=True)
@@ -170,25 +147,6 @@ class RunResult:
             ],
             "passed": self.passed,
         }
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a pass gets: its step, its inputs' paths, and the temporary path to write its output to."""
-
-    step: Step
-    inputs: Mapping[str, Path]
-    out: Path
-    plan: Plan
-    settings: Settings
-    progress: ProgressFn
-    provenance: Provenance | None = None  # for targets: what goes into the output's own metadata
-
-
-class Pass(Protocol):
-    """Runs one step kind. ``run`` writes ``ctx.out`` (a file, or a folder when the step's ``folder``)."""
-
-    def run(self, ctx: StepContext) -> None: ...
 
 
 # --- plan ------------------------------------------------------------------------------------------
@@ -625,7 +583,7 @@ def _execute(
 
     impl = (passes or {}).get(step.kind) or load_pass(step.kind)
     with atomic_output(step.out, folder=step.folder) as tmp:
-        impl.run(StepContext(step, inputs, tmp, p, settings, progress, prov))
+        impl.run(StepContext(step, inputs, tmp, settings, progress, prov))
     return content_sha256(step.out)
 
 

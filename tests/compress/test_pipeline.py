@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli.errors import exit_code
-from edgekit.compress.pipeline import Pass, StepContext, plan, run, run_recipe, status
+from edgekit.compress.pipeline import plan, run, run_recipe, status
+from edgekit.compress.step import Pass, StepContext
 from edgekit.errors import CheckFailedError
 from edgekit.models.lock import Lockfile
 
@@ -285,3 +286,11 @@ def test_unquantized_baseline_is_each_targets_own_float_build(project: Path) -> 
     p = plan(recipe)
     assert p.step("eval:m-q4").inputs == {"baseline": "convert", "candidate": "target:m-q4"}
     assert p.step("eval:m-int4").inputs == {"baseline": "export", "candidate": "target:m-int4"}
+
+
+def test_every_step_kind_loads_its_pass_from_beside_its_function() -> None:
+    from edgekit.compress.pipeline import PASSES, load_pass
+
+    for kind, target in PASSES.items():
+        impl = load_pass(kind)
+        assert callable(impl.run) and type(impl).__module__ == target.partition(":")[0], kind

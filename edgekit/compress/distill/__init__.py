@@ -13,6 +13,7 @@ starts, so this package imports without it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgekit.compress.distill.config import MODES, DistillConfig, DistillResult
 from edgekit.compress.hf import require
@@ -20,7 +21,10 @@ from edgekit.config import Settings
 from edgekit.files import ProgressFn, no_progress
 from edgekit.models.lock import ModelEntry
 
-__all__ = ["MODES", "DistillConfig", "DistillResult", "distill", "register"]
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
+__all__ = ["MODES", "Distill", "DistillConfig", "DistillResult", "distill", "register"]
 
 
 def distill(
@@ -58,3 +62,18 @@ def register(
         license=result.license,
         description=description or f"{config.teacher} distilled to {result.layers_student} layers",
     )
+
+
+class Distill:
+    """The pipeline's ``distill`` step: teacher HF folder -> depth-pruned, distilled student HF folder."""
+
+    def run(self, ctx: StepContext) -> None:
+        fields: dict[str, Any] = {
+            **ctx.step.config,
+            **{k: ctx.inputs[k] for k in ("data", "prompts") if k in ctx.inputs},
+            "teacher": str(ctx.inputs["teacher"]),
+            "out": ctx.out,
+            "checkpoint_dir": ctx.out.parent / f"{ctx.step.out.name}.ckpt",
+            "threads": ctx.settings.threads,
+        }
+        distill(DistillConfig(**fields), progress=ctx.progress, settings=ctx.settings)

@@ -22,11 +22,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgekit.errors import BackendError, InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
 from edgekit.runtime.child import failure, last_line, run_module
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
 
 OutType = Literal["f16", "bf16", "f32"]
 OUT_TYPES: tuple[OutType, ...] = ("f16", "bf16", "f32")
@@ -250,3 +254,12 @@ def _child(folder: str, out: str, outtype: str) -> int:
 
 if __name__ == "__main__":
     sys.exit(_child(*sys.argv[1:4]))
+
+
+class Convert:
+    """The pipeline's ``convert`` step: HF folder -> unquantized GGUF, kept only when its tokenizer matches
+    the source's."""
+
+    def run(self, ctx: StepContext) -> None:
+        outtype = ctx.step.config.get("outtype", "f16")
+        convert_checked(ctx.inputs["model"], ctx.out, outtype=outtype, progress=ctx.progress)

@@ -28,6 +28,7 @@ from edgekit.runtime.child import last_line, native_env
 
 if TYPE_CHECKING:
     from edgekit.compress.imatrix import Imatrix
+    from edgekit.compress.step import StepContext
 
 # Whole-model types (llama_ftype). Names as llama.cpp's quantize tool spells them.
 QUANT_TYPES: dict[str, int] = {
@@ -338,3 +339,25 @@ def _child() -> int:
 
 if __name__ == "__main__":
     sys.exit(_child())
+
+
+class QuantizeGGUF:
+    """The pipeline's ``gguf`` step: GGUF (+ importance matrix) -> quantized GGUF with provenance in its
+    metadata."""
+
+    def run(self, ctx: StepContext) -> None:
+        from edgekit.compress.imatrix import read_imatrix
+
+        target = ctx.step.target
+        assert target is not None
+        quantize_gguf(
+            ctx.inputs["model"],
+            ctx.out,
+            target.type,
+            overrides=target.overrides,
+            imatrix=read_imatrix(ctx.inputs["imatrix"]) if "imatrix" in ctx.inputs else None,
+            metadata=ctx.provenance.gguf_metadata() if ctx.provenance else None,
+            allow_requantize=bool(ctx.step.config.get("allow_requantize")),
+            threads=ctx.settings.threads,
+            progress=ctx.progress,
+        )

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,10 @@ from edgekit.compress.calibration import CalibrationSet
 from edgekit.compress.imatrix import Imatrix
 from edgekit.errors import BackendError, EdgekitError, InputError, ModelFileError
 from edgekit.files import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
 
 MIN_ROWS = 16  # like llama-imatrix: skip tiny batches (the last-token logits matmul)
 MIN_WINDOW = 64  # a last partial window shorter than this is dropped
@@ -400,3 +404,23 @@ def _windows(lc: Any, vocab: Any, text: str, n_ctx: int, max_chunks: int | None)
             "Add more calibration text.",
         )
     return windows
+
+
+class ComputeImatrix:
+    """The pipeline's ``imatrix`` step: unquantized GGUF + calibration text -> importance matrix (llama.cpp's
+    GGUF imatrix format)."""
+
+    def run(self, ctx: StepContext) -> None:
+        from edgekit.compress.calibration import load_calibration
+        from edgekit.compress.imatrix import write_imatrix
+
+        cfg = ctx.step.config
+        imatrix = compute_imatrix(
+            ctx.inputs["model"],
+            load_calibration(ctx.inputs["calibration"]),
+            n_ctx=int(cfg.get("chunk_tokens", 512)),
+            max_chunks=cfg.get("max_chunks"),
+            threads=ctx.settings.threads,
+            progress=ctx.progress,
+        )
+        write_imatrix(imatrix, ctx.out, legacy=False)

@@ -20,10 +20,15 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekit.compress.hf import require
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
 
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 TASK = "text-generation-with-past"
@@ -118,3 +123,10 @@ def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: ProgressFn | None
                 shutil.copy2(hf_dir / name, tmp / name)
         report("export", 1, 1)
     return out_dir
+
+
+class ExportONNX:
+    """The pipeline's ``export`` step: HF folder -> float ONNX causal LM with past key values."""
+
+    def run(self, ctx: StepContext) -> None:
+        export_causal_lm(ctx.inputs["model"], ctx.out, progress=ctx.progress)

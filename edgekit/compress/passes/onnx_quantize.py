@@ -25,13 +25,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from edgekit.compress.hf import require
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
+
 
 MODES = ("int8-dynamic", "int8-static", "int4")
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
@@ -283,3 +287,23 @@ class CalibrationFeeds:
 
     def rewind(self) -> None:
         self._next = iter(self.feeds)
+
+
+class QuantizeONNX:
+    """The pipeline's ``onnx`` step: float ONNX folder (+ calibration text for int8-static) -> quantized
+    ONNX folder."""
+
+    def run(self, ctx: StepContext) -> None:
+        from edgekit.compress.calibration import load_calibration
+
+        target = ctx.step.target
+        assert target is not None
+        calibration = load_calibration(ctx.inputs["calibration"]) if "calibration" in ctx.inputs else None
+        quantize_onnx(
+            ctx.inputs["model"],
+            ctx.out,
+            target.type,
+            calibration=calibration,
+            block_size=target.block_size or 32,
+            progress=ctx.progress,
+        )
