@@ -1,4 +1,4 @@
-"""A compression step and the seam its pass implements: what ``pipeline.py`` plans and each pass runs.
+"""A compression step and the seam its pass implements: what ``pipeline`` plans and each pass runs.
 
 A pass is a small class beside the function that does its work (``passes/gguf_convert.py``'s
 ``Convert``, ...), registered by kind in ``pipeline.PASSES`` and imported only when a plan needs it, so

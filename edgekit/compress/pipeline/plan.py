@@ -1,0 +1,289 @@
+"""Planning a recipe: its steps, each with inputs, an output path and a cache key known before anything
+runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
+from edgekit.compress.provenance import tool_versions
+from edgekit.compress.recipe import Recipe, Target, load_recipe
+from edgekit.compress.step import Step
+from edgekit.config import Settings
+from edgekit.errors import RecipeError, UnknownModelError
+from edgekit.models.resolve import fetch, locate
+from edgekit.models.verify import remembered_sha256
+
+# Which tools shape each kind's bytes (their versions are part of the cache key).
+TOOLS: dict[str, tuple[str, ...]] = {
+    "dequantize": ("torch", "transformers"),
+    "distill": ("torch", "transformers"),
+    "convert": CONVERT_TOOLS,
+    "imatrix": ("llama-cpp-python",),
+    "gguf": ("llama-cpp-python",),
+    "export": ("optimum-onnx", "onnx", "torch", "transformers"),
+    "onnx": ("onnx", "onnxruntime"),
+    "eval": ("llama-cpp-python", "onnxruntime"),
+}
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """The recipe's source as the plan sees it, without downloading it."""
+
+    spec: str  # what the recipe names: lock name, path or hub id
+    format: Literal["gguf", "hf", "onnx"]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: Recipe
+    source: SourceRef
+    steps: tuple[Step, ...]
+    file_hashes: Mapping[str, str] = field(default_factory=dict)  # "file:PATH" -> sha256
+    warnings: tuple[str, ...] = ()  # e.g. calibration text that overlaps the evaluation text
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+
+def plan(recipe: Recipe | Path | str, *, settings: Settings | None = None) -> Plan:
+    """The steps ``recipe`` takes, in order, with their cache keys. Reads hashes; builds nothing."""
+    settings = settings or Settings.from_env()
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    source = _source_ref(recipe, settings)
+    builder = _Builder(recipe, source, settings)
+    return builder.build()
+
+
+def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
+    spec = recipe.source
+    path = Path(spec)
+    if path.is_absolute():
+        art = fetch(locate(path, settings=settings), settings=settings)
+        fmt: Literal["gguf", "hf", "onnx"] = art.format if art.format in ("gguf", "onnx") else "hf"  # type: ignore[assignment]
+        return SourceRef(spec, fmt, art.sha256)
+    if "@" in spec:  # org/name@<commit>: the commit pins the bytes
+        return SourceRef(spec, "hf", hashlib.sha256(f"hub:{spec}".encode()).hexdigest())
+    from edgekit.models.lock import Lockfile
+
+    lock = Lockfile.load(settings.lock_path)
+    if spec not in lock.models:
+        raise UnknownModelError(
+            f"{recipe.path}: source {spec!r} is not in models.lock ({settings.lock_path})",
+            "Name an entry from 'edgekit models list', or a model path relative to the recipe.",
+        )
+    entry = lock.get(spec)
+    if entry.format == "data":
+        raise RecipeError(
+            f"{recipe.path}: source {spec!r} is a build input (format data), not a model to compress",
+            "Name a GGUF, ONNX or Hugging Face entry from 'edgekit models list'.",
+        )
+    return SourceRef(spec, entry.format, entry.sha256)
+
+
+class _Builder:
+    def __init__(self, recipe: Recipe, source: SourceRef, settings: Settings) -> None:
+        self.recipe, self.source, self.settings = recipe, source, settings
+        self.steps: list[Step] = []
+        self.keys: dict[str, str] = {"source": source.sha256}
+        self.work = settings.cache_dir / "compress"
+        self.tools = tool_versions()
+
+    def build(self) -> Plan:
+        r, src = self.recipe, self.source
+        if src.format == "onnx":
+            raise RecipeError(
+                f"{r.path}: source {src.spec!r} is an ONNX model; a recipe starts from GGUF or Hugging Face",
+                "Name the model it was exported from.",
+            )
+        gguf_targets = [t for t in r.targets if t.format == "gguf"]
+        onnx_targets = [t for t in r.targets if t.format == "onnx"]
+        hf: str | None = "source" if src.format == "hf" else None
+        if hf is None and (r.distill is not None or onnx_targets):
+            hf = self.add("dequantize", "dequantize", {"model": "source"}, {}, "hf", folder=True)
+        if r.distill is not None:
+            cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in r.distill.items()}
+            inputs = {"teacher": hf or "source"}
+            for key in ("data", "prompts"):
+                if key in cfg:
+                    inputs[key] = self.file(Path(cfg.pop(key)))
+            hf = self.add("distill", "distill", inputs, cfg, "student", folder=True)
+        base_gguf = self.gguf_base(gguf_targets, hf)
+        imatrix = self.importance(gguf_targets, base_gguf)
+        for t in gguf_targets:
+            inputs = {"model": base_gguf}
+            if t.calibrate and imatrix:
+                inputs["imatrix"] = imatrix
+            cfg = {**t.settings(), "allow_requantize": base_gguf == "source"}
+            self.add(f"target:{t.name}", "gguf", inputs, cfg, out=t.out, target=t)
+        if onnx_targets:
+            assert hf is not None
+            export = self.add("export", "export", {"model": hf}, {}, "onnx", folder=True)
+            for t in onnx_targets:
+                inputs = {"model": export}
+                cal = r.calibration
+                if t.calibrate and cal is not None and cal.data is not None:
+                    inputs["calibration"] = self.file(cal.data)
+                self.add(f"target:{t.name}", "onnx", inputs, t.settings(), out=t.out, folder=True, target=t)
+        suite = self.evals(base_gguf)
+        return Plan(r, src, tuple(self.steps), self.hashes, self.overlap(suite))
+
+    def overlap(self, suite: Any) -> tuple[str, ...]:
+        """Calibration text must stay apart from the text the gate scores; say so when it does not."""
+        cal = self.recipe.calibration
+        if cal is None or cal.data is None:
+            return ()
+        from edgekit.compress.calibration import check_overlap, load_calibration
+
+        data = load_calibration(cal.data)  # empty or too-short text fails here, before any step runs
+        texts = [s.text for s in suite.slices] if suite is not None else None
+        found = check_overlap(data, texts)
+        return (found.warning,) if found.warning else ()
+
+    def gguf_base(self, targets: list[Target], hf: str | None) -> str:
+        if not targets:
+            return ""
+        if hf is not None:
+            return self.add(
+                "convert", "convert", {"model": hf}, {"outtype": self.recipe.outtype}, "model.gguf"
+            )
+        if not self.recipe.allow_requantize:
+            raise RecipeError(
+                f"{self.recipe.path}: source {self.source.spec!r} is a GGUF file; quantizing it again "
+                "compounds the rounding error",
+                "Start from the Hugging Face folder, or set allow_requantize = true in [source].",
+            )
+        return "source"
+
+    def importance(self, targets: list[Target], base: str) -> str:
+        cal = self.recipe.calibration
+        if cal is None or not any(t.calibrate for t in targets):
+            return ""
+        if cal.imatrix is not None:
+            return self.file(cal.imatrix)
+        assert cal.data is not None
+        cfg: dict[str, Any] = {"chunk_tokens": cal.chunk_tokens}
+        if cal.max_chunks is not None:
+            cfg["max_chunks"] = cal.max_chunks
+        return self.add(
+            "imatrix", "imatrix", {"model": base, "calibration": self.file(cal.data)}, cfg, "imatrix.gguf"
+        )
+
+    def evals(self, base_gguf: str) -> Any:
+        gate = self.recipe.eval
+        if gate is None:
+            return None
+        from edgekit.evaluate.suite import load_suite
+
+        suite = load_suite(gate.suite)  # a broken suite fails the plan, not the run after the builds
+        suite_key = _suite_key(suite)
+        baseline = gate.baseline
+        if baseline == "source":
+            baseline = self.baseline_for_source(base_gguf)
+        elif baseline == "unquantized":
+            pass  # per target, below
+        elif not Path(baseline).exists() and "/" not in baseline:
+            from edgekit.models.lock import Lockfile
+
+            lock = Lockfile.load(self.settings.lock_path)
+            if baseline not in lock.models:
+                raise RecipeError(
+                    f"{self.recipe.path}: eval baseline {baseline!r} is not a file or a models.lock name",
+                    'Use "source", "unquantized", a lock name, or a GGUF/ONNX path next to the recipe.',
+                )
+            self.keys[f"lock:{baseline}"] = lock.get(baseline).sha256
+            baseline = f"lock:{baseline}"
+        else:
+            baseline = self.file(Path(baseline))
+        for name in gate.targets:
+            cfg = {"suite": str(gate.suite), "suite_sha256": suite_key}
+            target = f"target:{name}"
+            base = baseline
+            if baseline == "unquantized":  # the same weights before quantizing, in the target's format
+                base = next(s for s in self.steps if s.id == target).inputs["model"]
+            self.add(
+                f"eval:{name}",
+                "eval",
+                {"baseline": base, "candidate": target},
+                cfg,
+                "report.json",
+            )
+        return suite
+
+    def baseline_for_source(self, base_gguf: str) -> str:
+        if self.source.format == "gguf":
+            return "source"
+        # The eval scores GGUF and ONNX models: a Hugging Face source's unquantized conversion stands for it.
+        if self.recipe.distill is None and base_gguf == "convert":
+            return "convert"
+        if self.recipe.distill is None and any(s.id == "export" for s in self.steps):
+            return "export"
+        raise RecipeError(
+            f'{self.recipe.path}: eval baseline "source" is a Hugging Face folder here, which the eval '
+            "cannot score",
+            "Set [eval] baseline to a models.lock name or a GGUF/ONNX path of the reference model.",
+        )
+
+    def file(self, path: Path) -> str:
+        ref = f"file:{path}"
+        if ref not in self.keys:
+            self.keys[ref] = remembered_sha256(path, self.settings.cache_dir)
+        return ref
+
+    def add(
+        self,
+        step_id: str,
+        kind: str,
+        inputs: Mapping[str, str],
+        config: Mapping[str, Any],
+        name: str = "",
+        *,
+        out: Path | None = None,
+        folder: bool = False,
+        target: Target | None = None,
+    ) -> str:
+        tools = {t: v for t, v in self.tools.items() if t in TOOLS[kind] or t == "edgekit"}
+        blob = {
+            "kind": kind,
+            "config": config,
+            "inputs": {r: self.keys[i] for r, i in inputs.items()},
+            "tools": tools,
+        }
+        key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+        if out is None:
+            out = self.work / kind / key[:16] / name
+        self.steps.append(Step(step_id, kind, dict(inputs), dict(config), key, out, folder, target))
+        self.keys[step_id] = key
+        return step_id
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {k: v for k, v in self.keys.items() if k.startswith(("file:", "lock:"))}
+
+
+def _suite_key(suite: Any) -> str:
+    """Content hash of a loaded suite: texts, gates and settings (not the file's path)."""
+    h = hashlib.sha256()
+    for s in suite.slices:
+        h.update(json.dumps([s.name, s.chunk_tokens, dict(s.gates)], sort_keys=True).encode())
+        h.update(s.text.encode("utf-8"))
+    tasks = suite.tasks
+    settings = [
+        dict(suite.gates),
+        suite.top_k,
+        suite.min_tokens,
+        suite.task_max_tokens,
+        suite.speed_runs,
+        suite.speed_max_tokens,
+        suite.speed_prompt,
+        repr(tasks),
+    ]
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()
