@@ -238,12 +238,8 @@ def test_interrupt_mid_write_leaves_nothing(default_f16_gguf: Path, tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_seam_enospc_keeps_the_old_output(
-    default_f16_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_seam_enospc_keeps_the_old_output(default_f16_gguf: Path, tmp_path: Path) -> None:
     """ENOSPC raised where the output is written: the previous file under the final name survives."""
-    from edgekit.compress.passes import gguf_quantize
-
     out = tmp_path / "q.gguf"
     out.write_bytes(b"previous build")
 
@@ -251,9 +247,8 @@ def test_write_seam_enospc_keeps_the_old_output(
         Path(str(job["out"])).write_bytes(b"\0" * 1000)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(gguf_quantize, "_run_child", full_disk)
     with pytest.raises(DiskFullError):
-        quantize_gguf(default_f16_gguf, out, "Q8_0")
+        quantize_gguf(default_f16_gguf, out, "Q8_0", runner=full_disk)
     assert out.read_bytes() == b"previous build"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.gguf"]
 

@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,6 +183,10 @@ def kv_strings(metadata: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+Runner = Callable[[dict[str, Any], Path, ProgressFn, float], None]
+"""Runs a quantization job: (job, source path, progress, timeout)."""
+
+
 def quantize_gguf(
     src: Path,
     out: Path,
@@ -195,12 +199,14 @@ def quantize_gguf(
     threads: int | None = None,
     progress: ProgressFn = no_progress,
     timeout: float = 3600,
+    runner: Runner | None = None,
 ) -> Path:
     """Quantize the GGUF ``src`` to ``qtype`` into ``out`` (written atomically). Returns ``out``.
 
     ``metadata`` (string values) is added to the output's header. Raises InputError for an unknown
     type, for a type that needs an importance matrix without one, and for an already-quantized source
-    unless ``allow_requantize``.
+    unless ``allow_requantize``. ``runner`` runs the job (default ``run_quantizer``, llama.cpp's quantizer
+    in a child process); a test gives one that fails where the real one could.
     """
     qtype = quant_type(qtype)
     overrides = overrides or TensorOverrides()
@@ -232,12 +238,14 @@ def quantize_gguf(
             from edgekit.compress.imatrix import write_imatrix
 
             job["imatrix"] = str(write_imatrix(imatrix, Path(work) / "imatrix.gguf"))
-        _run_child(job, src, progress, timeout)
+        (runner or run_quantizer)(job, src, progress, timeout)
         os.chmod(tmp, new_file_mode())  # the temporary file was created private
     return Path(out)
 
 
-def _run_child(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: float) -> None:
+def run_quantizer(job: dict[str, Any], src: Path, progress: ProgressFn, timeout: float) -> None:
+    """Run one quantization ``job`` (what ``quantize_gguf`` built) in a child process, reporting its
+    per-tensor progress; a crash, a full disk or a timeout becomes an edgekit error."""
     # stderr goes to a file: a chatty child must never block on a full pipe nobody reads until the end
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr,
