@@ -16,9 +16,8 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="session")
 def classifier() -> HarmClassifier:
-    clf = HarmClassifier()
-    clf._encoder = Encoder(encoder_dir(clf.heads.encoder_model), threads=1)
-    return clf
+    model = HarmClassifier().heads.encoder_model  # the encoder the shipped heads were trained on
+    return HarmClassifier(encoder=Encoder(encoder_dir(model), threads=1))
 
 
 HARMFUL = [
