@@ -143,6 +143,9 @@ class GGUFInfo:
         return v if isinstance(v, str) else None
 
 
+_U64 = struct.Struct("<Q")
+
+
 class HeaderReader:
     """Reads a GGUF header's fields from ``f`` (``size`` bytes long) and names ``path`` and the field being
     read (``where``) in every error: a count or length past the end of the file is a truncated or corrupt
@@ -227,14 +230,15 @@ class HeaderReader:
     def _skip_strings(self, count: int) -> None:
         """Step over ``count`` length-prefixed strings (a vocabulary: 10^5 of them) without reading them
         one call at a time: the lengths are walked in a memory map of the file."""
-        pos, size = self.f.tell(), self.size
+        pos, size, length = self.f.tell(), self.size, _U64.unpack_from
         with mmap.mmap(self.f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            for _ in range(count):
-                if pos + 8 > size:
-                    raise self.cut_short()
-                pos += 8 + struct.unpack_from("<Q", mm, pos)[0]
-                if pos > size:
-                    raise self.cut_short()
+            try:  # a length past the end makes the next read fail, or the check after the loop
+                for _ in range(count):
+                    pos += 8 + length(mm, pos)[0]
+            except (struct.error, OverflowError):  # OverflowError: an offset beyond 2**63
+                raise self.cut_short() from None
+        if pos > size:
+            raise self.cut_short()
         self.f.seek(pos)
 
 
