@@ -30,6 +30,8 @@ and the calibration rounds to powers of two, so a build's folder hash can be pin
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,9 +311,6 @@ def build_graph(
 def encoder_folder(out: Path, model: bytes, tokenizer: Path, config: Mapping[str, Any]) -> None:
     """Write the feature-extraction folder at ``out`` (which must not exist yet): model.onnx,
     tokenizer.json and ``edgekit-encoder.json`` (``config``)."""
-    import json
-    import shutil
-
     out.mkdir(parents=True)
     (out / "model.onnx").write_bytes(model)
     shutil.copyfile(tokenizer, out / "tokenizer.json")
