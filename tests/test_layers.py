@@ -6,6 +6,8 @@
 - The lower floors (``runtime``, ``models``, ``safety``, ``schema``, ``cascade``) never import what sits
   above them (``edgekit.api``, ``assistant``, ``serve``, ``evaluate``, ``compress``).
 - ``runtime/`` knows nothing of safety, routing or the assistant.
+- Nothing in ``compress/`` outside ``compress/pipeline/`` imports the pipeline: it loads the passes by name,
+  and they see only ``compress/step.py``.
 - No module imports another module's private name (one leading underscore): neither
   ``from edgekit.x import _name`` nor ``x._name`` on something imported from edgekit. What two modules
   share is public in the lower one; dunder names are not private.
@@ -57,6 +59,12 @@ def broken(rel: str, mod: str) -> str | None:
         return "imports a floor above it"
     if floor == "runtime" and mod.split(".")[:2][-1] in ("safety", "cascade", "assistant", "schema"):
         return "runtime reaches up"
+    if (
+        rel.startswith("compress/")
+        and not rel.startswith("compress/pipeline/")
+        and (mod == "edgekit.compress.pipeline" or mod.startswith("edgekit.compress.pipeline."))
+    ):
+        return "a pass imports the pipeline that loads it"
     return None
 
 
@@ -73,6 +81,11 @@ def test_the_scan_sees_what_it_checks() -> None:
     assert broken("safety/guard.py", "edgekit.api") == "imports a floor above it"
     assert broken("serve/app.py", "typer") == "knows the CLI"
     assert broken("runtime/onnx.py", "edgekit.safety.guard") == "runtime reaches up"
+    assert (
+        broken("compress/passes/imatrix.py", "edgekit.compress.pipeline")
+        == "a pass imports the pipeline that loads it"
+    )
+    assert broken("compress/pipeline/run.py", "edgekit.compress.pipeline.plan") is None
     assert broken("cli/run.py", "edgekit") is None and broken("runtime/onnx.py", "edgekit.errors") is None
     assert len(imports()) > 200
 
