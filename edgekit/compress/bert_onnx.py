@@ -309,9 +309,9 @@ def build_graph(
 
 
 def encoder_folder(out: Path, model: bytes, tokenizer: Path, config: Mapping[str, Any]) -> None:
-    """Write the feature-extraction folder at ``out`` (which must not exist yet): model.onnx,
-    tokenizer.json and ``edgekit-encoder.json`` (``config``)."""
-    out.mkdir(parents=True)
+    """Write the feature-extraction folder at ``out`` (absent or empty): model.onnx, tokenizer.json and
+    ``edgekit-encoder.json`` (``config``)."""
+    out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(model)
     shutil.copyfile(tokenizer, out / "tokenizer.json")
     text = json.dumps(dict(config), indent=2, sort_keys=True) + "\n"

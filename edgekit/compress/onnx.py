@@ -4,9 +4,11 @@
 values (``passes/onnx_export.py``) and, unless ``mode`` is ``fp32``, quantized
 (``passes/onnx_quantize.py``: ``int8-dynamic``, ``int8-static`` with calibration texts, ``int4``); the
 float export is an intermediate in a temporary sibling of ``out_dir`` and removed afterwards. An encoder
-(BERT-like, e.g. all-MiniLM-L6-v2) goes to the encoder export (``passes/onnx_encoder.py``) with ``fp32``
-or ``int8``. With ``lock_path`` the output gets a models.lock entry (format onnx) whose provenance table
-names the source and its sha256, the mode, the calibration set's sha256 and the tool versions.
+(BERT-like, e.g. all-MiniLM-L6-v2) takes ``fp32`` or ``int8``: the int8 build of a BERT folder with
+safetensors weights is the torch-free ``passes/bert_encoder.py``; any other goes to optimum-onnx's export
+(``passes/onnx_encoder.py``). With ``lock_path`` the output gets a models.lock entry (format onnx) whose
+provenance table names the source and its sha256, the mode, the calibration set's sha256 and the tool
+versions.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from edgekit.compress.passes.onnx_quantize import (
 )
 from edgekit.compress.provenance import Provenance, record
 from edgekit.errors import InputError
-from edgekit.files import ProgressFn, content_sha256
+from edgekit.files import ProgressFn, atomic_output, content_sha256
 
 MODES = ("fp32", *QUANT_MODES)
 ENCODER_MODES = ("fp32", "int8")
@@ -156,9 +158,17 @@ def _encoder(
             f"{hf_dir} is an encoder; ONNX target {mode!r} applies to causal LMs only",
             f"Use one of: {', '.join(ENCODER_MODES)} for encoders.",
         )
-    # Imported by name: the encoder pass is optional here and loads torch and optimum only when used.
-    encoder = importlib.import_module("edgekit.compress.passes.onnx_encoder")
-    encoder.export_encoder(hf_dir, out_dir, int8=mode == "int8")
+    settings: dict[str, object] = {"task": "feature-extraction"}
+    if mode == "int8" and _torch_free(hf_dir):
+        from edgekit.compress.passes.bert_encoder import build
+
+        with atomic_output(Path(out_dir), folder=True) as tmp:
+            build({"model": Path(hf_dir)}, tmp)
+        settings["builder"] = "bert-encoder"
+    else:
+        # Imported by name: this pass is optional here and loads torch and optimum only when used.
+        encoder = importlib.import_module("edgekit.compress.passes.onnx_encoder")
+        encoder.export_encoder(hf_dir, out_dir, int8=mode == "int8")
     if lock_path is not None:
         record_onnx(
             lock_path,
@@ -167,7 +177,17 @@ def _encoder(
             name=name or out_dir.name,
             source=source or str(hf_dir),
             source_sha256=source_sha256 or content_sha256(hf_dir),
-            settings={"task": "feature-extraction"},
+            settings=settings,
             role="encoder",
         )
     return out_dir
+
+
+def _torch_free(hf_dir: Path) -> bool:
+    """A BERT folder with safetensors weights: its int8 build is the deterministic ``bert-encoder`` pass
+    (numpy and onnxruntime only), the one the model store pins ``all-minilm-l6-v2-onnx`` with."""
+    try:
+        config = json.loads((Path(hf_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return config.get("model_type") == "bert" and (Path(hf_dir) / "model.safetensors").is_file()

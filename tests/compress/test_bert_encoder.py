@@ -246,3 +246,27 @@ def test_the_real_build_matches_its_pin_and_its_fp32_model(isolated: Path) -> No
     ref = bert.reference_embeddings(be.read_bert(source), source / "tokenizer.json", texts, max_tokens=256)
     cos = (Encoder(folder, threads=1).embed(texts) * ref).sum(axis=1)
     assert cos.min() > 0.98, cos
+
+
+NO_TORCH_QUANTIZE = """
+import sys
+for name in ("torch", "transformers", "optimum"):
+    sys.modules[name] = None  # importing any of them now fails
+import edgekit
+r = edgekit.quantize("all-minilm-l6-v2", "int8", format="onnx", out=sys.argv[1], lock_path=sys.argv[2])
+print(r.provenance.settings["builder"], r.entry.role)
+"""
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_quantize_builds_a_bert_encoders_int8_onnx_without_torch(isolated: Path) -> None:
+    import subprocess
+    import sys
+
+    out, lock = isolated / "minilm", isolated / "models.lock"
+    cmd = [sys.executable, "-c", NO_TORCH_QUANTIZE, str(out), str(lock)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["bert-encoder", "encoder"]
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "tokenizer.json", "edgekit-encoder.json"}
