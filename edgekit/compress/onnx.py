@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from edgekit.compress.passes.onnx_export import check_causal_lm, export_causal_lm
 from edgekit.compress.passes.onnx_quantize import (
@@ -42,12 +43,18 @@ ENCODER_TYPES = frozenset(
 )
 
 
-def is_encoder(hf_dir: Path) -> bool:
-    """True for a BERT-like encoder folder (the sentence-embedding and classifier path)."""
+def _config(hf_dir: Path) -> dict[str, Any]:
+    """The folder's config.json, or {} when it is missing or unreadable."""
     try:
         config = json.loads((Path(hf_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def is_encoder(hf_dir: Path) -> bool:
+    """True for a BERT-like encoder folder (the sentence-embedding and classifier path)."""
+    config = _config(hf_dir)
     archs = config.get("architectures") or []
     if any(str(a).endswith("ForCausalLM") for a in archs):
         return False
@@ -186,8 +193,4 @@ def _encoder(
 def _torch_free(hf_dir: Path) -> bool:
     """A BERT folder with safetensors weights: its int8 build is the deterministic ``bert-encoder`` pass
     (numpy and onnxruntime only), the one the model store pins ``all-minilm-l6-v2-onnx`` with."""
-    try:
-        config = json.loads((Path(hf_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return config.get("model_type") == "bert" and (Path(hf_dir) / "model.safetensors").is_file()
+    return _config(hf_dir).get("model_type") == "bert" and (Path(hf_dir) / "model.safetensors").is_file()

@@ -218,7 +218,8 @@ def license_of(folder: Path) -> str:
 
 
 def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
-    from edgekit.models.lock import NAME_RE, Lockfile
+    from edgekit.models.lock import Lockfile
+    from edgekit.models.store import ModelStore
 
     if not NAME_RE.match(text):
         raise InputError(
@@ -236,8 +237,8 @@ def _lock_name(text: str, settings: Settings, progress: ProgressFn) -> Source:
             f"{text} is an {entry.format} model; quantize needs a GGUF or Hugging Face source",
             "Quantize the model it was exported from instead.",
         )
-    art = fetch(locate(text, settings=settings), settings=settings, progress=progress)
-    return Source("lock", art.path, art.sha256, text, art.license)
+    path = ModelStore(settings, lock).ensure(text, progress)  # the lock already read and checked above
+    return Source("lock", path, entry.sha256, text, entry.license)
 
 
 def hub_folder(settings: Settings, repo: str, revision: str) -> Path:

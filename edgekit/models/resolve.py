@@ -19,7 +19,7 @@ from typing import Literal
 from edgekit.config import Settings
 from edgekit.errors import ModelFileError
 from edgekit.files import ProgressFn, content_size, no_progress
-from edgekit.models.lock import Lockfile, ModelEntry, looks_like_path
+from edgekit.models.lock import ModelEntry, looks_like_path
 from edgekit.models.store import ModelStore
 from edgekit.models.verify import remembered_sha256
 
@@ -89,8 +89,7 @@ def fetch(
     unless ``hash_path`` is false (loading a file to chat with needs no hash)."""
     settings = settings or Settings.from_env()
     if artifact.entry is not None:
-        lock = Lockfile.load(settings.lock_path)
-        return replace(artifact, path=ModelStore(settings, lock).ensure(artifact.entry.name, progress))
+        return replace(artifact, path=ModelStore(settings).ensure(artifact.entry.name, progress))
     if artifact.sha256 or not hash_path:
         return artifact
     return replace(artifact, sha256=remembered_sha256(artifact.path, settings.cache_dir, progress, stage))
