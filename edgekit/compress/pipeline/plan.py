@@ -67,7 +67,9 @@ def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
     path = Path(spec)
     if path.is_absolute():
         art = fetch(locate(path, settings=settings), settings=settings)
-        fmt: Literal["gguf", "hf", "onnx"] = art.format if art.format in ("gguf", "onnx") else "hf"  # type: ignore[assignment]
+        fmt: Literal["gguf", "hf", "onnx"] = (
+            "onnx" if art.format == "onnx" else "gguf" if art.format == "gguf" else "hf"
+        )
         return SourceRef(spec, fmt, art.sha256)
     if "@" in spec:  # org/name@<commit>: the commit pins the bytes
         return SourceRef(spec, "hf", hashlib.sha256(f"hub:{spec}".encode()).hexdigest())
