@@ -1,35 +1,29 @@
 """``edgekit.quantize``: one call from a source model to a quantized artifact pinned in models.lock.
 
-GGUF path: resolve the source; a Hugging Face folder is converted to an F16 GGUF (cached by the
-folder's content hash) and its tokenizer checked against the source; an importance matrix is computed
-from calibration text or read from a file; llama.cpp's quantizer writes the output with provenance in
-its metadata; the output gets a models.lock entry with the same provenance. ONNX path: the ONNX passes
-(``passes/onnx_*.py``) do the work; this module only dispatches to them.
+GGUF path: resolve the source and check the options, then run a one-target recipe, held in memory,
+through the pipeline (``compress/pipeline``) as ``edgekit compress`` runs a recipe file: a Hugging Face
+folder is converted to an F16 GGUF and its tokenizer checked, an importance matrix is computed from
+calibration text or read from a file, llama.cpp's quantizer writes the output with provenance in its
+metadata, and the output gets a models.lock entry with the same provenance; every step is cached by its
+inputs, settings and tool versions. ONNX path: ``compress/onnx.to_onnx``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from edgekit.compress.hf import dequantized
-from edgekit.compress.passes.gguf_convert import OutType
-from edgekit.compress.passes.gguf_convert import converted as converted_gguf
-from edgekit.compress.passes.gguf_quantize import (
-    NEEDS_IMATRIX,
-    TensorOverrides,
-    is_quantized,
-    quant_type,
-    quantize_gguf,
-)
-from edgekit.compress.provenance import Provenance, record
-from edgekit.compress.source import output_stem, resolve
-from edgekit.config import Settings
-from edgekit.errors import InputError, MissingDependencyError
+from edgekit.compress.passes.gguf_quantize import NEEDS_IMATRIX, TensorOverrides, is_quantized, quant_type
+from edgekit.compress.pipeline import SourceRef, plan, run
+from edgekit.compress.provenance import Provenance
+from edgekit.compress.recipe import Calibration, Recipe, Target
+from edgekit.compress.source import Source, output_stem, resolve
+from edgekit.config import Settings, writable_lock_path
+from edgekit.errors import InputError
 from edgekit.files import ProgressFn, no_progress
-from edgekit.models.lock import NAME_RE, ModelEntry
+from edgekit.models.lock import NAME_RE, Lockfile, ModelEntry
 
 Format = Literal["gguf", "onnx"]
 
@@ -87,99 +81,72 @@ def quantize(
         raise InputError(f"bad model name {name!r}", "Use letters, digits, '.', '_' and '-'.")
     source = resolve(src, settings=settings, progress=progress)
     warnings: list[str] = [source.warning] if source.warning else []
-    if source.format == "hf":
-        outtype: OutType = "f32" if qtype == "F32" else "f16"
-        model = converted_gguf(
-            source.path, source.sha256, settings.cache_dir, outtype=outtype, progress=progress
-        )
-        converted = True
-    else:
-        model, converted = source.path, False
-        if is_quantized(model):
-            if not allow_requantize:
-                raise InputError(
-                    f"{source.display} is already quantized; quantizing again compounds the rounding error",
-                    "Quantize from an F16/F32 GGUF or the HF folder, or pass allow_requantize=True.",
-                )
-            warnings.append(
-                f"{source.display} is already quantized: requantizing to {qtype} adds a second rounding "
-                "error; quality is lower than quantizing from F16"
+    quantized = source.format == "gguf" and is_quantized(source.path)
+    if quantized:
+        if not allow_requantize:
+            raise InputError(
+                f"{source.display} is already quantized; quantizing again compounds the rounding error",
+                "Quantize from an F16/F32 GGUF or the HF folder, or pass allow_requantize=True.",
             )
-    im, calibration_sha = _importance(model, calibration, imatrix, settings, progress, warnings)
+        warnings.append(
+            f"{source.display} is already quantized: requantizing to {qtype} adds a second rounding "
+            "error; quality is lower than quantizing from F16"
+        )
     base = output_stem(source.display)
-    out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf"
-    if out_path.resolve() == model.resolve():
+    out_path = (Path(out) if out is not None else Path.cwd() / f"{base}-{qtype}.gguf").resolve()
+    if out_path == source.path.resolve():
         raise InputError(f"the output {out_path} is the source file", "Write the output to another path.")
-    settings_used: dict[str, Any] = {**overrides.to_dict()}
-    if converted:
-        settings_used["converted"] = "hf -> gguf f16" if qtype != "F32" else "hf -> gguf f32"
-    if allow_requantize and not converted:
-        settings_used["allow_requantize"] = True
-    provenance = Provenance(
-        source=source.display,
-        source_sha256=source.sha256,
-        step="quantize",
-        quant_type=qtype,
-        calibration_sha256=calibration_sha,
-        imatrix_sha256=im.sha256 if im is not None else "",
-        settings=settings_used,
-    )
-    quantize_gguf(
-        model,
-        out_path,
-        qtype,
-        overrides=overrides,
-        imatrix=im,
-        metadata=provenance.gguf_metadata(),
-        allow_requantize=allow_requantize,
-        threads=settings.threads,
-        progress=progress,
-    )
-    lock = Path(lock_path) if lock_path is not None else settings.lock_path
-    entry = record(
-        lock,
-        out_path,
-        provenance,
+    cal = None
+    if calibration is not None or imatrix is not None:
+        cal = Calibration(
+            data=Path(calibration).resolve() if calibration is not None else None,
+            imatrix=Path(imatrix).resolve() if imatrix is not None else None,
+        )
+    target = Target(
         name=name or f"{base}-{qtype.lower().replace('_', '-')}",
+        format="gguf",
+        type=qtype,
+        out=out_path,
+        calibrate=cal is not None,
+        overrides=overrides,
         license=source.license,
         description=f"{source.display} quantized to {qtype} by edgekit",
     )
-    return QuantizeResult(out_path.resolve(), entry, provenance, tuple(warnings))
+    recipe = Recipe(
+        path=Path("quantize"),
+        sha256="",  # held in memory: no recipe file to name in the provenance
+        source=source.display,
+        targets=(target,),
+        out_dir=out_path.parent,
+        allow_requantize=allow_requantize or not quantized,
+        outtype="f32" if qtype == "F32" else "f16",
+        calibration=cal,
+        made_by="quantize",
+    )
+    return _build(recipe, source, quantized, lock_path, settings, progress, warnings)
 
 
-def _importance(
-    model: Path,
-    calibration: str | Path | None,
-    imatrix: str | Path | None,
+def _build(
+    recipe: Recipe,
+    source: Source,
+    quantized: bool,
+    lock_path: str | Path | None,
     settings: Settings,
     progress: ProgressFn,
     warnings: list[str],
-) -> tuple[Any, str]:
-    """(Imatrix or None, calibration sha256 or ""); appends a warning when calibration text overlaps the
-    drift gate's evaluation text."""
-    if imatrix is not None:
-        from edgekit.compress.imatrix import check_imatrix, read_imatrix
-
-        im = read_imatrix(Path(imatrix))
-        check_imatrix(im, model)  # llama.cpp would silently skip entries that name no tensor of this model
-        return im, ""
-    if calibration is None:
-        return None, ""
-    from edgekit.compress.calibration import check_overlap, load_calibration
-
-    data = load_calibration(Path(calibration))
-    overlap = check_overlap(data)
-    if overlap.warning:
-        warnings.append(overlap.warning)
-    try:
-        from edgekit.compress.passes.imatrix import compute_imatrix
-    except ImportError:
-        raise MissingDependencyError(
-            "computing an importance matrix from calibration text is not available in this build",
-            "Compute one with llama.cpp's llama-imatrix and pass it with imatrix=FILE.",
-        ) from None
-    compute: Callable[..., Any] = compute_imatrix
-    return compute(model, data, threads=settings.threads, progress=progress), data.sha256
+) -> QuantizeResult:
+    """Run the one-target ``recipe`` through the pipeline for ``source`` (resolved already): its steps
+    cached as a recipe's are, its target pinned in ``lock_path``."""
+    if lock_path is not None:
+        settings = replace(settings, lock_path=Path(lock_path))
+    fmt: Literal["gguf", "hf"] = "gguf" if source.format == "gguf" else "hf"
+    ref = SourceRef(source.display, fmt, source.sha256, path=source.path, quantized=quantized)
+    p = plan(recipe, settings=settings, source=ref)
+    warnings.extend(p.warnings)
+    run(p, settings=settings, progress=progress)
+    (target,) = recipe.targets
+    entry = Lockfile.load(writable_lock_path(settings.lock_path)).get(target.name)  # where the run pinned it
+    return QuantizeResult(target.out, entry, Provenance(**(entry.provenance or {})), tuple(warnings))
 
 
 def _onnx(
@@ -226,9 +193,6 @@ def _onnx(
         source_sha256=source.sha256,
         progress=progress,
     )
-    from edgekit.config import writable_lock_path
-    from edgekit.models.lock import Lockfile
-
     entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where to_onnx wrote it
     warnings = (source.warning,) if source.warning else ()
     return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})), warnings)

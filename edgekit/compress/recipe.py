@@ -219,6 +219,7 @@ class Recipe:
     calibration: Calibration | None = None
     eval: EvalGate | None = None
     lines: Mapping[str, int] = field(default_factory=dict)  # "targets.0.type" -> line, for later errors
+    made_by: str = "compress"  # the provenance's step: "quantize" for the one-target recipe quantize() runs
 
     @property
     def name(self) -> str:

@@ -265,7 +265,6 @@ def test_calibration_and_imatrix_file_reach_the_quantizer(
     default_f16_gguf: Path, isolated: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from edgekit.compress.calibration import load_calibration
-    from edgekit.compress.imatrix import read_imatrix
 
     data = isolated / "cal.txt"
     data.write_text(CALIBRATION, encoding="utf-8")
@@ -296,7 +295,7 @@ def test_calibration_and_imatrix_file_reach_the_quantizer(
     try:
         assert out.parent == Path.cwd() and out.name.endswith("-Q4_0.gguf")
         prov = Lockfile.load(isolated / "models.lock").get("smol-im").provenance or {}
-        assert prov["imatrix_sha256"] == read_imatrix(path).sha256 and "calibration_sha256" not in prov
+        assert prov["imatrix_sha256"] == file_sha256(path) and "calibration_sha256" not in prov
     finally:
         out.unlink()
 

@@ -90,26 +90,6 @@ def convert_checked(
     return Path(out)
 
 
-def converted(
-    folder: Path,
-    sha256: str,
-    cache_dir: Path,
-    *,
-    outtype: OutType = "f16",
-    progress: ProgressFn = no_progress,
-) -> Path:
-    """The HF ``folder`` (content hash ``sha256``) as a checked unquantized GGUF, kept in the cache under a
-    key of the folder's hash, the type and the versions of the tools that shape the bytes (``TOOLS``), so
-    an upgraded converter builds it again."""
-    import hashlib
-
-    from edgekit.compress.provenance import tool_versions
-
-    key = hashlib.sha256(json.dumps([sha256, outtype, tool_versions(TOOLS)]).encode()).hexdigest()
-    path = Path(cache_dir) / "converted" / f"{key[:16]}-{outtype}.gguf"
-    return path if path.is_file() else convert_checked(folder, path, outtype=outtype, progress=progress)
-
-
 def _raise_for(proc: subprocess.CompletedProcess[str], folder: Path) -> None:
     if proc.returncode == 0:
         return

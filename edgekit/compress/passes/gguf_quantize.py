@@ -354,16 +354,20 @@ class QuantizeGGUF:
     metadata."""
 
     def run(self, ctx: StepContext) -> None:
-        from edgekit.compress.imatrix import read_imatrix
+        from edgekit.compress.imatrix import check_imatrix, read_imatrix
 
         target = ctx.step.target
         assert target is not None
+        imatrix = None
+        if "imatrix" in ctx.inputs:
+            imatrix = read_imatrix(ctx.inputs["imatrix"])
+            check_imatrix(imatrix, ctx.inputs["model"])  # llama.cpp skips entries that name no tensor
         quantize_gguf(
             ctx.inputs["model"],
             ctx.out,
             target.type,
             overrides=target.overrides,
-            imatrix=read_imatrix(ctx.inputs["imatrix"]) if "imatrix" in ctx.inputs else None,
+            imatrix=imatrix,
             metadata=ctx.provenance.gguf_metadata() if ctx.provenance else None,
             allow_requantize=bool(ctx.step.config.get("allow_requantize")),
             threads=ctx.settings.threads,

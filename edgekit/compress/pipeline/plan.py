@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
+from edgekit.compress.passes.gguf_quantize import is_quantized
 from edgekit.compress.provenance import tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
 from edgekit.compress.step import Step
@@ -34,11 +35,15 @@ TOOLS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SourceRef:
-    """The recipe's source as the plan sees it, without downloading it."""
+    """The recipe's source as the plan sees it, without downloading it. ``path`` is set when the caller
+    has resolved it already (``quantize``); a GGUF source counts as ``quantized`` unless its header was
+    read and says otherwise."""
 
     spec: str  # what the recipe names: lock name, path or hub id
     format: Literal["gguf", "hf", "onnx"]
     sha256: str
+    path: Path | None = None
+    quantized: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,14 @@ class Plan:
         return next(s for s in self.steps if s.id == step_id)
 
 
-def plan(recipe: Recipe | Path | str, *, settings: Settings | None = None) -> Plan:
-    """The steps ``recipe`` takes, in order, with their cache keys. Reads hashes; builds nothing."""
+def plan(
+    recipe: Recipe | Path | str, *, settings: Settings | None = None, source: SourceRef | None = None
+) -> Plan:
+    """The steps ``recipe`` takes, in order, with their cache keys. Reads hashes; builds nothing.
+    ``source``: the recipe's source resolved already (else it is looked up from ``recipe.source``)."""
     settings = settings or Settings.from_env()
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    source = _source_ref(recipe, settings)
+    source = source or _source_ref(recipe, settings)
     builder = _Builder(recipe, source, settings)
     return builder.build()
 
@@ -70,7 +78,7 @@ def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
         fmt: Literal["gguf", "hf", "onnx"] = (
             "onnx" if art.format == "onnx" else "gguf" if art.format == "gguf" else "hf"
         )
-        return SourceRef(spec, fmt, art.sha256)
+        return SourceRef(spec, fmt, art.sha256, quantized=fmt == "gguf" and is_quantized(art.path))
     if "@" in spec:  # org/name@<commit>: the commit pins the bytes
         return SourceRef(spec, "hf", hashlib.sha256(f"hub:{spec}".encode()).hexdigest())
     from edgekit.models.lock import Lockfile
@@ -156,7 +164,7 @@ class _Builder:
             return self.add(
                 "convert", "convert", {"model": hf}, {"outtype": self.recipe.outtype}, "model.gguf"
             )
-        if not self.recipe.allow_requantize:
+        if self.source.quantized and not self.recipe.allow_requantize:
             raise RecipeError(
                 f"{self.recipe.path}: source {self.source.spec!r} is a GGUF file; quantizing it again "
                 "compounds the rounding error",

@@ -172,6 +172,8 @@ def _num(v: Any) -> str:
 
 
 def _source_path(p: Plan, settings: Settings, progress: ProgressFn) -> Path:
+    if p.source.path is not None:  # resolved by the caller
+        return p.source.path
     from edgekit.compress.source import resolve
 
     found = resolve(p.source.spec, settings=settings, progress=progress)
@@ -222,24 +224,35 @@ def load_pass(kind: str) -> Pass:
 
 
 def _provenance(step: Step, p: Plan, shas: Mapping[str, str]) -> Provenance:
-    """What the target's lock entry and metadata say; ``shas`` holds the sha256 of files and built steps."""
-    assert step.target is not None
-    settings: dict[str, Any] = {**step.target.settings(), "recipe": p.recipe.name}
-    if p.recipe.distill is not None:
-        settings["distilled"] = f"drop_layers={p.recipe.distill.get('drop_layers')}"
-    cal = p.recipe.calibration
+    """What the target's lock entry and metadata say; ``shas`` holds the sha256 of files and built steps.
+    ``settings`` holds the options that shaped the bytes beyond the type: tensor overrides, the block
+    size, how the source became the model that was quantized, and the recipe's name."""
+    t, r = step.target, p.recipe
+    assert t is not None
+    settings: dict[str, Any] = t.overrides.to_dict()
+    if t.block_size is not None:
+        settings["block_size"] = t.block_size
+    base = step.inputs.get("model")
+    if base == "convert":
+        settings["converted"] = f"hf -> gguf {r.outtype}"
+    elif base == "source" and p.source.quantized and r.allow_requantize:
+        settings["allow_requantize"] = True
+    if r.sha256:  # a recipe file (quantize's recipe lives in memory)
+        settings["recipe"] = r.name
+    if r.distill is not None:
+        settings["distilled"] = f"drop_layers={r.distill.get('drop_layers')}"
+    cal = r.calibration
     cal_sha = ""
-    if step.target.calibrate and cal is not None and cal.data is not None:
+    if t.calibrate and cal is not None and cal.data is not None:
         cal_sha = shas.get(f"file:{cal.data}", "")
-    imatrix_sha = shas.get(step.inputs.get("imatrix", ""), "")
     return Provenance(
         source=p.source.spec,
         source_sha256=p.source.sha256,
-        step="compress",
-        quant_type=step.target.type,
-        recipe_sha256=p.recipe.sha256,
+        step="export" if t.type == "fp32" else r.made_by,
+        quant_type=t.type,
+        recipe_sha256=r.sha256,
         calibration_sha256=cal_sha,
-        imatrix_sha256=imatrix_sha,
+        imatrix_sha256=shas.get(step.inputs.get("imatrix", ""), ""),
         settings=settings,
     )
 
