@@ -6,9 +6,9 @@
 - The lower floors (``runtime``, ``models``, ``safety``, ``schema``, ``cascade``) never import what sits
   above them (``edgekit.api``, ``assistant``, ``serve``, ``evaluate``, ``compress``).
 - ``runtime/`` knows nothing of safety, routing or the assistant.
-- Nothing in ``compress/`` imports the pipeline but the pipeline and the one-call front end that runs an
-  in-memory recipe through it (``compress/quantize.py``): the pipeline loads the passes by name, and they
-  see only ``compress/step.py``.
+- Nothing in ``compress/`` imports the pipeline but the pipeline and the one-call front ends that run an
+  in-memory recipe through it (``compress/quantize.py``, ``compress/onnx.py``): the pipeline loads the
+  passes by name, and they see only ``compress/step.py``.
 - No module imports another module's private name (one leading underscore): neither
   ``from edgekit.x import _name`` nor ``x._name`` on something imported from edgekit. What two modules
   share is public in the lower one; dunder names are not private.
@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgekit"
 LOWER = ("runtime", "models", "safety", "schema", "cascade")
 ABOVE = ("edgekit.api", "edgekit.assistant", "edgekit.serve", "edgekit.evaluate", "edgekit.compress")
 KNOWN: set[tuple[str, str]] = set()
-PIPELINE_FRONT_ENDS = ("compress/quantize.py",)  # run an in-memory recipe through the pipeline
+PIPELINE_FRONT_ENDS = ("compress/quantize.py", "compress/onnx.py")  # one-target recipes held in memory
 
 KNOWN_PRIVATE: set[tuple[str, str]] = set()  # (module path inside edgekit/, what it reaches into)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import edgekit
 from edgekit.compress.calibration import load_calibration
 from edgekit.compress.hf import dequantized
-from edgekit.compress.onnx import to_onnx
+from edgekit.compress.passes.onnx_export import export_causal_lm
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
 from edgekit.config import Settings
 from edgekit.evaluate import run_eval
@@ -55,7 +55,7 @@ def main() -> int:
     settings = Settings.from_env()
     hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)  # as tests
     started = time.perf_counter()
-    fp32 = to_onnx(hf, out / "fp32", "fp32")
+    fp32 = export_causal_lm(hf, out / "fp32")
     seconds = {"fp32": time.perf_counter() - started}
     cal = load_calibration(args.calibration)
     subset = TextSet(cal.texts[: args.calibration_texts])

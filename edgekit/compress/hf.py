@@ -89,6 +89,36 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
     return Path(out)
 
 
+ENCODER_TYPES = frozenset(
+    {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "deberta", "deberta-v2"}
+)
+
+
+def config_json(folder: Path) -> dict[str, Any]:
+    """The folder's config.json, or {} when it is missing or unreadable."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def is_encoder(folder: Path) -> bool:
+    """True for a BERT-like encoder folder (the sentence-embedding and classifier path)."""
+    config = config_json(folder)
+    archs = config.get("architectures") or []
+    if any(str(a).endswith("ForCausalLM") for a in archs):
+        return False
+    return config.get("model_type") in ENCODER_TYPES
+
+
+def bert_safetensors(folder: Path) -> bool:
+    """A BERT folder with safetensors weights: its int8 ONNX build is the deterministic, torch-free
+    ``bert-encoder`` pass (numpy and onnxruntime only), the one the model store pins
+    ``all-minilm-l6-v2-onnx`` with."""
+    return config_json(folder).get("model_type") == "bert" and (Path(folder) / "model.safetensors").is_file()
+
+
 def dequantized(gguf: Path, sha256: str, cache_dir: Path, progress: ProgressFn = no_progress) -> Path:
     """``gguf`` (whose content hash is ``sha256``) as a Hugging Face folder, dequantized once into the
     cache (``converted/<sha16>-hf.v<HF_LAYOUT>``) and reused by whoever needs it next: quantize's ONNX

@@ -159,8 +159,8 @@ def _onnx(
     settings: Settings,
     progress: ProgressFn,
 ) -> QuantizeResult:
-    """ONNX: ``edgekit.compress.onnx.to_onnx`` exports with optimum-onnx and quantizes with onnxruntime
-    (an encoder folder takes the encoder path); this resolves the source and names the output."""
+    """ONNX: ``compress.onnx.to_onnx`` runs the pipeline on the Hugging Face folder (a GGUF source's
+    dequantized twin, shared with distillation teachers); this resolves the source and names the output."""
     from edgekit.compress.onnx import ALIASES, ENCODER_MODES, MODES, to_onnx
 
     mode = to.strip().lower()
@@ -174,25 +174,20 @@ def _onnx(
     if source.format != "hf":
         hf = dequantized(source.path, source.sha256, settings.cache_dir, progress)
     base = output_stem(source.display)
-    out_path = Path(out) if out is not None else Path.cwd() / f"{base}-{mode}"
-    data = None
-    if calibration is not None:
-        from edgekit.compress.calibration import load_calibration
-
-        data = load_calibration(Path(calibration))
+    out_path = (Path(out) if out is not None else Path.cwd() / f"{base}-{mode}").resolve()
     lock = Path(lock_path) if lock_path is not None else settings.lock_path
     name = name or f"{base}-{mode}"
     to_onnx(
         hf,
         out_path,
         mode,
-        calibration=data,
+        calibration=calibration,
         lock_path=lock,
         name=name,
         source=source.display,
         source_sha256=source.sha256,
         progress=progress,
     )
-    entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where to_onnx wrote it
+    entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where the run pinned it
     warnings = (source.warning,) if source.warning else ()
-    return QuantizeResult(out_path.resolve(), entry, Provenance(**(entry.provenance or {})), warnings)
+    return QuantizeResult(out_path, entry, Provenance(**(entry.provenance or {})), warnings)

@@ -74,10 +74,10 @@ def gguf_types() -> tuple[str, ...]:
 
 
 def onnx_types() -> tuple[str, ...]:
-    """ONNX quantization modes (the ONNX quantizer's own list)."""
+    """ONNX targets: the float export, the ONNX quantizer's modes (its own list) and an encoder's int8."""
     from edgekit.compress.passes.onnx_quantize import MODES
 
-    return tuple(MODES)
+    return ("fp32", *MODES, "int8")
 
 
 def tensor_types() -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import pytest
 
 import edgekit
 from edgekit.compress.calibration import load_calibration
-from edgekit.compress.onnx import record_onnx, to_onnx
+from edgekit.compress.onnx import to_onnx
 from edgekit.compress.passes.onnx_export import export_causal_lm
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
 from edgekit.errors import InputError, TokenizerMismatchError
@@ -101,8 +101,17 @@ def test_quantized_model_loads_answers_and_is_pinned(
     tmp_path: Path,
 ) -> None:
     handlers = list(logging.getLogger().handlers)
-    cal = small_calibration() if mode == "int8-static" else None
-    out = quantize_onnx(default_onnx, tmp_path / mode, mode, calibration=cal, block_size=32)
+    cal_file = None
+    if mode == "int8-static":
+        cal_file = tmp_path / "cal.jsonl"
+        cal_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in small_calibration().texts))
+    lock = tmp_path / "models.lock"
+    lock.write_text((ROOT / "models.lock").read_text())
+    out = to_onnx(
+        default_onnx, tmp_path / mode, mode, calibration=cal_file, lock_path=lock,
+        name=f"smollm2-onnx-{mode}", source_sha256="ab" * 32,
+    )  # fmt: skip
+    cal = load_calibration(cal_file) if cal_file else None
     assert logging.getLogger().handlers == handlers  # onnxruntime's basicConfig did not leak out
 
     assert QUANT_OPS[mode] <= op_types(out)
@@ -111,18 +120,6 @@ def test_quantized_model_loads_answers_and_is_pinned(
     text, tokens = answer(out)
     assert tokens > 0 and "Paris" in text
 
-    lock = tmp_path / "models.lock"
-    lock.write_text((ROOT / "models.lock").read_text())
-    record_onnx(
-        lock,
-        out,
-        mode,
-        name=f"smollm2-onnx-{mode}",
-        source=str(default_onnx),
-        source_sha256="ab" * 32,
-        calibration_sha256=cal.sha256 if cal else "",
-        settings={"block_size": 32} if mode == "int4" else {},
-    )
     entry = Lockfile.load(lock).models[f"smollm2-onnx-{mode}"]
     prov = entry.provenance or {}
     assert entry.format == "onnx" and entry.sha256 == content_sha256(out)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli.errors import exit_code
-from edgekit.compress.pipeline import plan, run, run_recipe, status
+from edgekit.compress.pipeline import SourceRef, plan, run, run_recipe, status
 from edgekit.compress.step import Pass, StepContext
-from edgekit.errors import CheckFailedError
+from edgekit.errors import CheckFailedError, RecipeError
 from edgekit.models.lock import Lockfile
 
 
@@ -291,3 +291,48 @@ def test_every_step_kind_loads_its_pass_from_beside_its_function() -> None:
     for kind, target in PASSES.items():
         impl = load_pass(kind)
         assert callable(impl.run) and type(impl).__module__ == target.partition(":")[0], kind
+
+
+def _onnx_recipe(root: Path, model: str, *types: str) -> Path:
+    targets = "".join(f'[[targets]]\nname = "t-{t}"\nformat = "onnx"\ntype = "{t}"\n' for t in types)
+    path = root / "onnx.toml"
+    path.write_text(f'version = 1\n[source]\nmodel = "{model}"\n{targets}[output]\ndir = "out"\n')
+    return path
+
+
+def test_an_fp32_onnx_target_is_the_export_the_quantized_targets_start_from(project: Path) -> None:
+    p = plan(_onnx_recipe(project, "hf", "fp32", "int4"))
+    assert [(s.id, s.kind) for s in p.steps] == [("target:t-fp32", "export"), ("target:t-int4", "onnx")]
+    assert p.step("target:t-int4").inputs == {"model": "target:t-fp32"}
+    calls: list[str] = []
+    run(p, passes=fakes(calls))
+    prov = Lockfile.load(project.parent / "models.lock").get("t-fp32").provenance or {}
+    assert prov["step"] == "export" and prov["quant_type"] == "fp32"
+
+
+def test_an_onnx_export_source_is_only_quantized(project: Path) -> None:
+    export = project / "export"
+    export.mkdir()
+    (export / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (export / "model.onnx").write_bytes(b"\x08\x07")
+    p = plan(_onnx_recipe(project, "export", "int8-dynamic"))
+    assert [(s.id, s.kind, dict(s.inputs)) for s in p.steps] == [
+        ("target:t-int8-dynamic", "onnx", {"model": "source"})
+    ]
+    with pytest.raises(RecipeError, match="ONNX export already"):
+        plan(_onnx_recipe(project, "export", "fp32"))
+    with pytest.raises(RecipeError, match="ONNX targets only"):
+        plan(project / "recipe.toml", source=SourceRef("export", "onnx", "ab" * 32))
+
+
+def test_an_encoder_source_is_built_by_the_encoder_passes(project: Path) -> None:
+    enc = project / "enc"
+    enc.mkdir()
+    (enc / "config.json").write_text('{"architectures": ["BertModel"], "model_type": "bert"}')
+    p = plan(_onnx_recipe(project, "enc", "fp32", "int8"))
+    assert [(s.id, s.kind) for s in p.steps] == [("target:t-fp32", "encoder"), ("target:t-int8", "encoder")]
+    (enc / "model.safetensors").write_bytes(b"{}")  # BERT with safetensors: the torch-free int8 build
+    p = plan(_onnx_recipe(project, "enc", "int8"))
+    assert [(s.id, s.kind) for s in p.steps] == [("target:t-int8", "bert-encoder")]
+    with pytest.raises(RecipeError, match="causal LMs only"):
+        plan(_onnx_recipe(project, "enc", "int4"))

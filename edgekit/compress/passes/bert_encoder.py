@@ -15,7 +15,7 @@ import json
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from edgekit.compress.bert_onnx import (
 )
 from edgekit.errors import ModelFileError
 from edgekit.files import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
 
 ROLES = ("model",)
 """The build input of this pass (the key of a models.lock ``source.inputs`` table)."""
@@ -216,3 +219,11 @@ def build(inputs: Mapping[str, Path], out: Path, progress: ProgressFn = no_progr
     model = build_graph(weights, smooth, name="bert_encoder", producer="edgekit bert-encoder")
     encoder_folder(out, model, tokenizer, config)
     progress(f"build {folder.name}: write int8 ONNX", 3, 3)
+
+
+class BuildBertEncoder:
+    """The pipeline's ``bert-encoder`` step: a BERT folder with safetensors weights -> int8 ONNX feature
+    extractor, without torch (``build``)."""
+
+    def run(self, ctx: StepContext) -> None:
+        build({"model": ctx.inputs["model"]}, ctx.out, ctx.progress)

@@ -17,10 +17,14 @@ import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekit.compress.hf import require
 from edgekit.errors import ModelFileError
 from edgekit.files import atomic_output
+
+if TYPE_CHECKING:
+    from edgekit.compress.step import StepContext
 
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 TOKENIZER_FILES = (
@@ -87,3 +91,13 @@ def export_encoder(hf_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
             json.dumps({"task": "feature-extraction", "int8": int8, "pooling": "mean"}, indent=2) + "\n"
         )
     return out_dir
+
+
+class ExportEncoder:
+    """The pipeline's ``encoder`` step: an encoder's Hugging Face folder -> ONNX feature extractor (fp32,
+    or int8 for an ``int8`` target) through optimum-onnx."""
+
+    def run(self, ctx: StepContext) -> None:
+        target = ctx.step.target
+        assert target is not None
+        export_encoder(ctx.inputs["model"], ctx.out, int8=target.type == "int8")

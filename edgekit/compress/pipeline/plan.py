@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgekit.compress.hf import bert_safetensors, is_encoder
 from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
 from edgekit.compress.passes.gguf_quantize import is_quantized
 from edgekit.compress.provenance import tool_versions
@@ -29,6 +30,8 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "gguf": ("llama-cpp-python",),
     "export": ("optimum-onnx", "onnx", "torch", "transformers"),
     "onnx": ("onnx", "onnxruntime"),
+    "encoder": ("optimum-onnx", "onnx", "onnxruntime", "torch", "transformers"),
+    "bert-encoder": ("onnx", "onnxruntime"),
     "eval": ("llama-cpp-python", "onnxruntime"),
 }
 
@@ -44,6 +47,7 @@ class SourceRef:
     sha256: str
     path: Path | None = None
     quantized: bool = True
+    encoder: bool = False  # a BERT-like encoder folder: ONNX targets only, built by the encoder passes
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,10 @@ def _source_ref(recipe: Recipe, settings: Settings) -> SourceRef:
         fmt: Literal["gguf", "hf", "onnx"] = (
             "onnx" if art.format == "onnx" else "gguf" if art.format == "gguf" else "hf"
         )
-        return SourceRef(spec, fmt, art.sha256, quantized=fmt == "gguf" and is_quantized(art.path))
+        quantized = fmt == "gguf" and is_quantized(art.path)
+        return SourceRef(
+            spec, fmt, art.sha256, quantized=quantized, encoder=fmt == "hf" and is_encoder(art.path)
+        )
     if "@" in spec:  # org/name@<commit>: the commit pins the bytes
         return SourceRef(spec, "hf", hashlib.sha256(f"hub:{spec}".encode()).hexdigest())
     from edgekit.models.lock import Lockfile
@@ -108,15 +115,15 @@ class _Builder:
 
     def build(self) -> Plan:
         r, src = self.recipe, self.source
-        if src.format == "onnx":
-            raise RecipeError(
-                f"{r.path}: source {src.spec!r} is an ONNX model; a recipe starts from GGUF or Hugging Face",
-                "Name the model it was exported from.",
-            )
         gguf_targets = [t for t in r.targets if t.format == "gguf"]
         onnx_targets = [t for t in r.targets if t.format == "onnx"]
+        if src.format == "onnx" or src.encoder:
+            self.onnx_only(gguf_targets)
+        if src.encoder:
+            self.encoders(onnx_targets)
+            return Plan(r, src, tuple(self.steps), self.hashes, self.overlap(self.evals("")))
         hf: str | None = "source" if src.format == "hf" else None
-        if hf is None and (r.distill is not None or onnx_targets):
+        if src.format == "gguf" and (r.distill is not None or onnx_targets):
             hf = self.add("dequantize", "dequantize", {"model": "source"}, {}, "hf", folder=True)
         if r.distill is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in r.distill.items()}
@@ -134,16 +141,69 @@ class _Builder:
             cfg = {**t.settings(), "allow_requantize": base_gguf == "source"}
             self.add(f"target:{t.name}", "gguf", inputs, cfg, out=t.out, target=t)
         if onnx_targets:
-            assert hf is not None
-            export = self.add("export", "export", {"model": hf}, {}, "onnx", folder=True)
-            for t in onnx_targets:
-                inputs = {"model": export}
-                cal = r.calibration
-                if t.calibrate and cal is not None and cal.data is not None:
-                    inputs["calibration"] = self.file(cal.data)
-                self.add(f"target:{t.name}", "onnx", inputs, t.settings(), out=t.out, folder=True, target=t)
+            self.onnx(onnx_targets, hf)
         suite = self.evals(base_gguf)
         return Plan(r, src, tuple(self.steps), self.hashes, self.overlap(suite))
+
+    def onnx_only(self, gguf_targets: list[Target]) -> None:
+        r, src = self.recipe, self.source
+        what = "an ONNX model" if src.format == "onnx" else "an encoder"
+        if gguf_targets or r.distill is not None:
+            raise RecipeError(
+                f"{r.path}: source {src.spec!r} is {what}; it takes ONNX targets only",
+                "Drop the GGUF targets and [distill], or name the model it was exported from.",
+            )
+
+    def onnx(self, targets: list[Target], hf: str | None) -> None:
+        """The float export (a target itself when one asks for fp32) and the quantized ONNX targets."""
+        cal = self.recipe.calibration
+        float_target = next((t for t in targets if t.type == "fp32"), None)
+        if self.source.format == "onnx":
+            if float_target is not None:
+                raise RecipeError(
+                    f"{self.recipe.path}: source {self.source.spec!r} is an ONNX export already",
+                    "Pick a quantized type, or use the export as it is.",
+                )
+            export = "source"
+        else:
+            assert hf is not None
+            if float_target is not None:
+                t = float_target
+                export = self.add(
+                    f"target:{t.name}", "export", {"model": hf}, {}, out=t.out, folder=True, target=t
+                )
+            else:
+                export = self.add("export", "export", {"model": hf}, {}, "onnx", folder=True)
+        for t in targets:
+            if t is float_target:
+                continue
+            if t.type == "int8":
+                raise RecipeError(
+                    f"{self.recipe.path}: target {t.name!r}: int8 is an encoder's type",
+                    "Use int8-dynamic or int8-static for a causal LM.",
+                )
+            inputs = {"model": export}
+            if t.calibrate and cal is not None and cal.data is not None:
+                inputs["calibration"] = self.file(cal.data)
+            self.add(f"target:{t.name}", "onnx", inputs, t.settings(), out=t.out, folder=True, target=t)
+
+    def encoders(self, targets: list[Target]) -> None:
+        """An encoder's ONNX targets straight from its folder: the torch-free build for int8 of a BERT
+        folder with safetensors, optimum-onnx's export otherwise."""
+        spec = Path(self.source.spec)
+        path = self.source.path or (spec if spec.is_absolute() else None)
+        for t in targets:
+            if t.type not in ("fp32", "int8"):
+                raise RecipeError(
+                    f"{self.recipe.path}: target {t.name!r}: {self.source.spec} is an encoder; ONNX type "
+                    f"{t.type!r} applies to causal LMs only",
+                    "Use fp32 or int8 for encoders.",
+                )
+            torch_free = t.type == "int8" and path is not None and bert_safetensors(path)
+            kind = "bert-encoder" if torch_free else "encoder"
+            self.add(
+                f"target:{t.name}", kind, {"model": "source"}, t.settings(), out=t.out, folder=True, target=t
+            )
 
     def overlap(self, suite: Any) -> tuple[str, ...]:
         """Calibration text must stay apart from the text the gate scores; say so when it does not."""

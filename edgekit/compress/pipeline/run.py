@@ -28,6 +28,8 @@ PASSES: dict[str, str] = {
     "gguf": "edgekit.compress.passes.gguf_quantize:QuantizeGGUF",
     "export": "edgekit.compress.passes.onnx_export:ExportONNX",
     "onnx": "edgekit.compress.passes.onnx_quantize:QuantizeONNX",
+    "encoder": "edgekit.compress.passes.onnx_encoder:ExportEncoder",
+    "bert-encoder": "edgekit.compress.passes.bert_encoder:BuildBertEncoder",
     "eval": "edgekit.compress.passes.eval_gate:Evaluate",
 }
 """Step kind -> "module:Class" of the pass that runs it."""
@@ -239,6 +241,8 @@ def _provenance(step: Step, p: Plan, shas: Mapping[str, str]) -> Provenance:
         settings["allow_requantize"] = True
     if r.sha256:  # a recipe file (quantize's recipe lives in memory)
         settings["recipe"] = r.name
+    if step.kind == "bert-encoder":
+        settings["builder"] = "bert-encoder"
     if r.distill is not None:
         settings["distilled"] = f"drop_layers={r.distill.get('drop_layers')}"
     cal = r.calibration
