@@ -16,9 +16,9 @@ interrupt while starting up is a clean exit rather than a traceback.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgekit.lazy import exports
 from edgekit.version import __version__
 
 if TYPE_CHECKING:
@@ -95,23 +95,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {
 """Public name -> (module, name in that module)."""
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        module, attr = _PUBLIC[name]
-        value = getattr(import_module(module), attr)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    try:  # a subpackage, as ``edgekit.runtime`` after ``import edgekit``
-        return import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module 'edgekit' has no attribute {name!r}") from None
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
-
+__getattr__, __dir__ = exports(__name__, _PUBLIC, submodules=True)
 
 __all__ = [
     "Answer",

@@ -46,7 +46,7 @@ def test_import_edgekit_loads_no_backend_or_cli() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('edgekit.', 'llama_cpp', 'typer'))))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "['edgekit.version']"
+    assert loaded.strip() == "['edgekit.lazy', 'edgekit.version']"
 
 
 def _commands() -> dict[str, list[str]]:
