@@ -58,13 +58,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def default_hf(default_model_path: Path) -> Path:
     """The default model dequantized to a Hugging Face folder: the source for compression tests (no hub).
 
-    Kept where edgekit keeps every dequantized GGUF (``compress.hf.dequantized``: the cache, keyed by the
-    GGUF's hash), so a second test session and a distillation teacher reuse it; it is written atomically,
-    so an interrupted run never leaves a partial folder.
+    Kept where edgekit keeps every dequantized GGUF (``compress.hf.dequantized``: the compression cache,
+    keyed by the GGUF's hash, the folder layout and the tool versions), so a second test session, a
+    distillation teacher and a recipe's dequantize step reuse it; it is written atomically, so an
+    interrupted run never leaves a partial folder.
     """
     from edgekit.compress.hf import dequantized
     from edgekit.config import Settings
     from edgekit.models.lock import Lockfile
 
     settings = Settings.from_env()
-    return dequantized(default_model_path, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
+    return dequantized(default_model_path, Lockfile.load(settings.lock_path).get().sha256, settings)

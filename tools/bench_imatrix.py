@@ -54,8 +54,8 @@ def f16_source() -> tuple[Path, Path]:
 
     gguf = edgekit.pull()
     settings = Settings.from_env()
-    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
-    f16 = hf.parent.parent / "converted" / f"{hf.name}.F16.gguf"
+    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings)
+    f16 = hf.parent / f"{hf.name}.F16.gguf"
     if not f16.is_file():
         convert_checked(hf, f16, outtype="f16")
     return hf, f16

@@ -53,7 +53,7 @@ def main() -> int:
 
     gguf = edgekit.pull()
     settings = Settings.from_env()
-    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)  # as tests
+    hf = dequantized(gguf, Lockfile.load(settings.lock_path).get().sha256, settings)  # as tests
     started = time.perf_counter()
     fp32 = export_causal_lm(hf, out / "fp32")
     seconds = {"fp32": time.perf_counter() - started}

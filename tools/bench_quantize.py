@@ -52,8 +52,8 @@ def default_f16() -> Path:
 
     settings = Settings.from_env()
     gguf_path = edgekit.pull()
-    hf = dequantized(gguf_path, Lockfile.load(settings.lock_path).get().sha256, settings.cache_dir)
-    out = hf.parent.parent / "converted" / f"{hf.name}.F16.gguf"
+    hf = dequantized(gguf_path, Lockfile.load(settings.lock_path).get().sha256, settings)
+    out = hf.parent / f"{hf.name}.F16.gguf"
     if not out.is_file():
         convert_to_gguf(hf, out)
     return out

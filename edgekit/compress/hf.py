@@ -10,18 +10,18 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from edgekit.compress.step import StepContext, cached_step
+from edgekit.config import Settings
 from edgekit.errors import MissingDependencyError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
-
-if TYPE_CHECKING:
-    from edgekit.compress.step import StepContext
-
 
 # Bumped when gguf_to_hf writes a different folder for the same GGUF, so caches keyed by it start over
 # (2: the tokenizer follows the GGUF's pre-tokenizer, BOS and EOS; see match_gguf_tokenizer).
 HF_LAYOUT = 2
+DEQUANTIZE = {"layout": HF_LAYOUT}
+"""The ``dequantize`` step's settings (part of its cache key)."""
 TORCH_EXTRA = "pip install 'edgekit[torch]' torch==2.13.0"
 
 
@@ -119,16 +119,20 @@ def bert_safetensors(folder: Path) -> bool:
     return config_json(folder).get("model_type") == "bert" and (Path(folder) / "model.safetensors").is_file()
 
 
-def dequantized(gguf: Path, sha256: str, cache_dir: Path, progress: ProgressFn = no_progress) -> Path:
+def dequantized(gguf: Path, sha256: str, settings: Settings, progress: ProgressFn = no_progress) -> Path:
     """``gguf`` (whose content hash is ``sha256``) as a Hugging Face folder, dequantized once into the
-    cache (``converted/<sha16>-hf.v<HF_LAYOUT>``) and reused by whoever needs it next: quantize's ONNX
-    export, a distillation teacher, the tests and benchmarks."""
-    folder = Path(cache_dir) / "converted" / f"{sha256[:16]}-hf.v{HF_LAYOUT}"
-    if not (folder / "config.json").is_file():
-        progress("dequantize", 0, 1)
-        gguf_to_hf(gguf, folder)
-        progress("dequantize", 1, 1)
-    return folder
+    compression cache and reused by whoever needs it next: a recipe's ``dequantize`` step (same key, same
+    folder), quantize's ONNX export, a distillation teacher, the tests and benchmarks."""
+    return cached_step(
+        "dequantize",
+        Dequantize(),
+        {"model": (Path(gguf), sha256)},
+        DEQUANTIZE,
+        "hf",
+        folder=True,
+        settings=settings,
+        progress=progress,
+    )
 
 
 # llama.cpp pre-tokenizer names -> the tokenizers pre-tokenizer that splits text the same way.

@@ -21,7 +21,7 @@ from edgekit.compress.hf import is_encoder
 from edgekit.compress.passes.onnx_export import check_causal_lm
 from edgekit.compress.passes.onnx_quantize import MODES as QUANT_MODES
 from edgekit.compress.passes.onnx_quantize import check_mode
-from edgekit.compress.pipeline import SourceRef, plan, run
+from edgekit.compress.pipeline import Plan, SourceRef, plan, run
 from edgekit.compress.recipe import Calibration, Recipe, Target
 from edgekit.config import Settings
 from edgekit.errors import InputError
@@ -51,8 +51,39 @@ def to_onnx(
     ``hf_dir`` may also be an fp32 export written earlier (it holds ``model.onnx``): it is then only
     quantized. ``calibration``: a text file or folder, for ``int8-static``. ``source``/``source_sha256``
     describe what the user named (a lock name, hub id@revision) for the provenance; by default the
-    folder's path and content hash.
+    folder's path and content hash. ``plan_onnx`` takes the same arguments and returns the plan instead
+    of running it (its ``warnings`` say when the calibration text overlaps the drift gate's).
     """
+    p = plan_onnx(
+        hf_dir,
+        out_dir,
+        mode,
+        calibration=calibration,
+        block_size=block_size,
+        lock_path=lock_path,
+        name=name,
+        source=source,
+        source_sha256=source_sha256,
+    )
+    run(p, settings=_settings(None, lock_path), progress=progress or no_progress)
+    return p.recipe.targets[0].out
+
+
+def plan_onnx(
+    hf_dir: Path,
+    out_dir: Path,
+    mode: str = "fp32",
+    *,
+    calibration: str | Path | None = None,
+    block_size: int = 32,
+    lock_path: Path | None = None,
+    name: str | None = None,
+    source: str | None = None,
+    source_sha256: str | None = None,
+    settings: Settings | None = None,
+) -> Plan:
+    """The checked one-target plan ``to_onnx`` runs; builds nothing. ``settings`` (default: from the
+    environment) with ``lock_path``, if given, in place of its own: those the run needs too."""
     from edgekit.compress.calibration import load_calibration
 
     hf_dir, out_dir = Path(hf_dir), Path(out_dir).resolve()
@@ -95,11 +126,12 @@ def to_onnx(
     )
     fmt: Literal["hf", "onnx"] = "onnx" if exported else "hf"
     ref = SourceRef(spec, fmt, source_sha256 or content_sha256(hf_dir), path=hf_dir, encoder=encoder)
-    settings = Settings.from_env()
-    if lock_path is not None:
-        settings = replace(settings, lock_path=Path(lock_path))
-    run(plan(recipe, settings=settings, source=ref), settings=settings, progress=progress or no_progress)
-    return out_dir
+    return plan(recipe, settings=_settings(settings, lock_path), source=ref)
+
+
+def _settings(settings: Settings | None, lock_path: Path | None) -> Settings:
+    settings = settings or Settings.from_env()
+    return settings if lock_path is None else replace(settings, lock_path=Path(lock_path))
 
 
 def _mode(hf_dir: Path, mode: str, encoder: bool) -> str:

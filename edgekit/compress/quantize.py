@@ -16,7 +16,7 @@ from typing import Literal
 
 from edgekit.compress.hf import dequantized
 from edgekit.compress.passes.gguf_quantize import NEEDS_IMATRIX, TensorOverrides, is_quantized, quant_type
-from edgekit.compress.pipeline import SourceRef, plan, run
+from edgekit.compress.pipeline import Plan, SourceRef, plan, run
 from edgekit.compress.provenance import Provenance
 from edgekit.compress.recipe import Calibration, Recipe, Target
 from edgekit.compress.source import Source, output_stem, resolve
@@ -141,12 +141,15 @@ def _build(
         settings = replace(settings, lock_path=Path(lock_path))
     fmt: Literal["gguf", "hf"] = "gguf" if source.format == "gguf" else "hf"
     ref = SourceRef(source.display, fmt, source.sha256, path=source.path, quantized=quantized)
-    p = plan(recipe, settings=settings, source=ref)
-    warnings.extend(p.warnings)
+    return _run(plan(recipe, settings=settings, source=ref), settings, progress, warnings)
+
+
+def _run(p: Plan, settings: Settings, progress: ProgressFn, warnings: list[str]) -> QuantizeResult:
+    """Run a one-target plan; the result holds the entry the pipeline pinned and every warning."""
     run(p, settings=settings, progress=progress)
-    (target,) = recipe.targets
+    (target,) = p.recipe.targets
     entry = Lockfile.load(writable_lock_path(settings.lock_path)).get(target.name)  # where the run pinned it
-    return QuantizeResult(target.out, entry, Provenance(**(entry.provenance or {})), tuple(warnings))
+    return QuantizeResult(target.out, entry, Provenance(**(entry.provenance or {})), (*warnings, *p.warnings))
 
 
 def _onnx(
@@ -161,7 +164,7 @@ def _onnx(
 ) -> QuantizeResult:
     """ONNX: ``compress.onnx.to_onnx`` runs the pipeline on the Hugging Face folder (a GGUF source's
     dequantized twin, shared with distillation teachers); this resolves the source and names the output."""
-    from edgekit.compress.onnx import ALIASES, ENCODER_MODES, MODES, to_onnx
+    from edgekit.compress.onnx import ALIASES, ENCODER_MODES, MODES, plan_onnx
 
     mode = to.strip().lower()
     if ALIASES.get(mode, mode) not in MODES and mode not in ENCODER_MODES:
@@ -172,22 +175,20 @@ def _onnx(
     source = resolve(src, settings=settings, progress=progress)
     hf = source.path
     if source.format != "hf":
-        hf = dequantized(source.path, source.sha256, settings.cache_dir, progress)
+        hf = dequantized(source.path, source.sha256, settings, progress)
     base = output_stem(source.display)
     out_path = (Path(out) if out is not None else Path.cwd() / f"{base}-{mode}").resolve()
-    lock = Path(lock_path) if lock_path is not None else settings.lock_path
+    if lock_path is not None:
+        settings = replace(settings, lock_path=Path(lock_path))
     name = name or f"{base}-{mode}"
-    to_onnx(
+    p = plan_onnx(
         hf,
         out_path,
         mode,
         calibration=calibration,
-        lock_path=lock,
         name=name,
         source=source.display,
         source_sha256=source.sha256,
-        progress=progress,
+        settings=settings,
     )
-    entry = Lockfile.load(writable_lock_path(lock)).get(name)  # where the run pinned it
-    warnings = (source.warning,) if source.warning else ()
-    return QuantizeResult(out_path, entry, Provenance(**(entry.provenance or {})), warnings)
+    return _run(p, settings, progress, [source.warning] if source.warning else [])

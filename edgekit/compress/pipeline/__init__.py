@@ -20,7 +20,7 @@ when a recipe needs them); ``run(passes=...)`` swaps them, which is how the pipe
 without models.
 """
 
-from edgekit.compress.pipeline.cache import Records, StepResult, status
+from edgekit.compress.pipeline.cache import StepResult, status
 from edgekit.compress.pipeline.plan import Plan, SourceRef, plan
 from edgekit.compress.pipeline.run import (
     PASSES,
@@ -31,6 +31,7 @@ from edgekit.compress.pipeline.run import (
     run,
     run_recipe,
 )
+from edgekit.compress.step import Records
 
 __all__ = [
     "PASSES",

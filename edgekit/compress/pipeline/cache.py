@@ -3,18 +3,12 @@ current hash, so a step whose inputs, settings and tools did not change is skipp
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 from edgekit.compress.pipeline.plan import Plan
-from edgekit.compress.step import Step
+from edgekit.compress.step import Records, Step
 from edgekit.config import Settings
-from edgekit.files import atomic_replace, content_sha256
-from edgekit.models.verify import VerifyMemo
 
 Status = Literal["run", "cached", "ran"]
 
@@ -34,51 +28,6 @@ class StepResult:
         if self.status == "ran":
             d["seconds"] = round(self.seconds, 2)
         return d
-
-
-class Records:
-    """``compress/steps/<key>-<path hash>.json``: the sha256 of what a step with that key wrote at that path.
-
-    Keyed by path too, so two recipes building the same bytes at different paths do not evict each other.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.folder = settings.cache_dir / "compress" / "steps"
-        self.memo = VerifyMemo(settings.cache_dir / "compress" / "outputs.json")
-
-    def file(self, step: Step) -> Path:
-        where = hashlib.sha256(str(step.out).encode()).hexdigest()[:12]
-        return self.folder / f"{step.key}-{where}.json"
-
-    def check(self, step: Step) -> tuple[bool, str, str]:
-        """(up to date, sha256 of the output, why not)."""
-        try:
-            rec = json.loads(self.file(step).read_text())
-        except (OSError, ValueError):
-            return False, "", "not built with these inputs before"
-        if not isinstance(rec, dict) or rec.get("out") != str(step.out):
-            return False, "", "not built with these inputs before"
-        if not step.out.exists():
-            return False, "", "output missing"
-        sha = self.memo.lookup(step.out)
-        if sha is None:
-            sha = content_sha256(step.out)
-            self.memo.remember(step.out, sha)
-        if sha != rec.get("sha256"):
-            return False, "", "output changed since it was built"
-        return True, sha, ""
-
-    def write(self, step: Step, sha256: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.memo.remember(step.out, sha256)
-        data = {
-            "id": step.id,
-            "kind": step.kind,
-            "out": str(step.out),
-            "sha256": sha256,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        atomic_replace(self.file(step), json.dumps(data, indent=1).encode())
 
 
 def status(p: Plan, *, force: bool = False, settings: Settings | None = None) -> tuple[StepResult, ...]:

@@ -10,30 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edgekit.compress.hf import bert_safetensors, is_encoder
-from edgekit.compress.passes.gguf_convert import TOOLS as CONVERT_TOOLS
+from edgekit.compress.hf import DEQUANTIZE, bert_safetensors, is_encoder
 from edgekit.compress.passes.gguf_quantize import is_quantized
 from edgekit.compress.provenance import tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
-from edgekit.compress.step import Step
+from edgekit.compress.step import Step, cache_path, step_key
 from edgekit.config import Settings
 from edgekit.errors import RecipeError, UnknownModelError
 from edgekit.models.resolve import fetch, locate
 from edgekit.models.verify import remembered_sha256
-
-# Which tools shape each kind's bytes (their versions are part of the cache key).
-TOOLS: dict[str, tuple[str, ...]] = {
-    "dequantize": ("torch", "transformers"),
-    "distill": ("torch", "transformers"),
-    "convert": CONVERT_TOOLS,
-    "imatrix": ("llama-cpp-python",),
-    "gguf": ("llama-cpp-python",),
-    "export": ("optimum-onnx", "onnx", "torch", "transformers"),
-    "onnx": ("onnx", "onnxruntime"),
-    "encoder": ("optimum-onnx", "onnx", "onnxruntime", "torch", "transformers"),
-    "bert-encoder": ("onnx", "onnxruntime"),
-    "eval": ("llama-cpp-python", "onnxruntime"),
-}
 
 
 @dataclass(frozen=True)
@@ -110,7 +95,6 @@ class _Builder:
         self.recipe, self.source, self.settings = recipe, source, settings
         self.steps: list[Step] = []
         self.keys: dict[str, str] = {"source": source.sha256}
-        self.work = settings.cache_dir / "compress"
         self.tools = tool_versions()
 
     def build(self) -> Plan:
@@ -124,7 +108,7 @@ class _Builder:
             return Plan(r, src, tuple(self.steps), self.hashes, self.overlap(self.evals("")))
         hf: str | None = "source" if src.format == "hf" else None
         if src.format == "gguf" and (r.distill is not None or onnx_targets):
-            hf = self.add("dequantize", "dequantize", {"model": "source"}, {}, "hf", folder=True)
+            hf = self.add("dequantize", "dequantize", {"model": "source"}, DEQUANTIZE, "hf", folder=True)
         if r.distill is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in r.distill.items()}
             inputs = {"teacher": hf or "source"}
@@ -319,16 +303,9 @@ class _Builder:
         folder: bool = False,
         target: Target | None = None,
     ) -> str:
-        tools = {t: v for t, v in self.tools.items() if t in TOOLS[kind] or t == "edgekit"}
-        blob = {
-            "kind": kind,
-            "config": config,
-            "inputs": {r: self.keys[i] for r, i in inputs.items()},
-            "tools": tools,
-        }
-        key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+        key = step_key(kind, config, {r: self.keys[i] for r, i in inputs.items()}, self.tools)
         if out is None:
-            out = self.work / kind / key[:16] / name
+            out = cache_path(self.settings, kind, key, name)
         self.steps.append(Step(step_id, kind, dict(inputs), dict(config), key, out, folder, target))
         self.keys[step_id] = key
         return step_id

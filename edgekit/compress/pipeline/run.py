@@ -11,14 +11,14 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from edgekit.compress.pipeline.cache import Records, StepResult
+from edgekit.compress.pipeline.cache import StepResult
 from edgekit.compress.pipeline.plan import Plan, plan
 from edgekit.compress.provenance import Provenance, record
 from edgekit.compress.recipe import Recipe
-from edgekit.compress.step import Pass, Step, StepContext
+from edgekit.compress.step import Pass, Records, Step, execute
 from edgekit.config import Settings
 from edgekit.errors import CheckFailedError, RecipeError
-from edgekit.files import ProgressFn, atomic_output, content_sha256, no_progress
+from edgekit.files import ProgressFn, no_progress
 
 PASSES: dict[str, str] = {
     "dequantize": "edgekit.compress.hf:Dequantize",
@@ -210,11 +210,8 @@ def _execute(
     progress: ProgressFn,
     prov: Provenance | None,
 ) -> str:
-
     impl = (passes or {}).get(step.kind) or load_pass(step.kind)
-    with atomic_output(step.out, folder=step.folder) as tmp:
-        impl.run(StepContext(step, inputs, tmp, settings, progress, prov))
-    return content_sha256(step.out)
+    return execute(step, impl, inputs, settings, progress, prov)
 
 
 def load_pass(kind: str) -> Pass:
