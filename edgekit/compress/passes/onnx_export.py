@@ -7,9 +7,10 @@ outputs are ``logits`` and ``present.{i}.key/value``.
 
 - The architectures in ``FUSED_ARCHITECTURES`` go through onnxruntime-genai's model builder (``-p fp32
   -e cpu``, in a child process): a graph of onnxruntime's fused CPU kernels (``GroupQueryAttention``
-  with rotary embedding inside, ``SkipSimplifiedLayerNormalization``), which decodes about twice as fast
-  as the op-by-op graph and exports in seconds (tools/bench_onnx.py). Remote code in the folder is never
-  run (``hf_remote=false``) and the hub is never asked (``hf_token=false``).
+  with rotary embedding inside, ``SkipSimplifiedLayerNormalization``). For the default model, side by
+  side on 2 threads: 1.2x the tok/s of optimum's op-by-op graph in fp32 and 1.8x once quantized to
+  int8-dynamic, exported in 6 s against 23 s. Remote code in the folder is never run
+  (``hf_remote=false``) and the hub is never asked (``hf_token=false``).
 - Any other causal LM goes through optimum-onnx's ``text-generation-with-past`` export, op by op. Its
   own validation (a second forward pass in PyTorch and in onnxruntime) is skipped: it costs as much as the
   export, and every output here is checked by loading it in edgekit's runtime instead.
