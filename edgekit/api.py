@@ -320,12 +320,12 @@ def _open_path(
         from edgekit.runtime.onnx import OnnxBackend
 
         return OnnxBackend(path, model_id=model_id, n_ctx=n_ctx, threads=threads)
-    from edgekit.runtime.gguf import read_gguf
+    from edgekit.runtime.gguf import read_gguf_cached
     from edgekit.runtime.llamacpp import LlamaCppBackend
     from edgekit.runtime.llamacpp_fields import check_model
     from edgekit.runtime.probe import probe_tokenizer
 
-    info = read_gguf(path)
+    info = read_gguf_cached(path, settings.cache_dir)
     check_model(path, info)  # fields llama.cpp aborts on, before the probe's child or llama.cpp reads them
     probed = VerifyMemo(settings.cache_dir / "tokenizer-ok.json")
     if not probed.known(path, "ok"):

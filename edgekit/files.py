@@ -51,6 +51,17 @@ def tree_files(root: Path) -> list[Path]:
     return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
 
 
+def file_stamp(path: Path) -> dict[str, int]:
+    """What changes whenever a file's (or folder's) bytes may have: total size, latest mtime and latest
+    ctime (the kernel sets ctime on every write, rename and ``utime``, and no call sets it back)."""
+    stats = [p.stat() for p in tree_files(path)] if path.is_dir() else [path.stat()]
+    return {
+        "size": sum(st.st_size for st in stats),
+        "mtime_ns": max((st.st_mtime_ns for st in stats), default=0),
+        "ctime_ns": max((st.st_ctime_ns for st in stats), default=0),
+    }
+
+
 def tree_sha256(root: Path, progress: ProgressFn = no_progress, stage: str = "hash") -> str:
     lines = [f"{file_sha256(p, progress, stage)}  {p.relative_to(root).as_posix()}" for p in tree_files(root)]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -11,16 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.files import ProgressFn, atomic_replace, content_sha256, no_progress, tree_files
-
-
-def _stamp(path: Path) -> dict[str, int]:
-    stats = [p.stat() for p in tree_files(path)] if path.is_dir() else [path.stat()]
-    return {
-        "size": sum(st.st_size for st in stats),
-        "mtime_ns": max((st.st_mtime_ns for st in stats), default=0),
-        "ctime_ns": max((st.st_ctime_ns for st in stats), default=0),
-    }
+from edgekit.files import ProgressFn, atomic_replace, content_sha256, file_stamp, no_progress
 
 
 class VerifyMemo:
@@ -51,7 +42,7 @@ class VerifyMemo:
 
     def remember(self, path: Path, sha256: str) -> None:
         data = self._read()
-        data[str(path.resolve())] = {**_stamp(path), "sha256": sha256}
+        data[str(path.resolve())] = {**file_stamp(path), "sha256": sha256}
         self._write(data)
 
     def forget(self, path: Path) -> None:
@@ -64,7 +55,7 @@ class VerifyMemo:
 
 
 def _unchanged(rec: dict[str, Any], path: Path) -> bool:
-    return all(rec.get(k) == v for k, v in _stamp(path).items())
+    return all(rec.get(k) == v for k, v in file_stamp(path).items())
 
 
 def remembered_sha256(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import ModelFileError
-from edgekit.runtime.gguf import GGUFInfo, read_gguf
+from edgekit.runtime.gguf import GGUFInfo, read_gguf, read_gguf_cached
 from edgekit.runtime.llamacpp_fields import check_model, check_vocab
 
 from .gguf_bytes import (
@@ -297,3 +297,17 @@ def test_block_sizes_come_from_the_bundled_ggml() -> None:
     blocks = ggml_blocks()
     assert blocks[2] == (32, 18) and blocks[12] == (256, 144) and blocks[9] == (32, 36)
     assert not {4, 5, 31, 32, 33, 36, 37, 38} & set(blocks)
+
+
+def test_a_header_read_once_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
+    """The cached read gives what a fresh read gives; an edit (new size or ctime) is read again, so a file
+    damaged after its first load is refused as it would be without the cache."""
+    path = write(tmp_path, small_model())
+    cache = tmp_path / "cache"
+    fresh = read_gguf(path)
+    assert read_gguf_cached(path, cache) == fresh  # first read: remembered
+    assert len(list((cache / "headers").iterdir())) == 1
+    assert read_gguf_cached(path, cache) == fresh  # from the memo
+    path.write_bytes(path.read_bytes()[:100])  # cut short after it was remembered
+    with pytest.raises(ModelFileError):
+        read_gguf_cached(path, cache)
