@@ -4,9 +4,10 @@
   columns); the kernel quantizes activations to int8 per block as it runs (onnxruntime's accuracy level
   4). No data needed. Its drift from the GGUF it came from is Q8_0's (tools/bench_onnx.py).
 - ``int8-static``: ``QLinearMatMul`` (QOperator format: onnxruntime's fused int8 kernels; the QDQ format
-  decoded at a tenth of the speed); activation ranges measured beforehand by running the float model on
-  a calibration set (``CalibrationFeeds``: real tokenized texts, each fed twice, once from an empty KV
-  cache and once on top of the KV cache its first half produced, so the ranges cover decoding too).
+  decoded at about an eighth of the speed); activation ranges measured beforehand by running the float
+  model on a calibration set (``CalibrationFeeds``: real tokenized texts, each fed twice, once from an
+  empty KV cache and once on top of the KV cache its first half produced, so the ranges cover decoding
+  too).
   Weights are 7-bit (``reduce_range``): the uint8 x int8 kernel sums pairs of products in int16 on x86-64
   CPUs without VNNI, and full-range weights saturate there.
 - ``int4``: ``MatMulNBits`` with 4-bit weights (blocks of ``block_size`` input columns, one scale per
