@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -92,6 +92,10 @@ class Settings:
     remote_url: str | None
     remote_api_key_env: str
     threads: int | None = None
+
+    def with_lock(self, lock_path: str | Path | None) -> Settings:
+        """These settings with ``lock_path`` as the lock, when one is given."""
+        return self if lock_path is None else replace(self, lock_path=Path(lock_path))
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -106,12 +106,14 @@ def main() -> int:
         data = subset if mode == "int8-static" else None
         builds[mode] = quantize_onnx(fp32, out / mode, mode, calibration=data)
         seconds[mode] = time.perf_counter() - started
-    f16 = out / "model-f16.gguf"
+    # beside the HF folder, in its cache entry (as tests and the other benches keep the F16 conversion), so
+    # a new dequantization gets new references instead of stale ones
+    f16 = hf.parent / f"{hf.name}.F16.gguf"
     if not f16.is_file():
         convert_checked(hf, f16)
     references = {}
     for qtype in sorted(set(REFERENCE.values())):
-        references[qtype] = out / f"model-{qtype.lower()}.gguf"
+        references[qtype] = hf.parent / f"{hf.name}.{qtype}.gguf"
         if not references[qtype].is_file():
             quantize_gguf(f16, references[qtype], qtype)
 

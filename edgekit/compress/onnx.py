@@ -13,7 +13,6 @@ the calibration text's sha256 and the tool versions.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -54,18 +53,19 @@ def to_onnx(
     folder's path and content hash. ``plan_onnx`` takes the same arguments and returns the plan instead
     of running it (its ``warnings`` say when the calibration text overlaps the drift gate's).
     """
+    settings = Settings.from_env().with_lock(lock_path)
     p = plan_onnx(
         hf_dir,
         out_dir,
         mode,
         calibration=calibration,
         block_size=block_size,
-        lock_path=lock_path,
         name=name,
         source=source,
         source_sha256=source_sha256,
+        settings=settings,
     )
-    run(p, settings=_settings(None, lock_path), progress=progress or no_progress)
+    run(p, settings=settings, progress=progress or no_progress)
     return p.recipe.targets[0].out
 
 
@@ -126,12 +126,7 @@ def plan_onnx(
     )
     fmt: Literal["hf", "onnx"] = "onnx" if exported else "hf"
     ref = SourceRef(spec, fmt, source_sha256 or content_sha256(hf_dir), path=hf_dir, encoder=encoder)
-    return plan(recipe, settings=_settings(settings, lock_path), source=ref)
-
-
-def _settings(settings: Settings | None, lock_path: Path | None) -> Settings:
-    settings = settings or Settings.from_env()
-    return settings if lock_path is None else replace(settings, lock_path=Path(lock_path))
+    return plan(recipe, settings=(settings or Settings.from_env()).with_lock(lock_path), source=ref)
 
 
 def _mode(hf_dir: Path, mode: str, encoder: bool) -> str:

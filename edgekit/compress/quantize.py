@@ -10,7 +10,7 @@ inputs, settings and tool versions. ONNX path: ``compress/onnx.to_onnx``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -137,8 +137,7 @@ def _build(
 ) -> QuantizeResult:
     """Run the one-target ``recipe`` through the pipeline for ``source`` (resolved already): its steps
     cached as a recipe's are, its target pinned in ``lock_path``."""
-    if lock_path is not None:
-        settings = replace(settings, lock_path=Path(lock_path))
+    settings = settings.with_lock(lock_path)
     fmt: Literal["gguf", "hf"] = "gguf" if source.format == "gguf" else "hf"
     ref = SourceRef(source.display, fmt, source.sha256, path=source.path, quantized=quantized)
     return _run(plan(recipe, settings=settings, source=ref), settings, progress, warnings)
@@ -178,8 +177,7 @@ def _onnx(
         hf = dequantized(source.path, source.sha256, settings, progress)
     base = output_stem(source.display)
     out_path = (Path(out) if out is not None else Path.cwd() / f"{base}-{mode}").resolve()
-    if lock_path is not None:
-        settings = replace(settings, lock_path=Path(lock_path))
+    settings = settings.with_lock(lock_path)
     name = name or f"{base}-{mode}"
     p = plan_onnx(
         hf,
