@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import queue
 import threading
 import time
 from collections import deque
@@ -47,9 +48,9 @@ from edgekit.files import ProgressFn, no_progress
 from edgekit.models.resolve import fetch, locate
 
 T = TypeVar("T")
-BLOCK = 256
+BLOCK = 64
 """Positions per forward batch: bounds the logits held at once to BLOCK x vocab floats per model."""
-STATS_ROWS = 64
+STATS_ROWS = 16
 """Positions per numpy pass over the logits: bounds the temporaries of the drift math."""
 TASK_N_CTX = 1024
 
@@ -362,24 +363,19 @@ class _Run:
     def _blocks(
         self, window: list[int], b: Scorable | None, c: Scorable
     ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
-        """Baseline and candidate logits for the same positions, block by block, computed side by side.
+        """Baseline and candidate logits for the same positions, block by block.
 
-        The baseline's block is decoded on the pool's thread while this thread decodes the candidate's;
-        each side's decode time is added to its scoring time.
+        Each side decodes on its own thread, one block ahead of the drift math done here, so the models
+        never wait for the math or for each other's block; each side's decode time is added to its
+        scoring time.
         """
-        base_gen = scored_blocks(b, window, BLOCK) if b is not None else None
-        cand_gen = scored_blocks(c, window, BLOCK)
-        pending: Future[tuple[np.ndarray | None, float]] | None = None
+        base_src = _Prefetch(scored_blocks(b, window, BLOCK)) if b is not None else None
+        cand_src = _Prefetch(scored_blocks(c, window, BLOCK))
         try:
             while True:
-                if base_gen is not None:
-                    pending = self._submit(_timed_next, base_gen)
-                cand_block, cand_s = _timed_next(cand_gen)
-                base_block, base_s = (None, 0.0)
-                if pending is not None:
-                    base_block, base_s = pending.result()
-                    pending = None
-                if cand_block is None or (base_gen is not None and base_block is None):
+                cand_block, cand_s = cand_src.next()
+                base_block, base_s = base_src.next() if base_src is not None else (None, 0.0)
+                if cand_block is None or (base_src is not None and base_block is None):
                     return
                 with self.lock:  # two threads may score candidate slices at once
                     for side, (blk, secs) in enumerate(((base_block, base_s), (cand_block, cand_s))):
@@ -388,13 +384,9 @@ class _Run:
                             self.scored[side] += blk.shape[0]
                 yield base_block, cand_block
         finally:
-            if pending is not None:  # never close a generator while the other thread is running it
-                with contextlib.suppress(BaseException):
-                    pending.result()
-            for gen in (base_gen, cand_gen):
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()  # leaves the backend's KV cache clean even when we stop early
+            for src in (base_src, cand_src):
+                if src is not None:
+                    src.close()  # waits for its thread, then leaves the backend's KV cache clean
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         if self.pool is None:  # no pool: run it here, in order
@@ -485,10 +477,75 @@ class _Abandoned(Exception):
     """Raised inside pool work after the main thread failed; never reaches the caller."""
 
 
-def _timed_next(gen: Iterator[np.ndarray]) -> tuple[np.ndarray | None, float]:
-    t0 = time.perf_counter()
-    block = next(gen, None)
-    return block, time.perf_counter() - t0
+class _Prefetch:
+    """Runs a logits generator on its own thread, one block ahead of its reader.
+
+    The backend's block is a view of its output buffer, which the next decode overwrites, so each block is
+    copied into one buffer this side owns, once the reader is done with the last one: the reader holds a
+    block while the next one decodes, and memory stays at one extra block per side.
+    """
+
+    def __init__(self, gen: Iterator[np.ndarray]) -> None:
+        self._gen = gen
+        self._ready: queue.Queue[tuple[np.ndarray | None, float] | BaseException] = queue.Queue(maxsize=1)
+        self._free = threading.Semaphore(1)
+        """Released by the reader when it asks for the next block: the buffer may be overwritten."""
+        self._held = False
+        self._buf: np.ndarray | None = None
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="edgekit-eval-decode", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._halt.is_set():
+                t0 = time.perf_counter()
+                block = next(self._gen, None)
+                secs = time.perf_counter() - t0
+                if block is None:
+                    self._put((None, secs))
+                    return
+                while not self._free.acquire(timeout=0.05):
+                    if self._halt.is_set():
+                        return
+                if (
+                    self._buf is None
+                    or self._buf.shape[0] < block.shape[0]
+                    or self._buf.shape[1:] != block.shape[1:]
+                ):
+                    self._buf = np.empty(block.shape, dtype=block.dtype)
+                out = self._buf[: block.shape[0]]
+                np.copyto(out, block)
+                self._put((out, secs))
+        except BaseException as e:  # handed to the reader, which raises it
+            self._put(e)
+
+    def _put(self, item: tuple[np.ndarray | None, float] | BaseException) -> None:
+        while not self._halt.is_set():
+            try:
+                self._ready.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> tuple[np.ndarray | None, float]:
+        """The next block and its decode seconds; (None, secs) at the end. The block returned before is
+        overwritten from now on."""
+        if self._held:
+            self._held = False
+            self._free.release()
+        item = self._ready.get()
+        if isinstance(item, BaseException):
+            raise item
+        self._held = item[0] is not None
+        return item
+
+    def close(self) -> None:
+        self._halt.set()
+        self._thread.join()
+        close = getattr(self._gen, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_width(base: np.ndarray, cand: np.ndarray) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from edgekit.evaluate.gates import GateResult, check
 from edgekit.evaluate.junit import to_junit
 from edgekit.evaluate.markdown import to_markdown
 from edgekit.evaluate.report import EvalReport, ModelInfo, SliceResult
+from edgekit.evaluate.run import _Prefetch
 from edgekit.evaluate.scoring import windows
 from edgekit.evaluate.speed import Speed
 from edgekit.evaluate.suite import Slice, Suite
@@ -31,6 +34,51 @@ from edgekit.evaluate.tasks import (
     score,
 )
 from tests.evaluate.conftest import WriteSuite
+
+# --- decoding one block ahead ----------------------------------------------------------------------
+
+
+def reused_buffer_blocks(n: int, closed: list[bool], fail_at: int | None = None) -> Iterator[np.ndarray]:
+    """Like a backend: every block is a view of one buffer that the next block overwrites."""
+    buf = np.zeros((4, 3), dtype=np.float32)
+    try:
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("decode failed")
+            buf[:] = i
+            yield buf[: 4 if i < n - 1 else 2]
+    finally:
+        closed.append(True)
+
+
+def test_prefetch_hands_over_each_block_intact_and_in_order() -> None:
+    closed: list[bool] = []
+    src = _Prefetch(reused_buffer_blocks(5, closed))
+    seen = []
+    while (block := src.next()[0]) is not None:
+        time.sleep(0.01)  # the source runs ahead meanwhile; the block held must not change under us
+        seen.append((block.shape[0], set(block.ravel().tolist())))
+    src.close()
+    assert seen == [(4, {0.0}), (4, {1.0}), (4, {2.0}), (4, {3.0}), (2, {4.0})]
+    assert closed == [True]
+
+
+def test_prefetch_raises_the_sources_error_and_closes_early() -> None:
+    closed: list[bool] = []
+    src = _Prefetch(reused_buffer_blocks(5, closed, fail_at=2))
+    assert src.next()[0] is not None
+    assert src.next()[0] is not None
+    with pytest.raises(RuntimeError, match="decode failed"):
+        src.next()
+    src.close()
+    assert closed == [True]
+    closed.clear()
+    src = _Prefetch(reused_buffer_blocks(50, closed))
+    src.next()
+    src.close()  # with blocks still coming: the thread stops and the source's cleanup runs
+    assert closed == [True]
+    assert not src._thread.is_alive()
+
 
 # --- cache ----------------------------------------------------------------------------------------
 
