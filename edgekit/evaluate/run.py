@@ -88,7 +88,9 @@ def run_eval(
         except BaseException:
             base.close()
             raise
-    with base, cand, ThreadPoolExecutor(2, thread_name_prefix="edgekit-eval") as pool:
+    with contextlib.ExitStack() as models, ThreadPoolExecutor(2, thread_name_prefix="edgekit-eval") as pool:
+        models.callback(lambda: base.close())  # the baseline may be reopened below: close the one open then
+        models.enter_context(cand)
         run.pool = pool
         base_info = _with_backend(base_info, base)
         cand_info = _with_backend(cand_info, cand)
@@ -96,24 +98,32 @@ def run_eval(
         if suite.tasks is not None and all(p.cached is not None for p in prepared):
             # Only the candidate has work: a second copy of it answers the task prompts on the other
             # thread, then both copies take slices to score from one queue, so neither core idles
-            # (one llama.cpp context serves one caller at a time).
+            # (one llama.cpp context serves one caller at a time). When the baseline's answers are
+            # cached too, it only waits for the speed runs: it is closed meanwhile and opened again
+            # then, so the helper takes its memory instead of adding to it.
+            known = run.base_idle(base, base_info)
+            if known is not None:
+                base.close()
             with run.timed("load"):
                 helper = _load(cand_info, n_ctx, threads, settings)
             with helper:
                 # longest first: the two threads then finish close together
                 queue = deque(sorted(enumerate(prepared), key=lambda ip: -ip[1].tokens.ids.size))
                 pending = pool.submit(
-                    run.drain, queue, base, helper, lambda: run.tasks(base, helper, base_info)
+                    run.drain, queue, helper, lambda: run.tasks(base, helper, base_info, known)
                 )
                 try:
                     with run.timed("score"):
-                        mine, _ = run.drain(queue, base, cand)
+                        mine, _ = run.drain(queue, cand)
                         theirs, tasks = pending.result()
                 except BaseException:
                     run.abandon(pending)  # before the helper model is closed under its feet
                     raise
                 done = {**mine, **theirs}
                 slices = [done[i] for i in range(len(prepared))]
+            if known is not None:
+                with run.timed("load"):
+                    base = _load(base_info, n_ctx, threads, settings)
         else:
             slices = run.score(prepared, base, cand)
             tasks = run.tasks(base, cand, base_info)
@@ -260,21 +270,20 @@ class _Run:
     def drain(
         self,
         queue: deque[tuple[int, _Prepared]],
-        base: Model,
         cand: Model,
         first: Callable[[], T] | None = None,
     ) -> tuple[dict[int, SliceResult], T | None]:
         """Run ``first``, then score slices taken from ``queue`` (shared with another thread) on ``cand``
         against the cached baseline, until it is empty: ({slice index: result}, what ``first`` returned)."""
         result = first() if first is not None else None
-        b, c = scorable(base.backend, "baseline"), scorable(cand.backend, "candidate")
+        c = scorable(cand.backend, "candidate")
         out: dict[int, SliceResult] = {}
         while True:
             try:
                 i, p = queue.popleft()
             except IndexError:
                 return out, result
-            out[i] = self._score(p, b, c)
+            out[i] = self._score(p, None, c)
 
     def _prepare(
         self, s: Slice, base: Model, cand: Model, b: Scorable, c: Scorable, info: ModelInfo
@@ -314,7 +323,7 @@ class _Run:
             return None, f"recomputed ({e})"
         return entry, "hit" if entry is not None else "miss"
 
-    def _score(self, p: _Prepared, b: Scorable, c: Scorable) -> SliceResult:
+    def _score(self, p: _Prepared, b: Scorable | None, c: Scorable) -> SliceResult:
         wins = windows(p.tokens.prefix, p.tokens.ids, p.window)
         total = sum(len(w) - 1 for w in wins)
         stage = f"score {p.slice.name}"
@@ -400,19 +409,32 @@ class _Run:
 
     # --- tasks and speed -----------------------------------------------------------------------
 
-    def tasks(self, base: Model, cand: Model, info: ModelInfo) -> tuple[TaskScores, TaskScores] | None:
+    def _tasks_key(self, base: Model, info: ModelInfo) -> dict[str, object]:
+        assert self.suite.tasks is not None
+        return cache_key(
+            kind="tasks",
+            model=info.sha256,
+            scorer=scorer_id(base.backend),
+            tasks=self.suite.tasks.sha256,
+            max_tokens=self.suite.task_max_tokens,
+        )
+
+    def base_idle(self, base: Model, info: ModelInfo) -> TaskScores | None:
+        """The baseline's cached task answers, when there are (then it has nothing left to do but the
+        speed runs)."""
+        return self._cached_tasks(self._tasks_key(base, info)) if self.suite.tasks is not None else None
+
+    def tasks(
+        self, base: Model, cand: Model, info: ModelInfo, known: TaskScores | None = None
+    ) -> tuple[TaskScores, TaskScores] | None:
+        """Both models' task scores; the baseline's are read from the cache (or ``known``, read before)
+        when they are there, else it answers on the pool's thread while the candidate answers here."""
         tasks = self.suite.tasks
         if tasks is None:
             return None
         with self.timed("tasks"):
-            key = cache_key(
-                kind="tasks",
-                model=info.sha256,
-                scorer=scorer_id(base.backend),
-                tasks=tasks.sha256,
-                max_tokens=self.suite.task_max_tokens,
-            )
-            base_scores = self._cached_tasks(key)
+            key = self._tasks_key(base, info)
+            base_scores = known or self._cached_tasks(key)
             pending = None
             if base_scores is None:  # the baseline answers on the pool's thread meanwhile
                 pending = self._submit(

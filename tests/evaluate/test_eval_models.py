@@ -129,7 +129,7 @@ def test_requantized_model_fails_tight_gates_and_junit_shows_them(
 def test_second_run_reads_the_cached_baseline_and_topk_kld_matches_exact(
     default_model_path: Path, requantized: Path, eval_cache: Path, write_suite: WriteSuite
 ) -> None:
-    suite = write_suite(two_slices(), gates=LOOSE_GATES, tasks=True)
+    suite = write_suite(two_slices(), gates=LOOSE_GATES, tasks=True, speed_runs=1)
     cold = run_eval(default_model_path, requantized, suite=suite)
     files = cache_files(eval_cache)
     assert len(files) == 3  # two slices and the baseline's task answers
@@ -143,6 +143,16 @@ def test_second_run_reads_the_cached_baseline_and_topk_kld_matches_exact(
     assert warm.speed[0].scoring_tok_s is None  # the baseline scored nothing in this run
     assert warm.tasks is not None and cold.tasks is not None
     assert warm.tasks[0].outcomes == cold.tasks[0].outcomes
+    # The baseline, closed while the candidate worked alone, was opened again for its speed runs.
+    assert warm.speed[0].gen_tok_s is not None and warm.speed[1].gen_tok_s is not None
+
+    # Scored text cached but the task answers gone: the baseline stays open and answers them again.
+    (answers,) = (eval_cache / "eval").glob("tasks-*.bin")
+    answers.unlink()
+    partial = run_eval(default_model_path, requantized, suite=suite)
+    assert partial.tasks_cache == "miss" and {s.baseline_cache for s in partial.slices} == {"hit"}
+    assert partial.tasks is not None and partial.tasks[0].outcomes == cold.tasks[0].outcomes
+    assert answers.exists()
 
     for c, w in zip(cold.slices, warm.slices, strict=True):
         # The top-k + tail form is a lower bound on the exact KLD and close to it.
