@@ -20,7 +20,9 @@ Only the weight MatMuls are quantized (attention's activation x activation produ
 int8-static leaves the MLP down projections float: their inputs carry the large outlier activations of
 small LLMs, and one per-tensor int8 range for them cost the default model most of its accuracy (mean
 KLD against its GGUF 0.67 with them quantized, 0.07 without; tools/bench_onnx.py). The ``MatMulNBits``
-modes quantize activations per block, not per tensor, so they quantize every weight MatMul.
+modes quantize activations per block, not per tensor, so they quantize every weight MatMul, and a token
+embedding tied to the output projection reads the projection's quantized weights
+(``share_tied_embedding``) instead of keeping a float copy.
 
 Outputs are written atomically next to copies of the source's tokenizer and config files.
 """
@@ -52,6 +54,9 @@ ONNX_EXTRA = "pip install 'edgekit[onnx-export]' torch==2.13.0"
 # level 4, onnxruntime-genai's CPU default): about 1.3x the tok/s of float activations for int4 here.
 NBITS_ACCURACY_LEVEL = 4
 INT4_KEEP_8BIT = ("lm_head", "down_proj")  # MatMuls of an int4 build whose names contain these: 8 bits
+GRAPH_LAYOUT = 2
+"""Part of a causal LM target's cache key: bumped when the same options start writing other bytes
+(2: a tied embedding reads the quantized output projection)."""
 KEEP_FLOAT = ("down_proj",)  # MatMuls whose names contain these stay float in int8-static (see above)
 # onnx files over this size are saved with external data (protobuf's limit is 2 GB).
 EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -253,9 +258,69 @@ def _nbits(src: Path, dst: Path, external: bool, passes: Sequence[tuple[int, int
             )
             quantizer.process()
             model = quantizer.model.model
+        share_tied_embedding(model)
         onnx.save(model, str(dst), save_as_external_data=external, location="model.onnx_data")
     except (ValueError, RuntimeError, KeyError) as e:
         raise _failed(src, e) from None
+
+
+def share_tied_embedding(model: Any) -> bool:
+    """Point a tied token embedding at the output projection's quantized weights.
+
+    A model whose embedding is the output projection's weight (tied, as most small LLMs) is exported as
+    ``Gather(Transpose(W))`` beside ``MatMul(x, W)``. Once the MatMul is ``MatMulNBits``, the float ``W``
+    stays only for the Gather: on disk (113 MB for the default model) and, transposed when the session
+    loads, a second time in memory. This reads the same rows from the quantized weights instead, with
+    ``GatherBlockQuantized`` (same bits, blocks and scales; the implicit zero point of symmetric
+    ``MatMulNBits``), and drops ``W``. Returns whether the graph had such an embedding.
+    """
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    for gather in graph.node:
+        if gather.op_type != "Gather" or gather.input[0] not in producers:
+            continue
+        transpose = producers[gather.input[0]]
+        tied = transpose.input[0] if transpose.op_type == "Transpose" else None
+        perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
+        if tied not in weights or perm != [1, 0]:
+            continue
+        users = [n for n in graph.node if tied in n.input]
+        packed = {f"{tied}_Q{b}" for b in (4, 8)}  # onnxruntime's quantizer names them so
+        matmul = next((n for n in graph.node if n.op_type == "MatMulNBits" and n.input[1] in packed), None)
+        if users != [transpose] or matmul is None or len(matmul.input) > 3:
+            continue  # W still used elsewhere, no quantized projection, or zero points (not written here)
+        attrs = {a.name: helper.get_attribute_value(a) for a in matmul.attribute}
+        n_rows, width, bits = attrs["N"], attrs["K"], attrs["bits"]
+        if width % attrs["block_size"]:
+            continue
+        base = gather.name.rsplit("/", 1)[0] if "/" in gather.name else gather.name
+        shape = helper.make_tensor(f"{base}/rows_shape", TensorProto.INT64, [2], [n_rows, width * bits // 8])
+        reshape = helper.make_node(
+            "Reshape", [matmul.input[1], shape.name], [f"{base}/Reshape/output_0"], name=f"{base}/Reshape"
+        )
+        quantized = helper.make_node(
+            "GatherBlockQuantized",
+            [reshape.output[0], gather.input[1], matmul.input[2]],
+            list(gather.output),
+            name=f"{base}/GatherBlockQuantized",
+            domain="com.microsoft",
+            bits=bits,
+            block_size=attrs["block_size"],
+            gather_axis=0,
+            quantize_axis=1,
+        )
+        nodes = [n for n in graph.node if n is not transpose]
+        at = next(i for i, n in enumerate(nodes) if n is gather)
+        nodes[at : at + 1] = [reshape, quantized]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.remove(weights[tied])
+        graph.initializer.append(shape)
+        return True
+    return False
 
 
 class CalibrationFeeds:

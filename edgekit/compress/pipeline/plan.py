@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from edgekit.compress.hf import DEQUANTIZE, bert_safetensors, is_encoder
 from edgekit.compress.passes.gguf_quantize import is_quantized
+from edgekit.compress.passes.onnx_quantize import GRAPH_LAYOUT
 from edgekit.compress.provenance import tool_versions
 from edgekit.compress.recipe import Recipe, Target, load_recipe
 from edgekit.compress.step import Step, cache_path, step_key
@@ -169,7 +170,8 @@ class _Builder:
             inputs = {"model": export}
             if t.calibrate and cal is not None and cal.data is not None:
                 inputs["calibration"] = self.file(cal.data)
-            self.add(f"target:{t.name}", "onnx", inputs, t.settings(), out=t.out, folder=True, target=t)
+            config = {**t.settings(), "layout": GRAPH_LAYOUT}
+            self.add(f"target:{t.name}", "onnx", inputs, config, out=t.out, folder=True, target=t)
 
     def encoders(self, targets: list[Target]) -> None:
         """An encoder's ONNX targets straight from its folder: the torch-free build for int8 of a BERT
