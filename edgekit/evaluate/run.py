@@ -222,8 +222,9 @@ class _Run:
     progress: ProgressFn
     cache: BaselineCache | None
     pool: ThreadPoolExecutor | None = None
-    """Runs work beside this thread (llama.cpp and onnxruntime release the GIL): the baseline's half of
-    each step, or, when the baseline is cached, the candidate's task prompts while it scores text."""
+    """Runs work beside this thread (llama.cpp and onnxruntime release the GIL): the baseline's task
+    prompts, or, when the baseline is cached, a helper copy's share of the candidate's work. (Scoring
+    decodes each side on a thread of its own, ``_Prefetch``.)"""
     stop: threading.Event = field(default_factory=threading.Event)
     """Set when this thread fails (or is interrupted): work on the pool stops at its next prompt."""
     timings: dict[str, float] = field(default_factory=dict)
