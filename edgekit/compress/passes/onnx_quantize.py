@@ -9,20 +9,22 @@
   empty KV cache and once on top of the KV cache its first half produced, so the ranges cover decoding
   too).
   Weights are 7-bit (``reduce_range``): the uint8 x int8 kernel sums pairs of products in int16 on x86-64
-  CPUs without VNNI, and full-range weights saturate there.
+  CPUs without VNNI, and full-range weights saturate there. The MLP down projections and the output
+  projection get int8-dynamic's ``MatMulNBits`` instead (see below).
 - ``int4``: ``MatMulNBits`` with 4-bit weights (blocks of ``block_size`` input columns, one scale per
   block), activations quantized per block as for int8-dynamic; the output projection and the MLP down
   projections get 8-bit weights, as llama.cpp's Q4_K_M keeps them at higher precision (in a one-off
   comparison on the default model: mean KLD 0.22 against 0.33 with only the output projection in 8 bits
-  and 0.40 all in 4 bits; 1.48x, 1.58x and 1.55x the tok/s of its Q4_K_M GGUF). Needs ``onnx_ir``.
+  and 0.40 all in 4 bits; 1.48x, 1.58x and 1.55x the tok/s of its Q4_K_M GGUF).
 
-Only the weight MatMuls are quantized (attention's activation x activation products stay float), and
-int8-static leaves the MLP down projections float: their inputs carry the large outlier activations of
-small LLMs, and one per-tensor int8 range for them cost the default model most of its accuracy (mean
-KLD against its GGUF 0.67 with them quantized, 0.07 without; tools/bench_onnx.py). The ``MatMulNBits``
-modes quantize activations per block, not per tensor, so they quantize every weight MatMul, and a token
-embedding tied to the output projection reads the projection's quantized weights
-(``share_tied_embedding``) instead of keeping a float copy.
+All modes need ``onnx_ir`` (onnxruntime's ``MatMulNBits`` quantizer). Only the weight MatMuls are
+quantized (attention's activation x activation products stay float). The inputs of the MLP down
+projections carry the large outlier activations of small LLMs: one per-tensor int8 range for them cost
+the default model most of its accuracy (mean KLD against its GGUF 0.67 with them quantized, 0.07 kept
+float; tools/bench_onnx.py), so int8-static gives them, and the output projection, ``MatMulNBits``'s
+per-block activations (``STATIC_PER_BLOCK``). A token embedding tied to the output projection then reads
+the projection's quantized weights (``share_tied_embedding``) in every mode, instead of keeping a float
+copy.
 
 Outputs are written atomically next to copies of the source's tokenizer and config files.
 """
@@ -56,8 +58,11 @@ NBITS_ACCURACY_LEVEL = 4
 INT4_KEEP_8BIT = ("lm_head", "down_proj")  # MatMuls of an int4 build whose names contain these: 8 bits
 GRAPH_LAYOUT = 2
 """Part of a causal LM target's cache key: bumped when the same options start writing other bytes
-(2: a tied embedding reads the quantized output projection)."""
-KEEP_FLOAT = ("down_proj",)  # MatMuls whose names contain these stay float in int8-static (see above)
+(2: a tied embedding reads the quantized output projection, and int8-static's down and output
+projections are MatMulNBits)."""
+# MatMuls whose names contain these get per-block MatMulNBits weights in int8-static, not one activation
+# range per tensor (see above)
+STATIC_PER_BLOCK = ("down_proj", "lm_head")
 # onnx files over this size are saved with external data (protobuf's limit is 2 GB).
 EXTERNAL_DATA_BYTES = 1_800_000_000
 MIN_CALIBRATION_TOKENS = 8
@@ -147,9 +152,7 @@ def quantize_onnx(
     cal = as_calibration(calibration)
     check_mode(mode, cal, block_size)
     src = model_file(Path(onnx_dir))
-    require("onnx", "onnxruntime.quantization", extra=ONNX_EXTRA)
-    if mode != "int8-static":
-        require("onnx_ir", extra=ONNX_EXTRA)
+    require("onnx", "onnxruntime.quantization", "onnx_ir", extra=ONNX_EXTRA)
     report = progress or no_progress
     out_dir = Path(out_dir)
     with atomic_output(out_dir, folder=True) as tmp, quiet_root_logger():
@@ -178,7 +181,7 @@ def _copy_side_files(src: Path, dst: Path) -> None:
             shutil.copy2(p, dst / p.name)
 
 
-def weight_matmuls(model_path: Path, *, keep_float: Sequence[str] = KEEP_FLOAT) -> list[str]:
+def weight_matmuls(model_path: Path, *, keep_float: Sequence[str] = STATIC_PER_BLOCK) -> list[str]:
     """Names of the MatMul nodes whose second input is a weight (an initializer), minus ``keep_float``."""
     import onnx
 
@@ -233,6 +236,7 @@ def _int8_static(src: Path, dst: Path, cal: CalibrationTexts, external: bool, re
         )
     except (ValueError, RuntimeError, KeyError) as e:
         raise _failed(src, e) from None
+    _nbits(dst, dst, external, [(8, 32, ())])  # the weight MatMuls left float: down and output projections
 
 
 def _int4(src: Path, dst: Path, block_size: int, external: bool) -> None:
