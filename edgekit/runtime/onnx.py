@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.config import default_threads
 from edgekit.errors import (
     BackendError,
     ContextOverflowError,
@@ -38,6 +39,7 @@ from edgekit.errors import (
 )
 from edgekit.runtime.base import BackendBase, Capabilities
 from edgekit.runtime.decoding import StopMatcher, token_signal
+from edgekit.runtime.threads import RECHECK_TOKENS, claim_threads, release_threads
 from edgekit.runtime.types import ChatMessage, Chunk, GenerationParams, TokenSignal, Usage, plain_transcript
 
 # Graph files tried in order: optimum's current single-file export, then the older merged decoder.
@@ -162,7 +164,7 @@ class OnnxBackend(BackendBase):
         threads: int | None = None,
     ) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 (checked here, used by _open_session)
         except ImportError as exc:  # pragma: no cover - core dependency
             raise MissingDependencyError(
                 "onnxruntime is not installed", "Install it with 'pip install onnxruntime'."
@@ -222,22 +224,16 @@ class OnnxBackend(BackendBase):
         self.eos_ids = self._find_eos_ids(gen_config)
 
         # --- the session -------------------------------------------------------------------------
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        try:
-            self._session: Any = ort.InferenceSession(
-                str(model_file), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            raise ModelFileError(
-                f"onnxruntime cannot load {model_file}: {detail}",
-                "The file is truncated, corrupt or not an ONNX model (check that model.onnx_data, if any, "
-                "sits next to it); re-download or re-export the model.",
-            ) from exc
+        # onnxruntime fixes a session's threads when it is made, and its workers spin between steps, so
+        # a generation with as many threads as cores collapses beside a busy neighbour. Unless the caller
+        # fixed the count, each generation asks runtime/threads.py how many cores are free and runs on a
+        # session with that many threads: the full one, or one made the first time fewer are free.
+        self._adaptive = not threads
+        self._most_threads = int(threads) if threads else default_threads()
+        self._model_file = model_file
+        self._session: Any = self._open_session(self._most_threads)
+        self._sessions = {self._most_threads: self._session}
+        self._current = self._session
         self._setup_io(model_file)
 
         cfg_ctx = next(
@@ -253,6 +249,36 @@ class OnnxBackend(BackendBase):
             raise InputError(f"n_ctx must be at least 1, got {n_ctx}")
 
     # --- loading helpers -----------------------------------------------------------------------
+
+    def _open_session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(
+                str(self._model_file), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ModelFileError(
+                f"onnxruntime cannot load {self._model_file}: {detail}",
+                "The file is truncated, corrupt or not an ONNX model (check that model.onnx_data, if any, "
+                "sits next to it); re-download or re-export the model.",
+            ) from exc
+
+    def _fit_threads(self) -> None:
+        """Generate on the session whose thread count matches the cores free now (only when the caller
+        fixed none); a session for a new count is made when first needed and kept."""
+        n = claim_threads(id(self), self._most_threads, adaptive=self._adaptive)
+        if n not in self._sessions:
+            try:
+                self._sessions[n] = self._open_session(n)
+            except ModelFileError:  # it loaded once: keep generating on the one there is
+                self._sessions[n] = self._session
+        self._current = self._sessions[n]
 
     def _load_template(self, folder: Path) -> Any:
         source: object = None
@@ -455,7 +481,7 @@ class OnnxBackend(BackendBase):
 
     def _run(self, state: _State, ids: Sequence[int]) -> np.ndarray:
         """Run ``ids`` on top of ``state``; return the logits of each of them as float32 [len(ids), vocab]."""
-        session = self._session
+        session = self._current
         if session is None:
             raise BackendError("the ONNX backend is closed", "Create a new backend to generate again.")
         if state.capacity:
@@ -565,8 +591,11 @@ class OnnxBackend(BackendBase):
         stops = StopMatcher(params.stop)
         finish, completion = "length", 0
         feed = prompt_ids
+        self._fit_threads()
         try:
             while completion < budget:
+                if completion and completion % RECHECK_TOKENS == 0:  # a neighbour may have come or gone
+                    self._fit_threads()
                 logits = self._forward(state, feed)
                 token = sample_token(logits, params, rng)
                 if token in self.eos_ids:
@@ -592,6 +621,9 @@ class OnnxBackend(BackendBase):
             yield Chunk("", finish_reason=finish, usage=Usage(len(prompt_ids), completion))
         finally:
             state.past.clear()
+            self._current = self._session
+            release_threads(id(self))
 
     def close(self) -> None:
-        self._session = None
+        self._session = self._current = None
+        self._sessions.clear()

@@ -113,6 +113,36 @@ def test_kv_cache_logits_match_full_recompute(
 # --- 2. determinism, length, usage, signals ------------------------------------------------------
 
 
+def test_a_busy_machine_gets_a_session_with_fewer_threads(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime fixes threads per session: with a core taken elsewhere, generation moves to a session
+    with one thread fewer (made then, and kept), and back when the core is free; same greedy tokens."""
+    from edgekit.runtime import onnx as onnx_backend
+    from edgekit.runtime import threads
+
+    monkeypatch.setattr(onnx_backend, "default_threads", lambda: 2)
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    busy = [0]
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: busy[0])
+    fixed = OnnxBackend(model_dir, threads=2)
+    with OnnxBackend(model_dir) as adaptive:
+        assert token_ids(adaptive.stream(MSGS, GREEDY)) == token_ids(fixed.stream(MSGS, GREEDY))
+        assert set(adaptive._sessions) == {2}
+        busy[0] = 1
+        assert token_ids(adaptive.stream(MSGS, GREEDY)) == token_ids(fixed.stream(MSGS, GREEDY))
+        one = adaptive._sessions[1]
+        assert one.get_session_options().intra_op_num_threads == 1
+        busy[0] = 0
+        chunks = adaptive.stream(MSGS, GREEDY)
+        next(chunks)
+        assert adaptive._current is adaptive._sessions[2]  # the full session again
+        chunks.close()
+        busy[0] = 1
+        assert list(adaptive.stream(MSGS, GREEDY)) and adaptive._sessions[1] is one  # kept, not remade
+    fixed.close()
+
+
 def test_greedy_is_deterministic(backend: OnnxBackend) -> None:
     a = list(backend.stream(MSGS, GREEDY))
     b = list(backend.stream(MSGS, GREEDY))
