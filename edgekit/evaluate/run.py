@@ -110,7 +110,10 @@ def run_eval(
                 # longest first: the two threads then finish close together
                 queue = deque(sorted(enumerate(prepared), key=lambda ip: -ip[1].tokens.ids.size))
                 pending = pool.submit(
-                    run.drain, queue, helper, lambda: run.tasks(base, helper, base_info, known)
+                    run.drain,
+                    queue,
+                    helper,
+                    lambda: run.tasks(base, helper, base_info, known, looked_up=True),
                 )
                 try:
                     with run.timed("score"):
@@ -426,16 +429,24 @@ class _Run:
         return self._cached_tasks(self._tasks_key(base, info)) if self.suite.tasks is not None else None
 
     def tasks(
-        self, base: Model, cand: Model, info: ModelInfo, known: TaskScores | None = None
+        self,
+        base: Model,
+        cand: Model,
+        info: ModelInfo,
+        known: TaskScores | None = None,
+        *,
+        looked_up: bool = False,
     ) -> tuple[TaskScores, TaskScores] | None:
-        """Both models' task scores; the baseline's are read from the cache (or ``known``, read before)
-        when they are there, else it answers on the pool's thread while the candidate answers here."""
+        """Both models' task scores; the baseline's are read from the cache when they are there (with
+        ``looked_up``, ``known`` is what ``base_idle`` read, so the cache is not read twice and its status
+        stays as that read left it), else it answers on the pool's thread while the candidate answers
+        here."""
         tasks = self.suite.tasks
         if tasks is None:
             return None
         with self.timed("tasks"):
             key = self._tasks_key(base, info)
-            base_scores = known or self._cached_tasks(key)
+            base_scores = known if looked_up else self._cached_tasks(key)
             pending = None
             if base_scores is None:  # the baseline answers on the pool's thread meanwhile
                 pending = self._submit(

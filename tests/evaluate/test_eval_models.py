@@ -153,6 +153,10 @@ def test_second_run_reads_the_cached_baseline_and_topk_kld_matches_exact(
     assert partial.tasks_cache == "miss" and {s.baseline_cache for s in partial.slices} == {"hit"}
     assert partial.tasks is not None and partial.tasks[0].outcomes == cold.tasks[0].outcomes
     assert answers.exists()
+    answers.write_bytes(answers.read_bytes()[:-10])  # damaged: read once, discarded, said so, answered again
+    damaged = run_eval(default_model_path, requantized, suite=suite)
+    assert damaged.tasks_cache.startswith("recomputed (")
+    assert damaged.tasks is not None and damaged.tasks[0].outcomes == cold.tasks[0].outcomes
 
     for c, w in zip(cold.slices, warm.slices, strict=True):
         # The top-k + tail form is a lower bound on the exact KLD and close to it.
